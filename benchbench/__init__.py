@@ -1,0 +1,15 @@
+"""benchbench: a plugin-based benchmark suite for attacks and training regimes on classifiers.
+
+Importing this package is cheap (no torch): plugins import heavy libraries when a thing is used.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+__version__ = "0.1.0"
+
+hookimpl = pluggy.HookimplMarker("benchbench")
+"""Marker for plugin hook implementations: decorate ``register_attacks`` etc. with it."""
+
+__all__ = ["__version__", "hookimpl"]

@@ -1,0 +1,73 @@
+"""The threat model, enforced by the harness rather than by each attack.
+
+An attack only proposes adversarial inputs. The harness puts the model in eval mode, projects the
+proposal onto the eps-ball of the attack's norm and onto the data bounds, and counts which inputs
+are still classified correctly. Attacks therefore cannot over-report their strength.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+NORMS = ("linf", "l2")
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """One attack on one batch: adversarial inputs and correctness, one row per eps."""
+
+    eps: tuple[float, ...]
+    x_adv: torch.Tensor  # [len(eps), *x.shape], projected
+    correct: torch.Tensor  # [len(eps), batch] bool: still classified correctly
+
+    @property
+    def n_correct(self) -> list[int]:
+        return self.correct.sum(dim=1).tolist()
+
+
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str,
+            bounds: tuple[float, float]) -> torch.Tensor:
+    """Project ``x_adv`` onto the ``norm`` ball of radius ``eps`` around ``x`` and the bounds."""
+    if norm == "linf":
+        x_adv = torch.minimum(torch.maximum(x_adv, x - eps), x + eps)
+    elif norm == "l2":
+        delta = (x_adv - x).flatten(1)
+        scale = (eps / delta.norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)
+        x_adv = x + (delta * scale[:, None]).view_as(x)
+    else:
+        raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
+    return x_adv.clamp(*bounds)
+
+
+def attack_batch(attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                 eps: Sequence[float], bounds: tuple[float, float]) -> AttackResult:
+    """Run ``attack`` on one batch under the threat model and check the model on the result."""
+    was_training = model.training
+    model.eval()
+    try:
+        proposal = attack.perturb(model, x, y, eps=tuple(eps))
+        if proposal.shape != (len(eps), *x.shape):
+            raise ValueError(f"attack returned shape {tuple(proposal.shape)}; expected "
+                             f"{(len(eps), *x.shape)} (one batch per eps)")
+        x_adv = torch.stack([project(p.detach().to(x.dtype), x, e, attack.norm, bounds)
+                             for p, e in zip(proposal, eps, strict=True)])
+        with torch.no_grad():
+            logits = model(x_adv.flatten(0, 1))
+        correct = (logits.argmax(dim=1) == y.repeat(len(eps))).view(len(eps), -1)
+    finally:
+        model.train(was_training)
+    return AttackResult(tuple(eps), x_adv, correct)
+
+
+def input_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Gradient of the summed cross-entropy with respect to the inputs (per-example gradients).
+
+    Summing rather than averaging keeps each example's gradient independent of the batch size.
+    """
+    x = x.detach().clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(model(x), y, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, x)
+    return grad

@@ -1,0 +1,99 @@
+"""Rich rendering for the CLI: progress bars, the summary table and the plugin list."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from benchbench.engine.cell import Events
+
+console = Console(stderr=True)
+
+
+class RichEvents(Events):
+    """Progress bars for cells, epochs and the evaluation step."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+        self.cells = self.epochs = None
+
+    def __enter__(self) -> RichEvents:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def log(self, message: str) -> None:
+        self.progress.console.print(message)
+
+    def cell_started(self, spec, epochs, index, total) -> None:
+        if self.cells is None:
+            self.cells = self.progress.add_task("cells", total=total)
+        self.progress.update(self.cells, completed=index)
+        if self.epochs is not None:
+            self.progress.remove_task(self.epochs)
+        self.epochs = self.progress.add_task(f"  {spec.describe()}: epochs", total=epochs)
+
+    def epoch_done(self, spec, epoch) -> None:
+        self.progress.update(self.epochs, completed=epoch)
+
+    def evaluating(self, spec, epoch, what) -> None:
+        self.progress.update(self.epochs, description=f"  {spec.describe()}: epoch {epoch}, "
+                                                      f"evaluating {what}")
+
+    def cell_finished(self, spec, outcome) -> None:
+        self.progress.update(self.epochs, description=f"  {spec.describe()}: done in "
+                                                      f"{outcome.wall_s:.1f}s")
+        self.progress.advance(self.cells)
+
+
+def print_summary(summary) -> None:
+    from benchbench.report.tables import summary_tables
+    from benchbench.store.results import read_store
+
+    out = Console()
+    with read_store(summary.run_dir) as store:
+        tables = summary_tables(store.tidy())
+    for st in tables:
+        table = Table(title=st.title, caption=f"mean ± std over seeds {list(st.seeds)}")
+        frame = st.formatted()
+        table.add_column("epoch", justify="right")
+        for col in frame.columns:
+            table.add_column(col + (" %" if col in st.percent else ""), justify="right")
+        for epoch, row in frame.iterrows():
+            table.add_row(str(epoch), *row.tolist())
+        out.print(table)
+    out.print(f"ran {len(summary.ran)} cell(s), skipped {len(summary.skipped)} already stored, "
+              f"{len(summary.failed)} failed, in {summary.wall_s:.1f}s")
+    out.print(f"results: {summary.run_dir / 'results.sqlite'}  report: "
+              f"{summary.run_dir / 'report.md'}")
+    for cell_id, error in summary.failed.items():
+        console.print(f"[red]failed[/red] {cell_id}: {error}")
+
+
+def print_plugins(registry, *, as_json: bool) -> None:
+    rows = [{"kind": e.kind, "name": e.name, "plugin": e.source.plugin,
+             "distribution": e.source.distribution, "version": e.source.version,
+             "summary": e.summary}
+            for kind in registry.entries.values() for e in kind.values()]
+    failures = [{"plugin": f.plugin, "distribution": f.distribution, "error": f.error}
+                for f in registry.failures]
+    if as_json:
+        print(json.dumps({"plugins": rows, "failures": failures}, indent=2))
+        return
+    table = Table(title="benchbench plugins")
+    for col in ("kind", "name", "from", "summary"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["kind"], r["name"], f"{r['distribution']} {r['version']}"
+                      + ("" if r["distribution"] == "benchbench" else f" ({r['plugin']})"),
+                      r["summary"])
+    Console().print(table)
+    for f in failures:
+        console.print(f"[red]plugin {f['plugin']} ({f['distribution']}) failed to load:[/red] "
+                      f"{f['error']}")

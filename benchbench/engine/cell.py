@@ -1,0 +1,110 @@
+"""Running one cell: build, train, checkpoint and evaluate. Spec in, records out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from benchbench.engine.data import DataCache, build
+from benchbench.engine.evaluate import Record, attack_records, clean_records
+from benchbench.store.checkpoints import checkpoint_path, save_checkpoint
+from benchbench.suite.cells import CellSpec, ComponentRef
+
+EVAL_BATCH = 10_000
+
+
+class Events:
+    """Progress callbacks; the CLI shows them as progress bars. All are no-ops here."""
+
+    def log(self, message: str) -> None: ...
+    def cell_started(self, spec: CellSpec, epochs: int, index: int, total: int) -> None: ...
+    def epoch_done(self, spec: CellSpec, epoch: int) -> None: ...
+    def evaluating(self, spec: CellSpec, epoch: int, what: str) -> None: ...
+    def cell_finished(self, spec: CellSpec, outcome: CellOutcome) -> None: ...
+
+
+@dataclass
+class CellContext:
+    """What a cell needs from its process: plugins, data, device and where checkpoints go."""
+
+    registry: object
+    data: DataCache
+    device: str = "cpu"
+    checkpoint_dir: Path | None = None
+    events: Events = field(default_factory=Events)
+
+
+@dataclass
+class CellOutcome:
+    spec: CellSpec
+    records: list[Record]
+    dtype: str
+    device: str
+    started: str
+    finished: str
+    wall_s: float
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def build_model(registry, ref: ComponentRef, seed: int, dataset):
+    """A model, initialised on the CPU from a torch RNG seeded with ``seed``."""
+    factory = registry.get("model", ref.name).obj
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory(input_shape=tuple(dataset.input_shape), num_classes=dataset.num_classes,
+                       **ref.params)
+
+
+def evaluate(model, spec: CellSpec, ctx: CellContext, attacks, dtype, epoch: int) -> list[Record]:
+    """Clean metrics on both splits, then every attack; attack randomness seeded per epoch."""
+    dataset = ctx.data.dataset(spec.dataset)
+    records = []
+    data = {role: ctx.data.get(spec.dataset, role, dtype=dtype, device=ctx.device)
+            for role in ("train", "test")}
+    for role, (x, y) in data.items():
+        ctx.events.evaluating(spec, epoch, f"clean {role}")
+        records += clean_records(model, x, y, epoch=epoch, split=role, batch_size=EVAL_BATCH)
+    devices = [torch.cuda.current_device()] if ctx.device == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(spec.seed * 100_003 + epoch)
+        for ref, attack in attacks:
+            ctx.events.evaluating(spec, epoch, ref.label)
+            x, y = data[ref.split]
+            records += attack_records(model, attack, ref, x, y, epoch=epoch,
+                                      bounds=tuple(dataset.bounds), batch_size=EVAL_BATCH)
+    return records
+
+
+def run_cell(spec: CellSpec, ctx: CellContext, *, index: int = 0, total: int = 1) -> CellOutcome:
+    """Train the cell's model, checkpointing and evaluating at the regime's schedule."""
+    started, t0 = now(), time.perf_counter()
+    registry = ctx.registry
+    regime = build(registry, "regime", spec.regime.name, spec.regime.params)
+    dataset = ctx.data.dataset(spec.dataset)
+    attacks = [(ref, build(registry, "attack", ref.name, ref.params)) for ref in spec.attacks]
+    dtype = getattr(torch, regime.dtype)
+    x, y = ctx.data.get(spec.dataset, "train", dtype=dtype, device=ctx.device)
+    model = build_model(registry, spec.model, spec.seed, dataset).to(device=ctx.device, dtype=dtype)
+    ctx.events.cell_started(spec, regime.epochs, index, total)
+    records: list[Record] = []
+    schedule = set(regime.checkpoint_epochs)
+    for epoch in regime.train(model=model, x=x, y=y, seed=spec.seed):
+        ctx.events.epoch_done(spec, epoch)
+        if epoch not in schedule:
+            continue
+        if ctx.checkpoint_dir is not None:
+            save_checkpoint(checkpoint_path(ctx.checkpoint_dir, spec.cell_id, epoch), model,
+                            metadata={"cell_id": spec.cell_id, "epoch": epoch,
+                                      "spec": spec.to_json()})
+        records += evaluate(model, spec, ctx, attacks, dtype, epoch)
+    outcome = CellOutcome(spec, records, regime.dtype, ctx.device, started, now(),
+                          time.perf_counter() - t0)
+    ctx.events.cell_finished(spec, outcome)
+    return outcome

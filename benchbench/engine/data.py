@@ -1,0 +1,42 @@
+"""Loading suite splits into memory once per process, in the dtype and device a cell needs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchbench.datasets.splits import parse_split
+from benchbench.suite.cells import DatasetRef
+
+
+def build(registry, kind: str, name: str, params: dict):
+    """Instantiate a registered dataset, attack or regime class with suite parameters."""
+    return registry.get(kind, name).obj(**params)
+
+
+class DataCache:
+    """Whole splits as tensors, loaded once and converted once per (dtype, device)."""
+
+    def __init__(self, registry, data_dir: Path | None) -> None:
+        self.registry, self.data_dir = registry, data_dir
+        self._base: dict[tuple, tuple] = {}
+        self._converted: dict[tuple, tuple] = {}
+
+    def dataset(self, ref: DatasetRef):
+        return build(self.registry, "dataset", ref.name, ref.params)
+
+    def get(self, ref: DatasetRef, role: str, *, dtype, device: str):
+        """``(x, y)`` of the suite's ``train`` or ``test`` split expression."""
+        key = (ref.name, json.dumps(ref.params, sort_keys=True), ref.split(role), str(dtype),
+               device)
+        if key not in self._converted:
+            dataset = self.dataset(ref)
+            split = parse_split(ref.split(role), dataset.splits)
+            base_key = (*key[:2], split.base)
+            if base_key not in self._base:
+                self._base[base_key] = dataset.load(split.base, data_dir=self.data_dir)
+            x, y = self._base[base_key]
+            part = split.apply(len(x))
+            self._converted[key] = (x[part].to(device=device, dtype=dtype).contiguous(),
+                                    y[part].to(device=device).contiguous())
+        return self._converted[key]

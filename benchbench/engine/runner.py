@@ -1,0 +1,161 @@
+"""Running a whole suite into a run directory: validate, resume, store, report.
+
+Layout of a run directory::
+
+    results.sqlite      every number, with provenance (see benchbench.store.results)
+    report.md           rendered from results.sqlite alone
+    checkpoints/<cell_id>/epoch_0001.safetensors
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchbench import __version__
+from benchbench.engine.cell import CellContext, Events, build_model, now, run_cell
+from benchbench.engine.data import DataCache, build
+from benchbench.engine.device import resolve_device
+from benchbench.engine.files import write_atomic
+from benchbench.errors import RunDirError, SuiteError
+from benchbench.report.markdown import render_report
+from benchbench.store.results import open_store
+from benchbench.suite.load import Suite
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}"
+
+
+def commit_sha() -> str | None:
+    """The git commit of the benchbench checkout, when it is one."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=Path(__file__).parent, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def validate_suite(suite: Suite, registry) -> None:
+    """Build every dataset, regime, attack and model once, so bad values fail before any work."""
+    def where(key: str, i: int, items: tuple) -> str:
+        return key if len(items) == 1 and key != "attacks" else f"{key}[{i}]"
+
+    for kind, key, ref in [("dataset", "dataset", suite.dataset)] + [
+            ("regime", where("regime", i, suite.regimes), r)
+            for i, r in enumerate(suite.regimes)] + [
+            ("attack", where("attacks", i, suite.attacks), a)
+            for i, a in enumerate(suite.attacks)]:
+        try:
+            build(registry, kind, ref.name, ref.params)
+        except (ValueError, TypeError) as exc:
+            raise SuiteError(suite.path, key, str(exc)) from None
+    dataset = build(registry, "dataset", suite.dataset.name, suite.dataset.params)
+    for i, model in enumerate(suite.models):
+        try:
+            build_model(registry, model, 0, dataset)
+        except (ValueError, TypeError) as exc:
+            raise SuiteError(suite.path, where("model", i, suite.models), str(exc)) from None
+
+
+def _plugin_versions(registry, cell) -> dict[str, str]:
+    used = [("dataset", cell.dataset.name), ("model", cell.model.name),
+            ("regime", cell.regime.name)] + [("attack", a.name) for a in cell.attacks]
+    return {f"{kind}:{name}": f"{e.source.distribution} {e.source.version}"
+            for kind, name in used for e in [registry.get(kind, name)]}
+
+
+def _claim_run_dir(store_path: Path, suite: Suite, force: bool) -> None:
+    """Refuse a run dir holding another suite's results, or archive them with ``force``."""
+    if not store_path.exists():
+        return
+    with open_store(store_path) as store:
+        found = store.meta().get("suite_hash")
+    if found is None or found == suite.hash:
+        return
+    if not force:
+        raise RunDirError(
+            f"{store_path.parent}: holds results of a different version of suite "
+            f"{suite.name!r} (hash {found}, the file now hashes to {suite.hash}); pass --out "
+            "DIR for a fresh directory, or --force to archive the old results and start over")
+    archive = store_path.parent / "archive" / time.strftime("%Y%m%dT%H%M%S")
+    archive.mkdir(parents=True)
+    for name in ("results.sqlite", "report.md", "checkpoints"):
+        if (store_path.parent / name).exists():
+            shutil.move(str(store_path.parent / name), str(archive / name))
+
+
+def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
+              data_dir: Path | None = None, force: bool = False, events: Events | None = None,
+              command: str = "") -> RunSummary:
+    """Run every cell of ``suite`` not yet stored under ``out_dir``; write the report."""
+    import torch
+
+    events = events or Events()
+    device = resolve_device(device)
+    validate_suite(suite, registry)
+    store_path = Path(out_dir) / "results.sqlite"
+    _claim_run_dir(store_path, suite, force)
+    summary = RunSummary(Path(out_dir))
+    cells = suite.cells()
+    with open_store(store_path) as store:
+        store.set_meta(suite_name=suite.name, suite_hash=suite.hash, suite_toml=suite.text,
+                       suite_path=suite.path, suite_description=suite.description)
+        done = store.done_cells()
+        todo = [c for c in cells if c.cell_id not in done]
+        summary.skipped = [c.cell_id for c in cells if c.cell_id in done]
+        if todo:
+            dataset = build(registry, "dataset", suite.dataset.name, suite.dataset.params)
+            events.log(f"data: {dataset.prepare(data_dir=data_dir, log=events.log)}")
+            t0 = time.perf_counter()
+            run_id = store.begin_run(
+                started=now(), command=command, device=device, machine=machine_description(),
+                benchbench_version=__version__, torch_version=torch.__version__,
+                python_version=platform.python_version(), commit_sha=commit_sha() or "")
+            ctx = CellContext(registry, DataCache(registry, data_dir), device,
+                              Path(out_dir) / "checkpoints", events)
+            status = "interrupted"
+            try:
+                for index, cell in enumerate(todo):
+                    info = dict(run_id=run_id, spec=cell.to_json(), model=cell.model.label,
+                                regime=cell.regime.label, dataset=cell.dataset.name,
+                                seed=cell.seed, suite_hash=suite.hash,
+                                benchbench_version=__version__, torch_version=torch.__version__,
+                                plugins=_plugin_versions(registry, cell))
+                    try:
+                        outcome = run_cell(cell, ctx, index=index, total=len(todo))
+                    except Exception as exc:  # one broken cell must not lose the others
+                        error = f"{type(exc).__name__}: {exc}"
+                        summary.failed[cell.cell_id] = error
+                        events.log(f"cell {cell.describe()} failed: {error}")
+                        store.add_cell(cell_id=cell.cell_id, records=[], status="failed",
+                                       error=error, device=device, finished=now(), **info)
+                        continue
+                    store.add_cell(cell_id=cell.cell_id, records=outcome.records, status="ok",
+                                   dtype=outcome.dtype, device=outcome.device,
+                                   started=outcome.started, finished=outcome.finished,
+                                   wall_s=outcome.wall_s, **info)
+                    summary.ran.append(cell.cell_id)
+                status = "failed" if summary.failed else "ok"
+            finally:
+                summary.wall_s = time.perf_counter() - t0
+                store.finish_run(run_id, finished=now(), wall_s=summary.wall_s, status=status)
+        write_atomic(Path(out_dir) / "report.md", render_report(store))
+    return summary
+

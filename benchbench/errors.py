@@ -1,0 +1,34 @@
+"""Errors benchbench raises on bad input or a failed step.
+
+Every error carries the fix in its message; the CLI prints it to stderr on one line and exits
+with ``exit_code`` (2 for anything the user can correct).
+"""
+
+from __future__ import annotations
+
+
+class BenchbenchError(Exception):
+    """Base class: a problem the user can act on. The message says what to do."""
+
+    exit_code = 2
+
+
+class SuiteError(BenchbenchError):
+    """A suite file is missing, malformed or asks for something not allowed."""
+
+    def __init__(self, path: object, key: str, problem: str) -> None:
+        self.path, self.key, self.problem = str(path), key, problem
+        where = f"{self.path}: {key}: " if key else f"{self.path}: "
+        super().__init__(where + problem)
+
+
+class PluginError(BenchbenchError):
+    """A plugin is missing, duplicated or broken."""
+
+
+class DataError(BenchbenchError):
+    """A dataset could not be acquired, read or verified."""
+
+
+class RunDirError(BenchbenchError):
+    """A run directory holds results that do not fit the command (another suite, missing store)."""

@@ -1,0 +1,80 @@
+"""The public plugin contract of benchbench.
+
+A plugin is a module (or object) with functions named after these hooks, decorated with
+``benchbench.hookimpl``. Built-ins (``benchbench.default_plugins``) use exactly the same hooks as
+third-party packages, which register through the ``benchbench`` entry-point group::
+
+    [project.entry-points.benchbench]
+    my_attack = "my_package.plugin"
+
+Every hook is *register-style*: it receives a ``register(name, obj, *, summary=None)`` callback
+and calls it once per thing it provides. Names are global per kind; registering a name twice is
+an error naming both plugins. Registration must be cheap: register classes or factories and import
+heavy libraries (torch, ART) only inside them.
+
+What each kind of object must provide (duck-typed, no base classes needed):
+
+* model factory: ``factory(*, input_shape, num_classes, **params) -> torch.nn.Module``. Its
+  keyword parameters are the keys a suite's ``[model]`` table may set. The harness seeds torch's
+  RNG before calling it, so initialisation is reproducible.
+* dataset class: ``cls(**params)`` with ``splits``, ``bounds``, ``num_classes``, ``input_shape``,
+  ``load(split, *, data_dir) -> (x, y)`` and ``prepare(*, data_dir, log) -> str``.
+* attack class: ``cls(**params)`` with ``norm`` (``"linf"`` or ``"l2"``) and
+  ``perturb(model, x, y, *, eps) -> Tensor[len(eps), *x.shape]``. The harness puts the model in
+  eval mode, projects onto the eps-ball and the data bounds and counts successes.
+* regime class: ``cls(**params)`` with ``epochs``, ``checkpoint_epochs``, ``dtype`` and
+  ``train(*, model, x, y, seed) -> Iterator[int]`` yielding each checkpoint epoch after training
+  up to it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("benchbench")
+
+
+class Register(Protocol):
+    """The callback every register hook receives."""
+
+    def __call__(self, name: str, obj: object, *, summary: str | None = None) -> None:
+        """Register ``obj`` under ``name``; ``summary`` defaults to the first docstring line."""
+
+
+@hookspec
+def register_models(register: Register) -> None:
+    """Register model factories, e.g. ``register("mlp", build_mlp)``.
+
+    A model factory is called as ``factory(input_shape=..., num_classes=..., **params)`` with the
+    suite's ``[model]`` keys as ``params`` and returns a ``torch.nn.Module`` mapping a batch of
+    inputs to logits.
+    """
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register dataset classes, e.g. ``register("mnist", MNIST)``.
+
+    The class is built with the suite's ``[dataset]`` keys other than ``name``, ``train`` and
+    ``test``, and loads whole splits into memory as ``(x, y)`` tensors.
+    """
+
+
+@hookspec
+def register_attacks(register: Register) -> None:
+    """Register attack classes, e.g. ``register("fgsm", FGSM)``.
+
+    The class is built with the keys of an ``[[attacks]]`` table other than ``name``, ``label``,
+    ``eps`` and ``split``; its ``perturb`` returns one adversarial batch per eps.
+    """
+
+
+@hookspec
+def register_regimes(register: Register) -> None:
+    """Register training regimes, e.g. ``register("standard", StandardTraining)``.
+
+    The class is built with the suite's ``[regime]`` keys and trains a model in place, yielding
+    at each checkpoint epoch so the harness can save and evaluate it.
+    """

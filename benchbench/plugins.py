@@ -1,0 +1,171 @@
+"""Building the plugin manager and collecting what plugins register.
+
+The manager is built inside a function (never at import time): built-ins from
+``DEFAULT_PLUGINS`` first, then every ``benchbench`` entry point. A plugin that fails to import
+or to register is recorded in ``Registry.failures`` and the others keep working.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import os
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+
+import pluggy
+
+from benchbench import __version__, hookspecs
+from benchbench.errors import PluginError
+
+ENTRY_POINT_GROUP = "benchbench"
+DISABLE_ENV = "BENCHBENCH_DISABLE_PLUGINS"
+"""Set to ``1`` to load no entry-point plugins, or to a comma list of entry-point names."""
+
+DEFAULT_PLUGINS = (
+    "benchbench.default_plugins.models",
+    "benchbench.default_plugins.datasets",
+    "benchbench.default_plugins.attacks",
+    "benchbench.default_plugins.regimes",
+)
+KINDS = ("model", "dataset", "attack", "regime")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a registered thing comes from: the plugin and its distribution."""
+
+    plugin: str
+    distribution: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.plugin} ({self.distribution} {self.version})"
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str
+    name: str
+    obj: object
+    source: Source
+    summary: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    plugin: str
+    distribution: str
+    error: str
+
+
+@dataclass
+class Registry:
+    """Everything the plugins registered, by kind and name."""
+
+    entries: dict[str, dict[str, Entry]] = field(
+        default_factory=lambda: {kind: {} for kind in KINDS}
+    )
+    failures: list[Failure] = field(default_factory=list)
+
+    def add(self, entry: Entry) -> None:
+        known = self.entries[entry.kind]
+        if entry.name in known:
+            raise PluginError(
+                f"{entry.kind} {entry.name!r} is registered twice: by {known[entry.name].source} "
+                f"and by {entry.source}; uninstall one or set {DISABLE_ENV}=<entry point name>"
+            )
+        known[entry.name] = entry
+
+    def get(self, kind: str, name: str) -> Entry:
+        """The entry for ``name``, or a PluginError that suggests close names."""
+        known = self.entries[kind]
+        if name in known:
+            return known[name]
+        close = difflib.get_close_matches(name, list(known), n=3)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        broken = [f.plugin for f in self.failures]
+        also = f" (plugins that failed to load: {', '.join(broken)})" if broken else ""
+        raise PluginError(
+            f"unknown {kind} {name!r}; {hint}known {kind}s: {', '.join(sorted(known)) or 'none'}"
+            + also
+        )
+
+    def params_of(self, kind: str, name: str) -> list[str]:
+        """The keyword parameters the registered object accepts (empty if it takes **kwargs)."""
+        sig = inspect.signature(self.get(kind, name).obj)
+        skip = {"input_shape", "num_classes", "self"}
+        return [p.name for p in sig.parameters.values()
+                if p.kind is p.KEYWORD_ONLY and p.name not in skip]
+
+
+def _disabled() -> set[str] | bool:
+    value = os.environ.get(DISABLE_ENV, "").strip()
+    if value in {"", "0"}:
+        return set()
+    if value == "1":
+        return True
+    return {part.strip() for part in value.split(",")}
+
+
+def build_plugin_manager(*, load_entry_points: bool = True, extra: tuple[object, ...] = ()):
+    """A fresh manager with the built-ins, ``extra`` plugin objects and the entry points.
+
+    Returns ``(manager, sources, failures)``; ``sources`` maps plugin names to ``Source``.
+    """
+    pm = pluggy.PluginManager("benchbench")
+    pm.add_hookspecs(hookspecs)
+    sources: dict[str, Source] = {}
+    failures: list[Failure] = []
+    for modname in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(modname), name=modname)
+        sources[modname] = Source(modname, "benchbench", __version__)
+    for obj in extra:
+        name = pm.register(obj)
+        sources[name] = Source(name, getattr(obj, "__name__", name), "local")
+    disabled = _disabled() if load_entry_points else True
+    if disabled is not True:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in disabled:
+                continue
+            dist = ep.dist.name if ep.dist else "?"
+            try:
+                plugin = ep.load()
+                pm.register(plugin, name=ep.name)
+            except Exception as exc:  # a broken plugin must not take the others down
+                failures.append(Failure(ep.name, dist, f"{type(exc).__name__}: {exc}"))
+                continue
+            sources[ep.name] = Source(ep.name, dist, ep.dist.version if ep.dist else "?")
+    return pm, sources, failures
+
+
+def collect(pm: pluggy.PluginManager, sources: dict[str, Source],
+            failures: list[Failure] | None = None) -> Registry:
+    """Call every register hook of every plugin and gather the entries."""
+    registry = Registry(failures=list(failures or ()))
+    for kind in KINDS:
+        caller = getattr(pm.hook, f"register_{kind}s")
+        for impl in reversed(caller.get_hookimpls()):  # registration order
+            source = sources.get(impl.plugin_name, Source(impl.plugin_name, "?", "?"))
+
+            def register(name: str, obj: object, *, summary: str | None = None,
+                         _kind: str = kind, _source: Source = source) -> None:
+                doc = summary or (inspect.getdoc(obj) or "").strip().split("\n")[0]
+                registry.add(Entry(_kind, name, obj, _source, doc))
+
+            try:
+                impl.function(register=register)
+            except PluginError:
+                raise
+            except Exception as exc:
+                registry.failures.append(Failure(
+                    impl.plugin_name, source.distribution,
+                    f"register_{kind}s raised {type(exc).__name__}: {exc}"))
+    return registry
+
+
+def load_registry(*, load_entry_points: bool = True, extra: tuple[object, ...] = ()) -> Registry:
+    """The registry of built-ins plus installed plugins: what the CLI and the runner use."""
+    pm, sources, failures = build_plugin_manager(load_entry_points=load_entry_points, extra=extra)
+    return collect(pm, sources, failures)

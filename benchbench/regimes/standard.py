@@ -1,0 +1,90 @@
+"""Standard training: minibatch cross-entropy, reshuffled every epoch, seeded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+OPTIMIZERS = ("adam", "sgd")
+DTYPES = ("float32", "float64")
+SHUFFLE_SALT = 0x9E3779B9  # the shuffle stream is seeded apart from the initialisation stream
+
+
+def checkpoint_schedule(checkpoints: Sequence[int] | Mapping[str, int] | None,
+                        epochs: int) -> tuple[int, ...]:
+    """Epochs to checkpoint: a list, ``{start, step[, stop]}`` or None (the last epoch only)."""
+    if checkpoints is None:
+        return (epochs,)
+    if isinstance(checkpoints, Mapping):
+        unknown = set(checkpoints) - {"start", "step", "stop"}
+        if unknown or not {"start", "step"} <= set(checkpoints):
+            raise ValueError("checkpoints must be a list of epochs or {start, step[, stop]}; "
+                             f"got keys {sorted(checkpoints)}")
+        start, step = checkpoints["start"], checkpoints["step"]
+        stop = checkpoints.get("stop", epochs)
+        if not all(isinstance(v, int) and v > 0 for v in (start, step, stop)):
+            raise ValueError("checkpoints start, step and stop must be positive integers")
+        epochs_list = list(range(start, stop + 1, step))
+    elif isinstance(checkpoints, Sequence) and not isinstance(checkpoints, str):
+        epochs_list = list(checkpoints)
+    else:
+        raise ValueError(f"checkpoints must be a list of epochs or {{start, step}}; "
+                         f"got {checkpoints!r}")
+    if not epochs_list or not all(isinstance(e, int) and 1 <= e <= epochs for e in epochs_list):
+        raise ValueError(f"checkpoints must be epochs between 1 and epochs={epochs}; "
+                         f"got {epochs_list}")
+    return tuple(sorted(set(epochs_list)))
+
+
+class StandardTraining:
+    """Plain training: Adam or SGD on minibatch cross-entropy, reshuffled every epoch."""
+
+    def __init__(self, *, optimizer: str = "adam", lr: float = 1e-3, batch_size: int = 100,
+                 epochs: int = 10, checkpoints: Sequence[int] | Mapping[str, int] | None = None,
+                 dtype: str = "float32", momentum: float = 0.0,
+                 weight_decay: float = 0.0) -> None:
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; "
+                             f"got {optimizer!r}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+        for key, value in (("batch_size", batch_size), ("epochs", epochs)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{key} must be a positive integer; got {value!r}")
+        for key, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+            if not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{key} must be a non-negative number; got {value!r}")
+        self.optimizer, self.lr, self.batch_size, self.epochs = optimizer, lr, batch_size, epochs
+        self.momentum, self.weight_decay, self.dtype = momentum, weight_decay, dtype
+        self.checkpoint_epochs = checkpoint_schedule(checkpoints, epochs)
+
+    def make_optimizer(self, params):
+        import torch
+
+        if self.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
+                               weight_decay=self.weight_decay)
+
+    def shuffles(self, n: int, seed: int) -> Iterator:
+        """One permutation of ``range(n)`` per epoch, from a generator seeded by ``seed``."""
+        import torch
+
+        gen = torch.Generator().manual_seed(seed + SHUFFLE_SALT)
+        for _ in range(self.epochs):
+            yield torch.randperm(n, generator=gen)
+
+    def train(self, *, model, x, y, seed: int) -> Iterator[int]:
+        """Train ``model`` in place on ``(x, y)``, yielding after each epoch."""
+        import torch.nn.functional as F
+
+        opt = self.make_optimizer(model.parameters())
+        model.train()
+        for epoch, perm in enumerate(self.shuffles(len(x), seed), start=1):
+            perm = perm.to(x.device, non_blocking=True)
+            for start in range(0, len(perm), self.batch_size):
+                idx = perm[start:start + self.batch_size]
+                loss = F.cross_entropy(model(x[idx]), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            yield epoch

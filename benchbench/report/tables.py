@@ -1,0 +1,73 @@
+"""Aggregating stored results over seeds into one comparison table per (model, regime, dataset)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+CLEAN_ORDER = {("train", "accuracy"): 0, ("test", "accuracy"): 1, ("train", "loss"): 2,
+               ("test", "loss"): 3}
+
+
+@dataclass(frozen=True)
+class SummaryTable:
+    """Mean and std over seeds, one row per checkpoint epoch, one column per measurement."""
+
+    model: str
+    regime: str
+    dataset: str
+    seeds: tuple[int, ...]
+    mean: pd.DataFrame
+    std: pd.DataFrame
+    percent: tuple[str, ...]  # columns that hold accuracies
+
+    @property
+    def title(self) -> str:
+        return f"{self.model} · {self.regime} · {self.dataset}"
+
+    def formatted(self) -> pd.DataFrame:
+        """Strings ``mean ± std`` (accuracies in percent), index = epoch."""
+        out = pd.DataFrame(index=self.mean.index)
+        for col in self.mean.columns:
+            scale, digits = (100.0, 2) if col in self.percent else (1.0, 4)
+            mean, std = self.mean[col] * scale, self.std[col] * scale
+            out[col] = [
+                "" if pd.isna(m) else f"{m:.{digits}f}" if len(self.seeds) < 2 or pd.isna(s)
+                else f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(mean, std, strict=True)]
+        out.index.name = "epoch"
+        return out
+
+
+def column_label(split: str, attack: str, eps: float, metric: str) -> str:
+    if attack == "none":
+        return f"{split} {'acc' if metric == 'accuracy' else metric}"
+    where = "" if split == "test" else f" ({split})"
+    name = f"{attack} ε={eps:g}{where}"
+    return name if metric == "accuracy" else f"{name} {metric}"
+
+
+def _order(key: tuple) -> tuple:
+    split, attack, eps, metric = key
+    if attack == "none":
+        return (0, CLEAN_ORDER.get((split, metric), 9), split, metric, 0.0)
+    return (1, 0, attack, split + metric, eps)
+
+
+def summary_tables(tidy: pd.DataFrame) -> list[SummaryTable]:
+    """One ``SummaryTable`` per (model, regime, dataset) in ``tidy`` (``ResultsStore.tidy``)."""
+    tables = []
+    for (model, regime, dataset), group in tidy.groupby(["model", "regime", "dataset"],
+                                                        sort=False):
+        keys = sorted({tuple(k) for k in group[["split", "attack", "eps", "metric"]]
+                       .drop_duplicates().itertuples(index=False)}, key=_order)
+        labels = {k: column_label(*k) for k in keys}
+        group = group.assign(column=[labels[k] for k in zip(
+            group["split"], group["attack"], group["eps"], group["metric"], strict=True)])
+        stats = group.groupby(["epoch", "column"])["value"].agg(["mean", "std"]).unstack("column")
+        ordered = [labels[k] for k in keys]
+        percent = tuple(labels[k] for k in keys if k[3] == "accuracy")
+        tables.append(SummaryTable(model, regime, dataset,
+                                   tuple(sorted(group["seed"].unique().tolist())),
+                                   stats["mean"][ordered], stats["std"][ordered], percent))
+    return tables

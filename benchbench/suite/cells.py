@@ -1,0 +1,77 @@
+"""The pure, serialisable unit of work: one (model, regime, seed) cell of a suite.
+
+A ``CellSpec`` holds only plain data (names, parameters, seeds), round-trips through JSON and is
+identified by a hash of that JSON, so the same cell can run in-process, in a pool or on a cluster
+and its results can be recognised on resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ComponentRef:
+    """A registered model or regime with the parameters the suite gives it."""
+
+    name: str
+    label: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    name: str
+    train: str
+    test: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def split(self, role: str) -> str:
+        return {"train": self.train, "test": self.test}[role]
+
+
+@dataclass(frozen=True)
+class AttackRef:
+    name: str
+    label: str
+    eps: tuple[float, ...]
+    split: str = "test"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    suite: str
+    seed: int
+    dataset: DatasetRef
+    model: ComponentRef
+    regime: ComponentRef
+    attacks: tuple[AttackRef, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellSpec:
+        attacks = tuple(AttackRef(**{**a, "eps": tuple(a["eps"])}) for a in data["attacks"])
+        return cls(suite=data["suite"], seed=data["seed"], dataset=DatasetRef(**data["dataset"]),
+                   model=ComponentRef(**data["model"]), regime=ComponentRef(**data["regime"]),
+                   attacks=attacks)
+
+    @classmethod
+    def from_json(cls, text: str) -> CellSpec:
+        return cls.from_dict(json.loads(text))
+
+    @property
+    def cell_id(self) -> str:
+        """Content hash: equal specs, equal ids, whatever process computes them."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        return f"{self.model.label} / {self.regime.label} / seed {self.seed}"
