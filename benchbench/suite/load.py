@@ -135,9 +135,9 @@ def load_suite(path: str | Path, registry) -> Suite:
     for key in meta:
         if key not in SUITE_KEYS:
             raise check.fail(f"suite.{key}", f"unknown key; allowed: {', '.join(SUITE_KEYS)}")
-    name = check.string(meta, "name", "suite")
-    if not all(ch.isalnum() or ch in "-_." for ch in name):
-        raise check.fail("suite.name", f"use letters, digits, '-', '_' or '.'; got {name!r}")
+    suite_name = check.string(meta, "name", "suite")
+    if not all(ch.isalnum() or ch in "-_." for ch in suite_name):
+        raise check.fail("suite.name", f"use letters, digits, '-', '_' or '.'; got {suite_name!r}")
     seeds = _seeds(check, meta.get("seeds", 1))
 
     ds = check.table(data["dataset"], "dataset")
@@ -182,5 +182,5 @@ def load_suite(path: str | Path, registry) -> Suite:
         attacks.append(AttackRef(name, label, tuple(float(e) for e in eps), split,
                                  params))
 
-    return Suite(str(path), name, str(meta.get("description", "")), seeds, dataset,
+    return Suite(str(path), suite_name, str(meta.get("description", "")), seeds, dataset,
                  tuple(refs["model"]), tuple(refs["regime"]), tuple(attacks), text)
