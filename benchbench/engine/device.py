@@ -12,7 +12,8 @@ def resolve_device(device: str) -> str:
     import torch
 
     if device not in DEVICES:
-        raise BenchbenchError(f"--device {device!r} is not allowed; use one of {', '.join(DEVICES)}")
+        raise BenchbenchError(f"--device {device!r} is not allowed; "
+                              f"use one of {', '.join(DEVICES)}")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():

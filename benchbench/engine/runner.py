@@ -38,7 +38,14 @@ class RunSummary:
 
 
 def machine_description() -> str:
+    """OS, architecture, core count and CPU model (from /proc/cpuinfo where there is one)."""
     cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}"
 
 

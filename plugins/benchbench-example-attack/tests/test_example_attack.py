@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from benchbench_example_attack import RandomSign, register_attacks
 
 from benchbench.attacks.harness import attack_batch
-from benchbench_example_attack import RandomSign, register_attacks
 
 EPS = (0.0, 0.05, 0.3)
 

@@ -1,0 +1,104 @@
+"""The command line, through Typer's CliRunner (and one real subprocess for import cost)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from benchbench.cli import app
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    monkeypatch.setenv("BENCHBENCH_DISABLE_PLUGINS", "1")
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys; from typer.testing import CliRunner; from benchbench.cli import app; "
+            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
+            "assert 'run' in r.output; print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('torch', 'torchvision', 'pandas', 'sklearn')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_run_prints_table_writes_store_and_report(cli, write_suite, tmp_path):
+    result = cli("run", write_suite(), "--out", tmp_path / "run", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "mlp · standard · digits" in result.output and "fgsm" in result.output
+    assert "ran 2 cell(s)" in result.output
+    assert (tmp_path / "run" / "results.sqlite").is_file()
+    assert (tmp_path / "run" / "report.md").is_file()
+    again = cli("run", write_suite(), "--out", tmp_path / "run", "--device", "cpu")
+    assert "ran 0 cell(s), skipped 2 already stored" in again.output
+
+
+def test_default_run_dir_is_runs_suite_name(cli, write_suite, tmp_path, monkeypatch):
+    suite = write_suite(seeds=1, epochs=1, checkpoints="[1]")
+    monkeypatch.chdir(tmp_path)
+    assert cli("run", suite, "--device", "cpu").exit_code == 0
+    assert (tmp_path / "runs" / "tiny" / "report.md").is_file()
+
+
+def test_bad_suite_exits_2_with_one_line_and_writes_nothing(cli, write_suite, tmp_path):
+    path = write_suite()
+    path.write_text(path.read_text().replace('optimizer', 'x').replace(
+        "lr = 0.01", 'lr = 0.01\noptimizer = "rmsprop"'))
+    result = cli("run", path, "--out", tmp_path / "run")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"error: {path}: regime: optimizer must be one of adam, "
+                                     "sgd; got 'rmsprop'")
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_device_and_missing_cuda(cli, write_suite, tmp_path):
+    result = cli("run", write_suite(), "--out", tmp_path / "run", "--device", "tpu")
+    assert result.exit_code == 2 and "use one of auto, cpu, cuda" in result.stderr
+    import torch
+
+    if not torch.cuda.is_available():
+        result = cli("run", write_suite(), "--out", tmp_path / "run", "--device", "cuda")
+        assert result.exit_code == 2 and "no CUDA device" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_report_and_export_commands(cli, write_suite, tmp_path):
+    cli("run", write_suite(), "--out", tmp_path / "run", "--device", "cpu")
+    result = cli("report", tmp_path / "run", "--out", tmp_path / "again.md")
+    assert result.exit_code == 0
+    assert (tmp_path / "again.md").read_text() == (tmp_path / "run" / "report.md").read_text()
+    result = cli("export", tmp_path / "run", "--format", "csv")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0].startswith(
+        "model,regime,dataset,seed,epoch,split,attack,eps,metric,value")
+    result = cli("export", tmp_path / "run", "--format", "json", "--out", tmp_path / "x.json")
+    assert result.exit_code == 0 and len(json.loads((tmp_path / "x.json").read_text())) == 24
+    bad = cli("export", tmp_path / "run", "--format", "xml")
+    assert bad.exit_code == 2 and "use one of csv, json" in bad.stderr
+    missing = cli("report", tmp_path / "nowhere")
+    assert missing.exit_code == 2 and "no results.sqlite here" in missing.stderr
+
+
+def test_plugins_command_lists_builtins_with_sources(cli):
+    result = cli("plugins", "--json")
+    assert result.exit_code == 0
+    listed = {(p["kind"], p["name"]): p for p in json.loads(result.stdout)["plugins"]}
+    assert {("model", "mlp"), ("dataset", "mnist"), ("dataset", "digits"), ("attack", "fgsm"),
+            ("regime", "standard")} <= set(listed)
+    assert listed[("attack", "fgsm")]["distribution"] == "benchbench"
+    table = cli("plugins")
+    assert table.exit_code == 0 and "fgsm" in table.stdout
+
+
+def test_data_fetch(cli):
+    result = cli("data", "fetch", "digits")
+    assert result.exit_code == 0 and "digits: ready (bundled with scikit-learn)" in result.stdout
+    result = cli("data", "fetch", "mnits")
+    assert result.exit_code == 2 and "did you mean 'mnist'" in result.stderr
