@@ -136,6 +136,12 @@ def build_plugin_manager(*, load_entry_points: bool = True, extra: tuple[object,
             except Exception as exc:  # a broken plugin must not take the others down
                 failures.append(Failure(ep.name, dist, f"{type(exc).__name__}: {exc}"))
                 continue
+            try:
+                pm.check_pending()  # a misspelled hook (register_attack) must not pass silently
+            except pluggy.PluginValidationError as exc:
+                pm.unregister(name=ep.name)
+                failures.append(Failure(ep.name, dist, f"{type(exc).__name__}: {exc}"))
+                continue
             sources[ep.name] = Source(ep.name, dist, ep.dist.version if ep.dist else "?")
     return pm, sources, failures
 
@@ -146,22 +152,25 @@ def collect(pm: pluggy.PluginManager, sources: dict[str, Source],
     registry = Registry(failures=list(failures or ()))
     for kind in KINDS:
         caller = getattr(pm.hook, f"register_{kind}s")
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order (hook calls would be LIFO)
             source = sources.get(impl.plugin_name, Source(impl.plugin_name, "?", "?"))
+            pending: list[Entry] = []
 
             def register(name: str, obj: object, *, summary: str | None = None,
-                         _kind: str = kind, _source: Source = source) -> None:
+                         _kind: str = kind, _source: Source = source,
+                         _pending: list[Entry] = pending) -> None:
                 doc = summary or (inspect.getdoc(obj) or "").strip().split("\n")[0]
-                registry.add(Entry(_kind, name, obj, _source, doc))
+                _pending.append(Entry(_kind, name, obj, _source, doc))
 
             try:
                 impl.function(register=register)
-            except PluginError:
-                raise
-            except Exception as exc:
+            except Exception as exc:  # all or nothing: a hook that raises registers nothing
                 registry.failures.append(Failure(
                     impl.plugin_name, source.distribution,
                     f"register_{kind}s raised {type(exc).__name__}: {exc}"))
+                continue
+            for entry in pending:
+                registry.add(entry)
     return registry
 
 

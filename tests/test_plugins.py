@@ -293,3 +293,36 @@ def test_every_hook_is_called_during_collect(kind: str) -> None:
     entry = registry.get(kind, f"probe_{hook}")  # the callback files it under this kind only
     assert (entry.kind, entry.source.plugin, entry.summary) == (kind, "probe", f"probe for {hook}")
     assert all(f"probe_{hook}" not in registry.entries[k] for k in KINDS if k != kind)
+
+
+# --- ordering and all-or-nothing registration -----------------------------------------------
+
+def test_duplicate_message_names_the_builtin_first() -> None:
+    def register_fgsm_again(register) -> None:
+        register("fgsm", Noise)
+
+    dup = make_plugin("dup_fgsm", register_attacks=register_fgsm_again)
+    with pytest.raises(PluginError) as info:
+        load_registry(load_entry_points=False, extra=(dup,))
+    assert str(info.value).index("benchbench.default_plugins.attacks") < str(info.value).index(
+        "dup_fgsm")
+
+
+def test_misspelled_hook_is_reported_as_a_failure(fake_entry_points) -> None:
+    typo = FakeEntryPoint("typo", make_plugin("typo_mod", register_attack=register_noise))
+    fake_entry_points(typo)
+    registry = load_registry()
+    [failure] = registry.failures
+    assert failure.plugin == "typo" and "register_attack" in failure.error
+    assert "noise" not in registry.entries["attack"]
+
+
+def test_hook_that_registers_then_raises_leaves_nothing_behind() -> None:
+    def register_then_fail(register) -> None:
+        register("half", Noise)
+        raise RuntimeError("second half broke")
+
+    registry = load_registry(load_entry_points=False,
+                             extra=(make_plugin("half_mod", register_attacks=register_then_fail),))
+    assert "half" not in registry.entries["attack"]
+    assert [f.plugin for f in registry.failures] == ["half_mod"]
