@@ -42,6 +42,9 @@ def run(
     force: Annotated[bool, typer.Option(
         help="If the run directory holds another version of the suite, archive it and rerun.")]
     = False,
+    engine: Annotated[str, typer.Option(
+        help="auto: train a cell's seeds as one stacked model where the model can; "
+             "sequential: every cell alone.")] = "auto",
 ) -> None:
     """Run a suite end to end: train, checkpoint, attack, store every number, write the report.
 
@@ -57,7 +60,7 @@ def run(
         run_dir = out or Path("runs") / spec.name
         with RichEvents() as events:
             summary = run_suite(spec, registry=registry, out_dir=run_dir, device=device,
-                                data_dir=data_dir, force=force, events=events,
+                                data_dir=data_dir, force=force, events=events, engine=engine,
                                 command=" ".join(["benchbench", *sys.argv[1:]]))
     except BenchbenchError as exc:
         raise fail(exc) from None

@@ -107,3 +107,11 @@ def test_l2_projection_and_bad_shapes():
 def test_unknown_loss_is_refused():
     with pytest.raises(ValueError, match="loss must be one of"):
         FGSM(loss="hinge")
+
+
+def test_harness_calls_the_model_on_batches_shaped_like_x(model_and_data):
+    model, x, y = model_and_data
+    shapes = []
+    model.register_forward_pre_hook(lambda m, args: shapes.append(tuple(args[0].shape)))
+    attack_batch(FGSM(), model, x, y, eps=(0.1, 0.2, 0.3), bounds=(0.0, 1.0))
+    assert set(shapes) == {tuple(x.shape)}

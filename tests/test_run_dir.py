@@ -48,13 +48,15 @@ def test_interrupted_run_resumes_at_first_unfinished_cell(write_suite, registry,
     suite = load_suite(write_suite(seeds=3), registry)
     with pytest.raises(KeyboardInterrupt):
         run_suite(suite, registry=registry, out_dir=tmp_path / "run", device="cpu",
-                  events=StopAfter(1))
+                  events=StopAfter(1), engine="sequential")
     with read_store(tmp_path / "run") as store:
         assert [c["seed"] for c in store.cells()] == [0]
         assert store.runs()[0]["status"] == "interrupted"
-    resumed = run_suite(suite, registry=registry, out_dir=tmp_path / "run", device="cpu")
+    resumed = run_suite(suite, registry=registry, out_dir=tmp_path / "run", device="cpu",
+                        engine="sequential")
     assert len(resumed.skipped) == 1 and len(resumed.ran) == 2
-    fresh = run_suite(suite, registry=registry, out_dir=tmp_path / "fresh", device="cpu")
+    fresh = run_suite(suite, registry=registry, out_dir=tmp_path / "fresh", device="cpu",
+                      engine="sequential")
     with read_store(tmp_path / "run") as a, read_store(tmp_path / "fresh") as b:
         cols = ["model", "seed", "epoch", "split", "attack", "eps", "metric", "value"]
         assert a.tidy()[cols].equals(b.tidy()[cols])
@@ -87,19 +89,20 @@ def test_a_failing_cell_is_recorded_and_the_run_goes_on(write_suite, registry, t
                                                         monkeypatch):
     import benchbench.engine.runner as runner
 
-    real = runner.run_cell
+    real = runner.run_unit
 
-    def flaky(cell, ctx, **kw):
-        if cell.seed == 0:
+    def flaky(unit, ctx, **kw):
+        if unit[0].seed == 0:
             raise RuntimeError("boom")
-        return real(cell, ctx, **kw)
+        return real(unit, ctx, **kw)
 
-    monkeypatch.setattr(runner, "run_cell", flaky)
+    monkeypatch.setattr(runner, "run_unit", flaky)
     suite = load_suite(write_suite(), registry)
-    summary = run_suite(suite, registry=registry, out_dir=tmp_path / "run", device="cpu")
+    summary = run_suite(suite, registry=registry, out_dir=tmp_path / "run", device="cpu",
+                        engine="sequential")
     assert list(summary.failed.values()) == ["RuntimeError: boom"] and len(summary.ran) == 1
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## Failed cells" in report and "RuntimeError: boom" in report
-    monkeypatch.setattr(runner, "run_cell", real)
+    monkeypatch.setattr(runner, "run_unit", real)
     again = run_suite(suite, registry=registry, out_dir=tmp_path / "run", device="cpu")
     assert len(again.ran) == 1 and not again.failed

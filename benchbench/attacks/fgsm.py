@@ -18,6 +18,7 @@ class FGSM:
 
     norm = "linf"
     needs_gradients = True
+    deterministic = True
 
     def __init__(self, *, loss: str = "ce") -> None:
         if loss not in LOSSES:

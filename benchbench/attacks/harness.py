@@ -54,9 +54,8 @@ def attack_batch(attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tenso
                              f"{(len(eps), *x.shape)} (one batch per eps)")
         x_adv = torch.stack([project(p.detach().to(x.dtype), x, e, attack.norm, bounds)
                              for p, e in zip(proposal, eps, strict=True)])
-        with torch.no_grad():
-            logits = model(x_adv.flatten(0, 1))
-        correct = (logits.argmax(dim=1) == y.repeat(len(eps))).view(len(eps), -1)
+        with torch.no_grad():  # one call per eps: the model only ever sees batches like x
+            correct = torch.stack([model(adv).argmax(dim=1) == y for adv in x_adv])
     finally:
         model.train(was_training)
     return AttackResult(tuple(eps), x_adv, correct)

@@ -47,6 +47,7 @@ class CellOutcome:
     started: str
     finished: str
     wall_s: float
+    engine: str = "sequential"
 
 
 def now() -> str:
@@ -62,23 +63,40 @@ def build_model(registry, ref: ComponentRef, seed: int, dataset):
                        **ref.params)
 
 
-def evaluate(model, spec: CellSpec, ctx: CellContext, attacks, dtype, epoch: int) -> list[Record]:
-    """Clean metrics on both splits, then every attack; attack randomness seeded per epoch."""
+def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epoch: int,
+             member_model=None) -> list[list[Record]]:
+    """Clean metrics on both splits, then every attack, for each of ``specs`` (the members of
+    ``model``). Attack randomness is seeded from each cell's seed and the epoch; an attack that
+    does not declare ``deterministic = True`` runs member by member on ``member_model(i)``, so
+    every cell sees the random stream it would see alone.
+    """
+    spec, members = specs[0], len(specs)
     dataset = ctx.data.dataset(spec.dataset)
-    records = []
+    records: list[list[Record]] = [[] for _ in specs]
     data = {role: ctx.data.get(spec.dataset, role, dtype=dtype, device=ctx.device)
             for role in ("train", "test")}
     for role, (x, y) in data.items():
         ctx.events.evaluating(spec, epoch, f"clean {role}")
-        records += clean_records(model, x, y, epoch=epoch, split=role, batch_size=EVAL_BATCH)
+        per = clean_records(model, x, y, epoch=epoch, split=role, batch_size=EVAL_BATCH,
+                            members=members)
+        for mine, new in zip(records, per, strict=True):
+            mine += new
     devices = [torch.cuda.current_device()] if ctx.device == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(spec.seed * 100_003 + epoch)
-        for ref, attack in attacks:
-            ctx.events.evaluating(spec, epoch, ref.label)
-            x, y = data[ref.split]
-            records += attack_records(model, attack, ref, x, y, epoch=epoch,
-                                      bounds=tuple(dataset.bounds), batch_size=EVAL_BATCH)
+    bounds = tuple(dataset.bounds)
+    for ref, attack in attacks:
+        ctx.events.evaluating(spec, epoch, ref.label)
+        x, y = data[ref.split]
+        if members == 1 or getattr(attack, "deterministic", False):
+            runs = [(model, members, records)]
+        else:
+            runs = [(member_model(i), 1, [records[i]]) for i in range(members)]
+        for (net, size, targets), owner in zip(runs, specs, strict=False):
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(owner.seed * 100_003 + epoch)
+                per = attack_records(net, attack, ref, x, y, epoch=epoch, bounds=bounds,
+                                     batch_size=EVAL_BATCH, members=size)
+            for mine, new in zip(targets, per, strict=True):
+                mine += new
     return records
 
 
@@ -103,7 +121,7 @@ def run_cell(spec: CellSpec, ctx: CellContext, *, index: int = 0, total: int = 1
             save_checkpoint(checkpoint_path(ctx.checkpoint_dir, spec.cell_id, epoch), model,
                             metadata={"cell_id": spec.cell_id, "epoch": epoch,
                                       "spec": spec.to_json()})
-        records += evaluate(model, spec, ctx, attacks, dtype, epoch)
+        records += evaluate(model, [spec], ctx, attacks, dtype, epoch)[0]
     outcome = CellOutcome(spec, records, regime.dtype, ctx.device, started, now(),
                           time.perf_counter() - t0)
     ctx.events.cell_finished(spec, outcome)

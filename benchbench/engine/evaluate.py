@@ -1,4 +1,9 @@
-"""Measuring one checkpoint: clean metrics on each split and every attack at every eps."""
+"""Measuring checkpoints: clean metrics on each split and every attack at every eps.
+
+Both functions take ``members``: the model may be a stack of ``members`` independent models
+that reads a member-major batch (``members`` copies of the inputs, one after the other) and
+returns member-major logits. ``members == 1`` is an ordinary model. Results come back per member.
+"""
 
 from __future__ import annotations
 
@@ -21,31 +26,43 @@ class Record(NamedTuple):
     value: float
 
 
-def clean_records(model, x, y, *, epoch: int, split: str, batch_size: int) -> list[Record]:
-    """Accuracy and mean cross-entropy of ``model`` on the whole split."""
+def _repeat(t: torch.Tensor, members: int) -> torch.Tensor:
+    return t if members == 1 else t.repeat(members, *([1] * (t.dim() - 1)))
+
+
+def clean_records(model, x, y, *, epoch: int, split: str, batch_size: int,
+                  members: int = 1) -> list[list[Record]]:
+    """Accuracy and mean cross-entropy on the whole split, one list per member."""
     was_training = model.training
     model.eval()
-    correct = torch.zeros((), dtype=torch.int64, device=x.device)
-    loss = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = torch.zeros(members, dtype=torch.int64, device=x.device)
+    loss = torch.zeros(members, dtype=torch.float64, device=x.device)
+    chunk = max(1, batch_size // members)
     with torch.inference_mode():
-        for start in range(0, len(x), batch_size):
-            logits = model(x[start:start + batch_size])
-            target = y[start:start + batch_size]
-            correct += (logits.argmax(1) == target).sum()
-            loss += F.cross_entropy(logits, target, reduction="sum").double()
+        for start in range(0, len(x), chunk):
+            target = y[start:start + chunk]
+            logits = model(_repeat(x[start:start + chunk], members))
+            target_m = _repeat(target, members)
+            correct += (logits.argmax(1) == target_m).view(members, -1).sum(1)
+            loss += F.cross_entropy(logits, target_m, reduction="none").view(members, -1) \
+                .double().sum(1)
     model.train(was_training)
     n = len(x)
-    return [Record(epoch, split, "none", 0.0, "accuracy", correct.item() / n),
-            Record(epoch, split, "none", 0.0, "loss", loss.item() / n)]
+    return [[Record(epoch, split, "none", 0.0, "accuracy", c / n),
+             Record(epoch, split, "none", 0.0, "loss", s / n)]
+            for c, s in zip(correct.tolist(), loss.tolist(), strict=True)]
 
 
 def attack_records(model, attack, ref, x, y, *, epoch: int, bounds: tuple[float, float],
-                   batch_size: int) -> list[Record]:
-    """Accuracy under ``attack`` at each of ``ref.eps`` on the whole split."""
-    n_correct = torch.zeros(len(ref.eps), dtype=torch.int64, device=x.device)
-    for start in range(0, len(x), batch_size):
-        result = attack_batch(attack, model, x[start:start + batch_size],
-                              y[start:start + batch_size], eps=ref.eps, bounds=bounds)
-        n_correct += result.correct.sum(dim=1)
-    return [Record(epoch, ref.split, ref.label, eps, "accuracy", c / len(x))
-            for eps, c in zip(ref.eps, n_correct.tolist(), strict=True)]
+                   batch_size: int, members: int = 1) -> list[list[Record]]:
+    """Accuracy under ``attack`` at each of ``ref.eps`` on the whole split, per member."""
+    n_correct = torch.zeros(members, len(ref.eps), dtype=torch.int64, device=x.device)
+    chunk = max(1, batch_size // members)
+    for start in range(0, len(x), chunk):
+        result = attack_batch(attack, model, _repeat(x[start:start + chunk], members),
+                              _repeat(y[start:start + chunk], members), eps=ref.eps,
+                              bounds=bounds)
+        n_correct += result.correct.view(len(ref.eps), members, -1).sum(2).T
+    return [[Record(epoch, ref.split, ref.label, eps, "accuracy", c / len(x))
+             for eps, c in zip(ref.eps, counts, strict=True)]
+            for counts in n_correct.tolist()]

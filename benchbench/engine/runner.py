@@ -18,14 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchbench import __version__
-from benchbench.engine.cell import CellContext, Events, build_model, now, run_cell
+from benchbench.engine.cell import CellContext, Events, build_model, now
 from benchbench.engine.data import DataCache, build
 from benchbench.engine.device import resolve_device
 from benchbench.engine.files import write_atomic
-from benchbench.errors import RunDirError, SuiteError
+from benchbench.engine.stacked import plan_units, run_unit
+from benchbench.errors import BenchbenchError, RunDirError, SuiteError
 from benchbench.report.markdown import render_report
 from benchbench.store.results import open_store
 from benchbench.suite.load import Suite
+
+ENGINES = ("auto", "sequential")
 
 
 @dataclass
@@ -110,10 +113,17 @@ def _claim_run_dir(store_path: Path, suite: Suite, force: bool) -> None:
 
 def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
               data_dir: Path | None = None, force: bool = False, events: Events | None = None,
-              command: str = "") -> RunSummary:
-    """Run every cell of ``suite`` not yet stored under ``out_dir``; write the report."""
+              command: str = "", engine: str = "auto") -> RunSummary:
+    """Run every cell of ``suite`` not yet stored under ``out_dir``; write the report.
+
+    ``engine = "auto"`` trains cells that differ only in seed as one stacked model where the
+    model plugin can stack; ``"sequential"`` trains every cell alone.
+    """
     import torch
 
+    if engine not in ENGINES:
+        raise BenchbenchError(f"--engine {engine!r} is not allowed; use one of "
+                              f"{', '.join(ENGINES)}")
     events = events or Events()
     device = resolve_device(device)
     validate_suite(suite, registry)
@@ -139,26 +149,35 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
                               Path(out_dir) / "checkpoints", events)
             status = "interrupted"
             try:
-                for index, cell in enumerate(todo):
-                    info = dict(run_id=run_id, spec=cell.to_json(), model=cell.model.label,
-                                regime=cell.regime.label, dataset=cell.dataset.name,
-                                seed=cell.seed, suite_hash=suite.hash,
-                                benchbench_version=__version__, torch_version=torch.__version__,
-                                plugins=_plugin_versions(registry, cell))
+                index = 0
+                for unit in plan_units(todo, registry, stack=engine == "auto"):
+                    info = {c.cell_id: dict(
+                        run_id=run_id, spec=c.to_json(), model=c.model.label,
+                        regime=c.regime.label, dataset=c.dataset.name, seed=c.seed,
+                        suite_hash=suite.hash, benchbench_version=__version__,
+                        torch_version=torch.__version__, plugins=_plugin_versions(registry, c))
+                        for c in unit}
                     try:
-                        outcome = run_cell(cell, ctx, index=index, total=len(todo))
-                    except Exception as exc:  # one broken cell must not lose the others
+                        outcomes = run_unit(unit, ctx, index=index, total=len(todo))
+                    except Exception as exc:  # one broken unit must not lose the others
                         error = f"{type(exc).__name__}: {exc}"
-                        summary.failed[cell.cell_id] = error
-                        events.log(f"cell {cell.describe()} failed: {error}")
-                        store.add_cell(cell_id=cell.cell_id, records=[], status="failed",
-                                       error=error, device=device, finished=now(), **info)
+                        for cell in unit:
+                            summary.failed[cell.cell_id] = error
+                            events.log(f"cell {cell.describe()} failed: {error}")
+                            store.add_cell(cell_id=cell.cell_id, records=[], status="failed",
+                                           error=error, device=device, finished=now(),
+                                           **info[cell.cell_id])
                         continue
-                    store.add_cell(cell_id=cell.cell_id, records=outcome.records, status="ok",
-                                   dtype=outcome.dtype, device=outcome.device,
-                                   started=outcome.started, finished=outcome.finished,
-                                   wall_s=outcome.wall_s, **info)
-                    summary.ran.append(cell.cell_id)
+                    finally:
+                        index += len(unit)
+                    for outcome in outcomes:
+                        cell_id = outcome.spec.cell_id
+                        store.add_cell(cell_id=cell_id, records=outcome.records, status="ok",
+                                       dtype=outcome.dtype, device=outcome.device,
+                                       started=outcome.started, finished=outcome.finished,
+                                       wall_s=outcome.wall_s, engine=outcome.engine,
+                                       **info[cell_id])
+                        summary.ran.append(cell_id)
                 status = "failed" if summary.failed else "ok"
             finally:
                 summary.wall_s = time.perf_counter() - t0

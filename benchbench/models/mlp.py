@@ -39,3 +39,12 @@ def build_mlp(*, input_shape: Sequence[int], num_classes: int, hidden: Sequence[
         if i < len(sizes) - 2:
             layers.append(act())
     return nn.Sequential(*layers)
+
+
+def _stack(models):
+    from benchbench.models.stacked_mlp import stack_mlps
+
+    return stack_mlps(models)
+
+
+build_mlp.stack = _stack  # capability: several seeds of one shape train as one stacked module

@@ -58,12 +58,14 @@ class StandardTraining:
         self.checkpoint_epochs = checkpoint_schedule(checkpoints, epochs)
 
     def make_optimizer(self, params):
+        """Adam or SGD; fused kernels where torch has them (one element-wise pass per step)."""
         import torch
 
         if self.optimizer == "adam":
-            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay,
+                                    fused=True)
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
-                               weight_decay=self.weight_decay)
+                               weight_decay=self.weight_decay, fused=True)
 
     def shuffles(self, n: int, seed: int) -> Iterator:
         """One permutation of ``range(n)`` per epoch, from a generator seeded by ``seed``."""
@@ -84,6 +86,33 @@ class StandardTraining:
             for start in range(0, len(perm), self.batch_size):
                 idx = perm[start:start + self.batch_size]
                 loss = F.cross_entropy(model(x[idx]), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            yield epoch
+
+    def train_stacked(self, *, model, x, y, seeds: Sequence[int]) -> Iterator[int]:
+        """Train a stack of ``len(seeds)`` models (see ``benchbench.models.stacked_mlp``).
+
+        Member ``i`` sees exactly the batches ``train(seed=seeds[i])`` would: its own shuffle
+        stream, the same batch boundaries and the same mean loss per batch. The losses of the
+        members are summed, so each member's gradient is its own loss's gradient.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        opt = self.make_optimizer(model.parameters())
+        model.train()
+        members, n = len(seeds), len(x)
+        streams = [self.shuffles(n, seed) for seed in seeds]
+        for epoch, perms in enumerate(zip(*streams, strict=True), start=1):
+            perm = torch.stack(perms).to(x.device, non_blocking=True)
+            for start in range(0, n, self.batch_size):
+                idx = perm[:, start:start + self.batch_size]
+                flat = idx.reshape(-1)
+                logits = model(x[flat])
+                loss = F.cross_entropy(logits, y[flat], reduction="none").view(members, -1) \
+                    .mean(dim=1).sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

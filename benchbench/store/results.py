@@ -15,7 +15,7 @@ from benchbench.errors import RunDirError
 SCHEMA_VERSION = 1
 TIDY_COLUMNS = ("model", "regime", "dataset", "seed", "epoch", "split", "attack", "eps",
                 "metric", "value")
-PROVENANCE_COLUMNS = ("cell_id", "dtype", "device", "suite_hash", "benchbench_version",
+PROVENANCE_COLUMNS = ("cell_id", "dtype", "device", "engine", "suite_hash", "benchbench_version",
                       "torch_version", "plugins", "finished")
 
 _SCHEMA = """
@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS cells (
     cell_id TEXT PRIMARY KEY, run_id INTEGER, status TEXT NOT NULL, spec TEXT NOT NULL,
     model TEXT, regime TEXT, dataset TEXT, seed INTEGER, dtype TEXT, device TEXT,
-    started TEXT, finished TEXT, wall_s REAL, suite_hash TEXT, benchbench_version TEXT,
+    started TEXT, finished TEXT, wall_s REAL, engine TEXT, suite_hash TEXT,
+    benchbench_version TEXT,
     torch_version TEXT, plugins TEXT, error TEXT);
 CREATE TABLE IF NOT EXISTS results (
     cell_id TEXT NOT NULL REFERENCES cells(cell_id), epoch INTEGER NOT NULL,
@@ -35,7 +36,7 @@ CREATE TABLE IF NOT EXISTS results (
     value REAL NOT NULL, PRIMARY KEY (cell_id, epoch, split, attack, eps, metric));
 CREATE VIEW IF NOT EXISTS tidy AS
     SELECT c.model, c.regime, c.dataset, c.seed, r.epoch, r.split, r.attack, r.eps, r.metric,
-           r.value, c.cell_id, c.dtype, c.device, c.suite_hash, c.benchbench_version,
+           r.value, c.cell_id, c.dtype, c.device, c.engine, c.suite_hash, c.benchbench_version,
            c.torch_version, c.plugins, c.finished
     FROM results r JOIN cells c USING (cell_id) WHERE c.status = 'ok';
 """
