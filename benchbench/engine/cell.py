@@ -86,16 +86,15 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
     for ref, attack in attacks:
         ctx.events.evaluating(spec, epoch, ref.label)
         x, y = data[ref.split]
-        if members == 1 or getattr(attack, "deterministic", False):
-            runs = [(model, members, records)]
-        else:
-            runs = [(member_model(i), 1, [records[i]]) for i in range(members)]
-        for (net, size, targets), owner in zip(runs, specs, strict=False):
+        together = members == 1 or getattr(attack, "deterministic", False)
+        for i in range(1 if together else members):
+            # member_model(i) reloads one shared module: fetch it right before use
+            net, size = (model, members) if together else (member_model(i), 1)
             with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(owner.seed * 100_003 + epoch)
+                torch.manual_seed(specs[i].seed * 100_003 + epoch)
                 per = attack_records(net, attack, ref, x, y, epoch=epoch, bounds=bounds,
                                      batch_size=EVAL_BATCH, members=size)
-            for mine, new in zip(targets, per, strict=True):
+            for mine, new in zip(records if together else [records[i]], per, strict=True):
                 mine += new
     return records
 
