@@ -37,6 +37,8 @@ class DataCache:
                 self._base[base_key] = dataset.load(split.base, data_dir=self.data_dir)
             x, y = self._base[base_key]
             part = split.apply(len(x))
-            self._converted[key] = (x[part].to(device=device, dtype=dtype).contiguous(),
-                                    y[part].to(device=device).contiguous())
+            x, y = x[part].to(dtype=dtype).contiguous(), y[part].contiguous()
+            if device != "cpu":  # one pinned, asynchronous copy per split and process
+                x, y = (t.pin_memory().to(device, non_blocking=True) for t in (x, y))
+            self._converted[key] = (x, y)
         return self._converted[key]

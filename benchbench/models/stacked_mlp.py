@@ -14,7 +14,58 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-_ACTIVATIONS = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.Sigmoid: torch.sigmoid}
+_ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+_FORWARD = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+
+
+def _activation_backward(grad: torch.Tensor, h: torch.Tensor, act: str) -> torch.Tensor:
+    """``grad * act'(z)`` from the activation's output ``h`` (may reuse ``grad``)."""
+    if act == "relu":  # autograd's own ReLU backward: grad where h > 0, else 0
+        return torch.ops.aten.threshold_backward(grad, h, 0)
+    if act == "tanh":
+        return grad.mul_(1 - h * h)
+    return grad.mul_(h * (1 - h))
+
+
+class _StackedForward(torch.autograd.Function):
+    """The whole stacked MLP as one autograd node with a hand-written backward.
+
+    Autograd's generic graph spends a node, a dispatch and an allocation per layer operation;
+    here backward is one batched product per weight gradient and per hidden input gradient
+    (the first layer's input gradient only when the input requires it, as for attacks).
+    """
+
+    @staticmethod
+    def forward(ctx, x, act, *params):
+        n = len(params) // 2
+        weights, biases = params[:n], params[n:]
+        inputs, h = [x], x
+        for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+            h = torch.baddbmm(b, h, w)
+            if i < n - 1:
+                h = _FORWARD[act](h)
+                inputs.append(h)
+        ctx.act = act
+        ctx.save_for_backward(*inputs, *weights)
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        saved = ctx.saved_tensors
+        n = len(saved) // 2
+        inputs, weights = saved[:n], saved[n:]
+        grad_w, grad_b = [None] * n, [None] * n
+        grad_x = None
+        for i in reversed(range(n)):
+            grad_w[i] = torch.bmm(inputs[i].transpose(1, 2), grad)
+            grad_b[i] = grad.sum(dim=1, keepdim=True)
+            if i > 0:
+                grad = _activation_backward(torch.bmm(grad, weights[i].transpose(1, 2)),
+                                            inputs[i], ctx.act)
+            elif ctx.needs_input_grad[0]:
+                grad_x = torch.bmm(grad, weights[0].transpose(1, 2))
+        return grad_x, None, *grad_w, *grad_b
 
 
 class StackedMLP(nn.Module):
@@ -37,12 +88,8 @@ class StackedMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.reshape(self.members, -1, self.weights[0].shape[1])
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = torch.baddbmm(b, h, w)
-            if i < last:
-                h = self.act(h)
-        return h.reshape(-1, h.shape[-1])
+        out = _StackedForward.apply(h, self.act, *self.weights, *self.biases)
+        return out.reshape(-1, out.shape[-1])
 
     def member_state_dict(self, member: int) -> dict[str, torch.Tensor]:
         """Member ``member``'s weights in the layout of the model built alone."""

@@ -103,16 +103,16 @@ class StandardTraining:
 
         opt = self.make_optimizer(model.parameters())
         model.train()
-        members, n = len(seeds), len(x)
+        n = len(x)
         streams = [self.shuffles(n, seed) for seed in seeds]
         for epoch, perms in enumerate(zip(*streams, strict=True), start=1):
             perm = torch.stack(perms).to(x.device, non_blocking=True)
             for start in range(0, n, self.batch_size):
                 idx = perm[:, start:start + self.batch_size]
                 flat = idx.reshape(-1)
-                logits = model(x[flat])
-                loss = F.cross_entropy(logits, y[flat], reduction="none").view(members, -1) \
-                    .mean(dim=1).sum()
+                # every member's batch has idx.shape[1] rows: sum / rows = sum of member means
+                loss = F.cross_entropy(model(x.index_select(0, flat)), y.index_select(0, flat),
+                                       reduction="sum") / idx.shape[1]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
