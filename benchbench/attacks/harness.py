@@ -29,17 +29,21 @@ class AttackResult:
 
 
 def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str,
-            bounds: tuple[float, float]) -> torch.Tensor:
-    """Project ``x_adv`` onto the ``norm`` ball of radius ``eps`` around ``x`` and the bounds."""
+            bounds: tuple[float, float], *, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Project ``x_adv`` onto the ``norm`` ball of radius ``eps`` around ``x`` and the bounds.
+
+    ``out`` may be ``x_adv`` itself (in place).
+    """
     if norm == "linf":
-        x_adv = torch.minimum(torch.maximum(x_adv, x - eps), x + eps)
-    elif norm == "l2":
+        # clamp(clamp(a, x - eps, x + eps), lo, hi) in one pass: min and max are exact, so
+        # clamping to [max(x - eps, lo), min(x + eps, hi)] gives the same bits (x in bounds)
+        return torch.clamp(x_adv, (x - eps).clamp_(min=bounds[0]),
+                           (x + eps).clamp_(max=bounds[1]), out=out)
+    if norm == "l2":
         delta = (x_adv - x).flatten(1)
         scale = (eps / delta.norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)
-        x_adv = x + (delta * scale[:, None]).view_as(x)
-    else:
-        raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
-    return x_adv.clamp(*bounds)
+        return torch.clamp(x + (delta * scale[:, None]).view_as(x), *bounds, out=out)
+    raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
 
 
 def attack_batch(attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
@@ -52,8 +56,11 @@ def attack_batch(attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tenso
         if proposal.shape != (len(eps), *x.shape):
             raise ValueError(f"attack returned shape {tuple(proposal.shape)}; expected "
                              f"{(len(eps), *x.shape)} (one batch per eps)")
-        x_adv = torch.stack([project(p.detach().to(x.dtype), x, e, attack.norm, bounds)
-                             for p, e in zip(proposal, eps, strict=True)])
+        x_adv = proposal.detach().to(x.dtype)
+        if x_adv.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+            x_adv = x_adv.clone()  # never write into the caller's inputs
+        for i, e in enumerate(eps):  # project in place: no extra copy of every batch
+            project(x_adv[i], x, e, attack.norm, bounds, out=x_adv[i])
         with torch.no_grad():  # one call per eps: the model only ever sees batches like x
             correct = torch.stack([model(adv).argmax(dim=1) == y for adv in x_adv])
     finally:

@@ -1,0 +1,259 @@
+"""Speed of benchbench's engine against the usual ways, as ratios measured in one run.
+
+    python benchmarks/engine.py [--repeats 5] [--steps 110] [--full] [--synthetic]
+
+Variants run interleaved (A B C A B C ...) and each ratio is the median of per-round ratios, so
+machine noise that hits a whole round cancels. Training is timed on ``--steps`` batches of 100
+(the seed study's shapes: MLP 784-200-300-10, Adam lr 0.002) and scaled to a 55,000-image epoch.
+The floor is the epoch's FLOPs (forward, weight gradients, input gradients of layers 2..n) over
+the rate of a large sgemm measured in the same round. Ends with one summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from benchbench.attacks.fgsm import FGSM
+from benchbench.attacks.harness import project
+from benchbench.engine.cell import ATTACK_BATCH
+from benchbench.engine.evaluate import attack_records
+from benchbench.models.mlp import build_mlp
+from benchbench.models.stacked_mlp import stack_mlps
+from benchbench.regimes.standard import StandardTraining
+from benchbench.suite.cells import AttackRef
+
+SEEDS, BATCH, EPOCH_IMAGES, HIDDEN = 5, 100, 55_000, (200, 300)
+EPS5 = (0.01, 0.02, 0.05, 0.1, 0.2)
+
+
+def mnist_like(synthetic: bool, n: int):
+    if not synthetic:
+        try:
+            from benchbench.datasets.mnist import MNIST
+            from benchbench.datasets.mnist_source import default_data_dir, is_materialised
+
+            if is_materialised(default_data_dir()):
+                x, y = MNIST().load("train", data_dir=None)
+                return x[5000:5000 + n].float().contiguous(), y[5000:5000 + n], "MNIST"
+        except Exception as exc:  # the benchmark still runs without the data
+            print(f"(MNIST unavailable: {exc}; using synthetic data)")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 1, 28, 28), generator=gen).float() / 255
+    return x, torch.randint(0, 10, (n,), generator=gen), "synthetic"
+
+
+def sgemm_gflops(size: int = 2048) -> float:
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(3):
+        a @ b
+    return 3 * 2 * size**3 / (time.perf_counter() - t) / 1e9
+
+
+def epoch_flops(sizes: list[int], n: int = EPOCH_IMAGES) -> float:
+    layers = list(zip(sizes[:-1], sizes[1:], strict=True))
+    fwd = sum(i * o for i, o in layers)
+    return 2 * n * (2 * fwd + sum(i * o for i, o in layers[1:]))
+
+
+def models(seeds=SEEDS):
+    out = []
+    for s in range(seeds):
+        torch.manual_seed(s)
+        out.append(build_mlp(input_shape=(1, 28, 28), num_classes=10, hidden=HIDDEN))
+    return out
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+# --- training variants: each returns seconds per model-epoch -------------------------------
+def train_engine_stacked(x, y):
+    stack = stack_mlps(models())
+    regime = StandardTraining(lr=0.002, batch_size=BATCH, epochs=1)
+    dt = timed(lambda: list(regime.train_stacked(model=stack, x=x, y=y,
+                                                 seeds=list(range(SEEDS)))))
+    return dt / SEEDS * EPOCH_IMAGES / len(x)
+
+
+def train_engine_sequential(x, y):
+    model = models(1)[0]
+    regime = StandardTraining(lr=0.002, batch_size=BATCH, epochs=1)
+    dt = timed(lambda: list(regime.train(model=model, x=x, y=y, seed=0)))
+    return dt * EPOCH_IMAGES / len(x)
+
+
+def train_plain(x, y):
+    """The textbook loop: in-memory tensors, default Adam, one seed."""
+    model = models(1)[0]
+    opt = torch.optim.Adam(model.parameters(), lr=0.002)
+
+    def loop():
+        perm = torch.randperm(len(x))
+        for start in range(0, len(x), BATCH):
+            idx = perm[start:start + BATCH]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return timed(loop) * EPOCH_IMAGES / len(x)
+
+
+def train_art(x, y):
+    from art.estimators.classification import PyTorchClassifier
+
+    model = models(1)[0]
+    clf = PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(),
+                            optimizer=torch.optim.Adam(model.parameters(), lr=0.002),
+                            input_shape=(1, 28, 28), nb_classes=10, clip_values=(0.0, 1.0))
+    xn, yn = x.numpy(), y.numpy()
+    return timed(lambda: clf.fit(xn, yn, batch_size=BATCH, nb_epochs=1, verbose=False)) \
+        * EPOCH_IMAGES / len(x)
+
+
+# --- FGSM variants: all attack the same 10,000 images in chunks of ATTACK_BATCH --------------
+def chunks(x, y):
+    for start in range(0, len(x), ATTACK_BATCH):
+        yield x[start:start + ATTACK_BATCH], y[start:start + ATTACK_BATCH]
+
+
+def per_eps_fgsm(model, x, y, eps, predict=False):
+    """torchattacks-style: one gradient per eps (torchattacks.FGSM called once per eps)."""
+    outs = []
+    for xb, yb in chunks(x, y):
+        for e in eps:
+            xr = xb.clone().detach().requires_grad_(True)
+            loss = F.cross_entropy(model(xr), yb)
+            grad = torch.autograd.grad(loss, xr)[0]
+            adv = torch.clamp(xr.detach() + e * grad.sign(), 0, 1)
+            outs.append(model(adv).argmax(1) if predict else adv)
+    return outs
+
+
+def ours_fgsm(model, x, y, eps, predict=False):
+    """benchbench: one gradient for every eps, projected by the harness; with ``predict``, the
+    harness's whole measurement (``attack_records``: attack, projection, accuracy per eps)."""
+    if predict:
+        ref = AttackRef("fgsm", "fgsm", tuple(eps))
+        return attack_records(model, FGSM(), ref, x, y, epoch=0, bounds=(0.0, 1.0),
+                              batch_size=ATTACK_BATCH)
+    outs = []
+    for xb, yb in chunks(x, y):
+        adv = FGSM().perturb(model, xb, yb, eps=eps)
+        outs += [project(a, xb, e, "linf", (0.0, 1.0), out=a) for a, e in zip(adv, eps,
+                                                                             strict=True)]
+    return outs
+
+
+def art_fgsm(model, x, y, eps, predict=False):
+    from art.attacks.evasion import FastGradientMethod
+    from art.estimators.classification import PyTorchClassifier
+
+    clf = PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(),
+                            input_shape=(1, 28, 28), nb_classes=10, clip_values=(0.0, 1.0))
+    xn, yn = x.numpy(), torch.nn.functional.one_hot(y, 10).numpy()
+    outs = []
+    for e in eps:
+        adv = FastGradientMethod(clf, eps=e, batch_size=ATTACK_BATCH).generate(xn, yn)
+        outs.append(clf.predict(adv, batch_size=ATTACK_BATCH).argmax(1) if predict else adv)
+    return outs
+
+
+def median_ratio(times: dict, a, b) -> float:
+    """Median over rounds of time(b) / time(a): how many times faster a is than b."""
+    return statistics.median(tb / ta for ta, tb in zip(times[a], times[b], strict=True))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=110, help="training batches timed per variant")
+    ap.add_argument("--full", action="store_true", help="also time the whole overfit_mnist suite")
+    ap.add_argument("--synthetic", action="store_true", help="random MNIST-sized data")
+    args = ap.parse_args()
+    try:
+        import art  # noqa: F401
+        have_art = True
+    except ImportError:
+        have_art = False
+    x, y, source = mnist_like(args.synthetic, max(args.steps * BATCH, 10_000))
+    xt, yt = x[:10_000], y[:10_000]
+    xs, ys = x[:args.steps * BATCH], y[:args.steps * BATCH]
+    print(f"benchbench engine benchmark: {platform.machine()}, {torch.get_num_threads()} threads,"
+          f" torch {torch.__version__}, data {source}, {args.repeats} rounds")
+
+    train = {"stacked": train_engine_stacked, "sequential": train_engine_sequential,
+             "plain": train_plain}
+    if have_art:
+        train["art_fit"] = train_art
+    flops = epoch_flops([784, *HIDDEN, 10])
+    times: dict[str, list[float]] = {k: [] for k in [*train, "floor"]}
+    for _ in range(args.repeats):
+        times["floor"].append(flops / (sgemm_gflops() * 1e9))
+        for name, fn in train.items():
+            times[name].append(fn(xs, ys))
+    print(f"\ntraining, seconds per model-epoch (median of {args.repeats}; "
+          f"{flops / 1e9:.1f} GFLOP per model-epoch)")
+    for name in times:
+        print(f"  {name:<11} {statistics.median(times[name]):7.3f} s   "
+              f"{median_ratio(times, 'floor', name):5.2f}x floor   "
+              f"{median_ratio(times, name, 'plain'):5.2f}x faster than plain")
+
+    model = models(1)[0].eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    attacks = {"ours": ours_fgsm, "per_eps": per_eps_fgsm}
+    if have_art:
+        attacks["art"] = art_fgsm
+    same = all(torch.equal(o, p) for o, p in zip(
+        [a for xb, yb in chunks(xt, yt) for a in ours_fgsm(model, xb, yb, EPS5)],
+        per_eps_fgsm(model, xt, yt, EPS5), strict=True))
+    ft: dict[tuple[str, int, bool], list[float]] = {}
+    for _ in range(args.repeats):
+        for name, fn in attacks.items():
+            for eps in (EPS5[2:3], EPS5):
+                for predict in (False, True):
+                    ft.setdefault((name, len(eps), predict), []).append(
+                        timed(lambda f=fn, e=eps, p=predict: f(model, xt, yt, e, predict=p)))
+    print(f"\nFGSM on {len(xt)} images in batches of {ATTACK_BATCH}, median seconds ('+acc' "
+          f"also predicts every adversarial batch); ours equals per-eps bit for bit: {same}")
+    for (name, n_eps, predict), values in ft.items():
+        ratio = median_ratio(ft, (name, n_eps, predict), ("per_eps", n_eps, predict))
+        label = f"{name} {n_eps} eps{' +acc' if predict else ''}"
+        print(f"  {label:<18} {statistics.median(values):7.3f} s   {ratio:5.2f}x vs per-eps")
+    fgsm5 = median_ratio(ft, ("ours", 5, False), ("per_eps", 5, False))
+    fgsm5_acc = median_ratio(ft, ("ours", 5, True), ("per_eps", 5, True))
+    print(f"  5 eps: the attack {fgsm5:.2f}x faster than five per-eps passes; attack and "
+          f"accuracy {fgsm5_acc:.2f}x")
+
+    if args.full:
+        with tempfile.TemporaryDirectory() as out:
+            suite = Path(__file__).parents[1] / "suites" / "overfit_mnist.toml"
+            t = timed(lambda: subprocess.run([sys.executable, "-m", "benchbench", "run",
+                                              str(suite), "--out", out], check=True))
+        print(f"\nfull overfit_mnist suite: {t:.0f} s ({t / 60:.1f} min)")
+
+    over_floor = median_ratio(times, "floor", "stacked")
+    speedup = median_ratio(times, "stacked", "plain")
+    print(f"train_over_floor={over_floor:.2f} train_speedup_vs_plain={speedup:.2f} "
+          f"fgsm5_speedup={fgsm5:.2f}")
+    assert math.isfinite(over_floor)
+
+
+if __name__ == "__main__":
+    main()
