@@ -16,15 +16,22 @@ What each kind of object must provide (duck-typed, no base classes needed):
 
 * model factory: ``factory(*, input_shape, num_classes, **params) -> torch.nn.Module``. Its
   keyword parameters are the keys a suite's ``[model]`` table may set. The harness seeds torch's
-  RNG before calling it, so initialisation is reproducible.
+  RNG before calling it, so initialisation is reproducible. Optional capability:
+  ``factory.stack(models) -> Module | None`` returns one module computing several same-shape
+  models on a member-major batch (see ``benchbench.models.stacked_mlp``), so a cell's seeds
+  train together.
 * dataset class: ``cls(**params)`` with ``splits``, ``bounds``, ``num_classes``, ``input_shape``,
   ``load(split, *, data_dir) -> (x, y)`` and ``prepare(*, data_dir, log) -> str``.
 * attack class: ``cls(**params)`` with ``norm`` (``"linf"`` or ``"l2"``) and
   ``perturb(model, x, y, *, eps) -> Tensor[len(eps), *x.shape]``. The harness puts the model in
-  eval mode, projects onto the eps-ball and the data bounds and counts successes.
+  eval mode, projects onto the eps-ball and the data bounds and counts successes. Optional
+  capability: ``per_example = True`` when each example's result depends only on that example,
+  its label and the model (no random draws, no coupling across the batch); such attacks run on
+  all seeds of a stacked model at once.
 * regime class: ``cls(**params)`` with ``epochs``, ``checkpoint_epochs``, ``dtype`` and
-  ``train(*, model, x, y, seed) -> Iterator[int]`` yielding each checkpoint epoch after training
-  up to it.
+  ``train(*, model, x, y, seed) -> Iterator[int]`` yielding after every epoch (the harness saves
+  and evaluates at ``checkpoint_epochs``). Optional: ``train_stacked(*, model, x, y, seeds)``,
+  the same for a stacked model whose member ``i`` must see what ``train(seed=seeds[i])`` sees.
 """
 
 from __future__ import annotations
@@ -76,5 +83,5 @@ def register_regimes(register: Register) -> None:
     """Register training regimes, e.g. ``register("standard", StandardTraining)``.
 
     The class is built with the suite's ``[regime]`` keys and trains a model in place, yielding
-    at each checkpoint epoch so the harness can save and evaluate it.
+    after every epoch; the harness saves and evaluates the model at ``checkpoint_epochs``.
     """

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import json
 import os
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -91,6 +92,18 @@ class Registry:
             f"unknown {kind} {name!r}; {hint}known {kind}s: {', '.join(sorted(known)) or 'none'}"
             + also
         )
+
+    def defaults_of(self, kind: str, name: str) -> dict[str, object]:
+        """Default values of the keyword parameters (as JSON would round-trip them)."""
+        sig = inspect.signature(self.get(kind, name).obj)
+        out = {}
+        for p in sig.parameters.values():
+            if p.name in self.params_of(kind, name) and p.default is not p.empty:
+                try:
+                    out[p.name] = json.loads(json.dumps(p.default))
+                except (TypeError, ValueError):
+                    continue  # not plain data: left out of the cell spec
+        return out
 
     def params_of(self, kind: str, name: str) -> list[str]:
         """The keyword parameters the registered object accepts (empty if it takes **kwargs)."""

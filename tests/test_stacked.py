@@ -79,7 +79,7 @@ def test_plan_groups_only_cells_that_differ_in_seed(write_suite, registry):
 
 
 def test_random_attacks_run_member_by_member(write_suite, registry, tmp_path):
-    """An attack without ``deterministic = True`` sees, per cell, the stream it sees alone."""
+    """An attack without ``per_example = True`` sees, per cell, the stream it sees alone."""
     from benchbench import hookimpl
     from benchbench.plugins import load_registry
 

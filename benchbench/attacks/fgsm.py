@@ -18,7 +18,7 @@ class FGSM:
 
     norm = "linf"
     needs_gradients = True
-    deterministic = True
+    per_example = True  # no randomness, no coupling across the batch
 
     def __init__(self, *, loss: str = "ce") -> None:
         if loss not in LOSSES:

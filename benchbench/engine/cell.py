@@ -67,9 +67,11 @@ def build_model(registry, ref: ComponentRef, seed: int, dataset):
 def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epoch: int,
              member_model=None) -> list[list[Record]]:
     """Clean metrics on both splits, then every attack, for each of ``specs`` (the members of
-    ``model``). Attack randomness is seeded from each cell's seed and the epoch; an attack that
-    does not declare ``deterministic = True`` runs member by member on ``member_model(i)``, so
-    every cell sees the random stream it would see alone.
+    ``model``). Attack randomness is seeded from each cell's seed and the epoch. An attack runs
+    on the whole stack only if it declares ``per_example = True`` (each example's result depends
+    on that example, its label and the model alone: no random draws, no coupling across the
+    batch); any other attack runs member by member on ``member_model(i)``, seeing exactly what it
+    would see alone.
     """
     spec, members = specs[0], len(specs)
     dataset = ctx.data.dataset(spec.dataset)
@@ -87,7 +89,7 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
     for ref, attack in attacks:
         ctx.events.evaluating(spec, epoch, ref.label)
         x, y = data[ref.split]
-        together = members == 1 or getattr(attack, "deterministic", False)
+        together = members == 1 or getattr(attack, "per_example", False)
         for i in range(1 if together else members):
             # member_model(i) reloads one shared module: fetch it right before use
             net, size = (model, members) if together else (member_model(i), 1)

@@ -100,7 +100,9 @@ def _labelled(check: _Checker, items: list[dict[str, Any]], key: str, reserved: 
 
 
 def _check_plugin(check: _Checker, registry, kind: str, where: str, name: str,
-                  params: dict[str, Any]) -> None:
+                  params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the plugin's defaults filled in, so that writing a default out or
+    leaving it implicit makes the same cell (and a changed default makes a new one)."""
     try:
         allowed = registry.params_of(kind, name)
     except PluginError as exc:
@@ -109,6 +111,7 @@ def _check_plugin(check: _Checker, registry, kind: str, where: str, name: str,
         if key not in allowed:
             raise check.fail(f"{where}.{key}", f"unknown parameter for {kind} {name!r}; "
                              f"allowed: {', '.join(allowed) or 'none'}")
+    return {**registry.defaults_of(kind, name), **params}
 
 
 def load_suite(path: str | Path, registry) -> Suite:
@@ -143,7 +146,7 @@ def load_suite(path: str | Path, registry) -> Suite:
     ds = check.table(data["dataset"], "dataset")
     ds_name = check.string(ds, "name", "dataset")
     ds_params = {k: v for k, v in ds.items() if k not in ("name", "train", "test")}
-    _check_plugin(check, registry, "dataset", "dataset", ds_name, ds_params)
+    ds_params = _check_plugin(check, registry, "dataset", "dataset", ds_name, ds_params)
     splits = registry.get("dataset", ds_name).obj.splits
     from benchbench.datasets.splits import parse_split
 
@@ -159,7 +162,7 @@ def load_suite(path: str | Path, registry) -> Suite:
         refs[key] = []
         entries = _labelled(check, check.tables(data[key], key), key, (), indexed=False)
         for where, name, label, params, _ in entries:
-            _check_plugin(check, registry, kind, where, name, params)
+            params = _check_plugin(check, registry, kind, where, name, params)
             refs[key].append(ComponentRef(name, label, params))
 
     attacks = []
@@ -178,7 +181,7 @@ def load_suite(path: str | Path, registry) -> Suite:
         if split not in ATTACK_SPLITS:
             raise check.fail(f"{where}.split", f"must be one of {', '.join(ATTACK_SPLITS)} "
                              f"(the suite's dataset.train or dataset.test); got {split!r}")
-        _check_plugin(check, registry, "attack", where, name, params)
+        params = _check_plugin(check, registry, "attack", where, name, params)
         attacks.append(AttackRef(name, label, tuple(float(e) for e in eps), split,
                                  params))
 
