@@ -53,8 +53,9 @@ def mnist_like(synthetic: bool, n: int):
     return x, torch.randint(0, 10, (n,), generator=gen), "synthetic"
 
 
-def sgemm_gflops(size: int = 2048) -> float:
-    a, b = torch.rand(size, size), torch.rand(size, size)
+def sgemm_gflops(size: int = 2048, dtype=torch.float32) -> float:
+    """Rate of a large square matrix product (sgemm, or dgemm for float64)."""
+    a, b = torch.rand(size, size, dtype=dtype), torch.rand(size, size, dtype=dtype)
     a @ b
     t = time.perf_counter()
     for _ in range(3):
@@ -68,11 +69,11 @@ def epoch_flops(sizes: list[int], n: int = EPOCH_IMAGES) -> float:
     return 2 * n * (2 * fwd + sum(i * o for i, o in layers[1:]))
 
 
-def models(seeds=SEEDS):
+def models(seeds=SEEDS, dtype=torch.float32):
     out = []
     for s in range(seeds):
         torch.manual_seed(s)
-        out.append(build_mlp(input_shape=(1, 28, 28), num_classes=10, hidden=HIDDEN))
+        out.append(build_mlp(input_shape=(1, 28, 28), num_classes=10, hidden=HIDDEN).to(dtype))
     return out
 
 
@@ -84,7 +85,7 @@ def timed(fn) -> float:
 
 # --- training variants: each returns seconds per model-epoch -------------------------------
 def train_engine_stacked(x, y):
-    stack = stack_mlps(models())
+    stack = stack_mlps(models(dtype=x.dtype))
     regime = StandardTraining(lr=0.002, batch_size=BATCH, epochs=1)
     dt = timed(lambda: list(regime.train_stacked(model=stack, x=x, y=y,
                                                  seeds=list(range(SEEDS)))))
@@ -100,7 +101,7 @@ def train_engine_sequential(x, y):
 
 def train_plain(x, y):
     """The textbook loop: in-memory tensors, default Adam, one seed."""
-    model = models(1)[0]
+    model = models(1, dtype=x.dtype)[0]
     opt = torch.optim.Adam(model.parameters(), lr=0.002)
 
     def loop():
@@ -213,6 +214,21 @@ def main() -> None:
         print(f"  {name:<11} {statistics.median(times[name]):7.3f} s   "
               f"{median_ratio(times, 'floor', name):5.2f}x floor   "
               f"{median_ratio(times, name, 'plain'):5.2f}x faster than plain")
+
+    print("\nfloat64 (the seed study's dtype), seconds per model-epoch, floor from a dgemm:")
+    t64: dict[str, list[float]] = {"stacked": [], "plain": [], "floor": []}
+    x64, y64 = xs[:len(xs) // 2].double(), ys[:len(xs) // 2]
+    for _ in range(args.repeats):
+        t64["floor"].append(flops / (sgemm_gflops(dtype=torch.float64) * 1e9))
+        t64["stacked"].append(train_engine_stacked(x64, y64))
+        t64["plain"].append(train_plain(x64, y64))
+    for name in t64:
+        print(f"  {name:<11} {statistics.median(t64[name]):7.3f} s   "
+              f"{median_ratio(t64, 'floor', name):5.2f}x floor   "
+              f"{median_ratio(t64, name, 'plain'):5.2f}x faster than plain")
+    med = statistics.median
+    print(f"  float64 / float32 time, stacked: {med(t64['stacked']) / med(times['stacked']):.2f}"
+          f" (dgemm / sgemm time: {med(t64['floor']) / med(times['floor']):.2f})")
 
     model = models(1)[0].eval()
     for p in model.parameters():
