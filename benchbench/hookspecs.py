@@ -23,8 +23,9 @@ What each kind of object must provide (duck-typed, no base classes needed):
 * dataset class: ``cls(**params)`` with ``splits``, ``bounds``, ``num_classes``, ``input_shape``,
   ``load(split, *, data_dir) -> (x, y)`` and ``prepare(*, data_dir, log) -> str``.
 * attack class: ``cls(**params)`` with ``norm`` (``"linf"`` or ``"l2"``) and
-  ``perturb(model, x, y, *, eps) -> Tensor[len(eps), *x.shape]``. The harness puts the model in
-  eval mode, projects onto the eps-ball and the data bounds and counts successes. Optional
+  ``perturb(model, x, y, *, eps, bounds) -> Tensor[len(eps), *x.shape]`` (``bounds`` is the
+  data range ``(lo, hi)``). The harness puts the model in eval mode, projects onto the eps-ball
+  and the data bounds and counts successes. Optional
   capability: ``per_example = True`` when each example's result depends only on that example,
   its label and the model (no random draws, no coupling across the batch); such attacks run on
   all seeds of a stacked model at once.

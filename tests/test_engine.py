@@ -43,6 +43,8 @@ def test_same_seed_same_numbers_different_seed_different(write_suite, registry):
     kinds = {(r.split, r.attack, r.eps, r.metric) for r in a.records}
     assert kinds == {("train", "none", 0.0, "accuracy"), ("train", "none", 0.0, "loss"),
                      ("test", "none", 0.0, "accuracy"), ("test", "none", 0.0, "loss"),
+                     ("test", "none", 0.0, "zero_grad_frac"),
+                     ("test", "none", 0.0, "saturated_frac"),
                      ("test", "fgsm", 0.05, "accuracy"), ("test", "fgsm", 0.2, "accuracy")}
 
 

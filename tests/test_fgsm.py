@@ -44,11 +44,11 @@ def test_fgsm_equals_reference_exactly(model_and_data, dtype):
 
 def test_one_gradient_serves_every_eps(model_and_data, monkeypatch):
     model, x, y = model_and_data
-    import benchbench.attacks.harness as harness
+    import benchbench.attacks.losses as losses
 
     calls = []
-    real = harness.input_gradient
-    monkeypatch.setattr(harness, "input_gradient", lambda *a: calls.append(1) or real(*a))
+    real = losses.loss_gradient
+    monkeypatch.setattr(losses, "loss_gradient", lambda *a: calls.append(1) or real(*a))
     attack_batch(FGSM(), model, x, y, eps=(0.01, 0.02, 0.03, 0.04, 0.05), bounds=(0.0, 1.0))
     assert len(calls) == 1
 
@@ -76,7 +76,7 @@ def test_harness_projects_an_overreaching_attack():
     class Overreach:
         norm = "linf"
 
-        def perturb(self, model, x, y, *, eps):
+        def perturb(self, model, x, y, *, eps, bounds):
             return torch.stack([x + 10 * e + 5.0 for e in eps])
 
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
@@ -96,7 +96,7 @@ def test_l2_projection_and_bad_shapes():
     class Flat:
         norm = "linf"
 
-        def perturb(self, model, x, y, *, eps):
+        def perturb(self, model, x, y, *, eps, bounds):
             return x
 
     with pytest.raises(ValueError, match="one batch per eps"):

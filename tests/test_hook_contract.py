@@ -54,7 +54,8 @@ def test_register_models_provides_a_model_the_suite_trains(registry, tidy):
 
 def test_register_datasets_provides_splits_and_bounds(registry, tidy):
     assert registry.params_of("dataset", "blobs") == ["n", "seed"]
-    assert len(tidy[(tidy.split == "test") & (tidy.attack == "none")]) == 2 * 3 * 2
+    # 2 seeds x 3 epochs x (accuracy, loss, zero_grad_frac, saturated_frac)
+    assert len(tidy[(tidy.split == "test") & (tidy.attack == "none")]) == 2 * 3 * 4
     assert set(tidy.dataset) == {"blobs"}
 
 

@@ -20,7 +20,7 @@ from benchbench.cli import app
 from benchbench.errors import PluginError
 from benchbench.plugins import DISABLE_ENV, KINDS, build_plugin_manager, load_registry
 
-BUILT_INS = {"model": {"mlp"}, "dataset": {"mnist", "digits"}, "attack": {"fgsm"},
+BUILT_INS = {"model": {"mlp"}, "dataset": {"mnist", "digits"}, "attack": {"fgsm", "pgd", "bim"},
              "regime": {"standard"}}
 
 
@@ -148,13 +148,13 @@ def test_unknown_name_suggests_the_close_one() -> None:
     with pytest.raises(PluginError, match="did you mean 'fgsm'") as info:
         registry.get("attack", "fgsn")
     assert "unknown attack 'fgsn'" in str(info.value)
-    assert "known attacks: fgsm" in str(info.value)
+    assert "known attacks: bim, fgsm, pgd" in str(info.value)
 
 
 def test_unknown_name_mentions_plugins_that_failed(fake_entry_points) -> None:
     fake_entry_points(*broken_and_working())
     with pytest.raises(PluginError, match="plugins that failed to load: broken"):
-        load_registry().get("attack", "pgd")
+        load_registry().get("attack", "cw")
 
 
 # --- broken plugins -------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def test_plugin_that_fails_to_import_is_recorded_and_others_work(fake_entry_poin
     assert noise.summary == "Adds nothing: a stand-in attack for registration tests."
     assert (noise.source.plugin, noise.source.distribution, noise.source.version) == (
         "working", "benchbench-working", "1.2.3")
-    assert set(registry.entries["attack"]) == {"fgsm", "noise"}  # built-ins still there
+    assert set(registry.entries["attack"]) == {"fgsm", "pgd", "bim", "noise"}  # built-ins stay
 
 
 def test_cli_plugins_json_lists_the_failure_and_exits_0(fake_entry_points) -> None:
@@ -207,7 +207,7 @@ def test_plugin_whose_register_hook_raises_is_recorded_and_others_work() -> None
     assert failure.plugin == "bad_plugin"
     assert failure.error == "register_attacks raised RuntimeError: cannot find my weights"
     assert registry.get("attack", "noise").source.plugin == "good_plugin"
-    assert set(registry.entries["attack"]) == {"fgsm", "noise"}
+    assert set(registry.entries["attack"]) == {"fgsm", "pgd", "bim", "noise"}
     assert set(registry.entries["model"]) == {"mlp"}
 
 
@@ -231,7 +231,7 @@ def test_disable_a_name_blocks_just_that_entry_point(fake_entry_points, monkeypa
     monkeypatch.setenv(DISABLE_ENV, "example_attack")
     registry = load_registry()
     assert not example.loaded and other.loaded
-    assert set(registry.entries["attack"]) == {"fgsm", "noise"}
+    assert set(registry.entries["attack"]) == {"fgsm", "pgd", "bim", "noise"}
 
 
 @pytest.mark.parametrize(("value", "loaded"), [

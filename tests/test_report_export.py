@@ -62,9 +62,10 @@ def test_export_csv_and_json_are_tidy_long_rows(run_dir, tmp_path):
             export_results(store, fmt="xml")
     frame = pd.read_csv(io.StringIO(csv_text))
     assert list(frame.columns[:len(TIDY_COLUMNS)]) == list(TIDY_COLUMNS)
-    assert len(frame) == 3 * 2 * 6
+    assert len(frame) == 3 * 2 * 8
     clean = frame[frame.attack == "none"]
-    assert set(clean.eps) == {0.0} and set(clean.metric) == {"accuracy", "loss"}
+    assert set(clean.eps) == {0.0} and set(clean.metric) == {
+        "accuracy", "loss", "zero_grad_frac", "saturated_frac"}
     assert set(frame[frame.attack == "fgsm"].eps) == {0.05, 0.2}
     rows = json.loads((tmp_path / "out.json").read_text())
     assert len(rows) == len(frame) and rows[0]["dataset"] == "digits"

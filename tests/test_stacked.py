@@ -86,7 +86,7 @@ def test_random_attacks_run_member_by_member(write_suite, registry, tmp_path):
     class Jitter:
         norm = "linf"
 
-        def perturb(self, model, x, y, *, eps):
+        def perturb(self, model, x, y, *, eps, bounds):
             noise = torch.rand(x.shape, dtype=x.dtype).sub(0.5).sign()
             return torch.stack([x + e * noise for e in eps])
 

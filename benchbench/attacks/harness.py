@@ -52,7 +52,7 @@ def attack_batch(attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tenso
     was_training = model.training
     model.eval()
     try:
-        proposal = attack.perturb(model, x, y, eps=tuple(eps))
+        proposal = attack.perturb(model, x, y, eps=tuple(eps), bounds=tuple(bounds))
         if proposal.shape != (len(eps), *x.shape):
             raise ValueError(f"attack returned shape {tuple(proposal.shape)}; expected "
                              f"{(len(eps), *x.shape)} (one batch per eps)")
@@ -66,14 +66,3 @@ def attack_batch(attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tenso
     finally:
         model.train(was_training)
     return AttackResult(tuple(eps), x_adv, correct)
-
-
-def input_gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Gradient of the summed cross-entropy with respect to the inputs (per-example gradients).
-
-    Summing rather than averaging keeps each example's gradient independent of the batch size.
-    """
-    x = x.detach().clone().requires_grad_(True)
-    loss = torch.nn.functional.cross_entropy(model(x), y, reduction="sum")
-    (grad,) = torch.autograd.grad(loss, x)
-    return grad

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from benchbench.engine.data import DataCache, build
-from benchbench.engine.evaluate import Record, attack_records, clean_records
+from benchbench.engine.evaluate import Record, attack_records, clean_records, masking_records
 from benchbench.store.checkpoints import checkpoint_path, save_checkpoint
 from benchbench.suite.cells import CellSpec, ComponentRef
 
@@ -84,6 +84,11 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
                             members=members)
         for mine, new in zip(records, per, strict=True):
             mine += new
+    ctx.events.evaluating(spec, epoch, "gradient-masking checks")
+    per = masking_records(model, *data["test"], epoch=epoch, split="test",
+                          batch_size=ATTACK_BATCH, members=members)
+    for mine, new in zip(records, per, strict=True):
+        mine += new
     devices = [torch.cuda.current_device()] if ctx.device == "cuda" else []
     bounds = tuple(dataset.bounds)
     for ref, attack in attacks:

@@ -66,3 +66,32 @@ def attack_records(model, attack, ref, x, y, *, epoch: int, bounds: tuple[float,
     return [[Record(epoch, ref.split, ref.label, eps, "accuracy", c / len(x))
              for eps, c in zip(ref.eps, counts, strict=True)]
             for counts in n_correct.tolist()]
+
+
+def masking_records(model, x, y, *, epoch: int, split: str, batch_size: int,
+                    members: int = 1) -> list[list[Record]]:
+    """Gradient-masking measurements, per member: the fraction of inputs whose cross-entropy
+    input gradient is exactly zero (``zero_grad_frac``), and whose true-class probability is
+    exactly 1.0 in the run's dtype (``saturated_frac``)."""
+    from benchbench.attacks.losses import loss_gradient
+
+    was_training = model.training
+    model.eval()
+    zero = torch.zeros(members, dtype=torch.int64, device=x.device)
+    saturated = torch.zeros(members, dtype=torch.int64, device=x.device)
+    chunk = max(1, batch_size // members)
+    try:
+        for start in range(0, len(x), chunk):
+            xb = _repeat(x[start:start + chunk], members)
+            yb = _repeat(y[start:start + chunk], members)
+            grad = loss_gradient(model, xb, yb, "ce")
+            zero += (grad.flatten(1) == 0).all(dim=1).view(members, -1).sum(1)
+            with torch.no_grad():
+                p_true = model(xb).softmax(dim=1).gather(1, yb.unsqueeze(1)).squeeze(1)
+            saturated += (p_true == 1.0).view(members, -1).sum(1)
+    finally:
+        model.train(was_training)
+    n = len(x)
+    return [[Record(epoch, split, "none", 0.0, "zero_grad_frac", z / n),
+             Record(epoch, split, "none", 0.0, "saturated_frac", s / n)]
+            for z, s in zip(zero.tolist(), saturated.tolist(), strict=True)]

@@ -9,6 +9,7 @@ Layout of a run directory::
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -137,8 +138,10 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
         done = store.done_cells()
         todo = [c for c in cells if c.cell_id not in done]
         summary.skipped = [c.cell_id for c in cells if c.cell_id in done]
+        dataset = build(registry, "dataset", suite.dataset.name, suite.dataset.params)
+        store.set_meta(num_classes=str(dataset.num_classes),
+                       bounds=json.dumps(list(dataset.bounds)))
         if todo:
-            dataset = build(registry, "dataset", suite.dataset.name, suite.dataset.params)
             events.log(f"data: {dataset.prepare(data_dir=data_dir, log=events.log)}")
             t0 = time.perf_counter()
             run_id = store.begin_run(

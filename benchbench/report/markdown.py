@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from benchbench.report.flags import LEGEND, attack_info, flags_by_epoch
 from benchbench.report.tables import summary_tables
 from benchbench.store.results import ResultsStore
 
@@ -48,14 +49,28 @@ def render_report(store: ResultsStore) -> str:
         f"commit {last.get('commit_sha') or 'n/a'}",
         f"- suite hash: `{meta.get('suite_hash', '?')}`, results schema v"
         f"{meta.get('schema_version', '?')}", ""]
-    for table in summary_tables(store.tidy()):
+    tidy, info, seen = store.tidy(), attack_info(ok), set()
+    classes, bounds = meta.get("num_classes"), json.loads(meta.get("bounds", "null"))
+    chance = 1 / int(classes) if classes else None
+    span = bounds[1] - bounds[0] if bounds else None
+    for table in summary_tables(tidy):
         dtypes = sorted({c["dtype"] for c in ok if c["model"] == table.model
                          and c["regime"] == table.regime})
+        group = tidy[(tidy.model == table.model) & (tidy.regime == table.regime)
+                     & (tidy.dataset == table.dataset)]
+        flags = flags_by_epoch(group, info, chance=chance, span=span)
+        frame = table.formatted()
+        frame["flags"] = [flags.get(int(epoch), "") for epoch in frame.index]
+        seen.update("".join(flags.values()))
         out += [f"## {table.title}", "",
                 f"Mean ± standard deviation over {len(table.seeds)} seed(s) "
-                f"{list(table.seeds)}; accuracies in percent, losses are mean cross-entropy; "
-                f"dtype {', '.join(dtypes)}.", "",
-                table.formatted().to_markdown(), ""]
+                f"{list(table.seeds)}; accuracies and fractions in percent, losses are mean "
+                f"cross-entropy; dtype {', '.join(dtypes)}.", "",
+                frame.to_markdown(), ""]
+    if seen:
+        out += ["Flags (gradient-masking checks, on the mean over seeds):", ""]
+        out += [f"- **{letter}**: {LEGEND[letter]}" for letter in sorted(seen)]
+        out.append("")
     if failed:
         out += ["## Failed cells", ""]
         out += [f"- `{c['cell_id']}` {c['model']} / {c['regime']} / seed {c['seed']}: "

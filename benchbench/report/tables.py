@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 CLEAN_ORDER = {("train", "accuracy"): 0, ("test", "accuracy"): 1, ("train", "loss"): 2,
-               ("test", "loss"): 3}
+               ("test", "loss"): 3, ("test", "zero_grad_frac"): 4, ("test", "saturated_frac"): 5}
+SHORT = {"accuracy": "acc", "zero_grad_frac": "zero-grad", "saturated_frac": "p_y=1"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class SummaryTable:
 
 def column_label(split: str, attack: str, eps: float, metric: str) -> str:
     if attack == "none":
-        return f"{split} {'acc' if metric == 'accuracy' else metric}"
+        return f"{split} {SHORT.get(metric, metric)}"
     where = "" if split == "test" else f" ({split})"
     name = f"{attack} ε={eps:g}{where}"
     return name if metric == "accuracy" else f"{name} {metric}"
@@ -66,7 +67,7 @@ def summary_tables(tidy: pd.DataFrame) -> list[SummaryTable]:
             group["split"], group["attack"], group["eps"], group["metric"], strict=True)])
         stats = group.groupby(["epoch", "column"])["value"].agg(["mean", "std"]).unstack("column")
         ordered = [labels[k] for k in keys]
-        percent = tuple(labels[k] for k in keys if k[3] == "accuracy")
+        percent = tuple(labels[k] for k in keys if k[3] == "accuracy" or k[3].endswith("_frac"))
         tables.append(SummaryTable(model, regime, dataset,
                                    tuple(sorted(group["seed"].unique().tolist())),
                                    stats["mean"][ordered], stats["std"][ordered], percent))

@@ -3,7 +3,7 @@
 Threat model: untargeted, L-inf, black-box (no gradients, ignores ``model`` and ``y``). For each
 eps, ``x_adv = x + eps * s`` with ``s`` a ±1 tensor shaped like ``x`` drawn from a
 ``torch.Generator`` seeded with ``seed``, the same ``s`` for every eps. Shapes: ``x`` [N, ...],
-``y`` [N], returns [len(eps), N, ...]; the harness clips to the eps-ball and the data bounds.
+``y`` [N], returns [len(eps), N, ...]; the harness clips to the eps-ball and the ``bounds``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class RandomSign:
             raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
         self.seed = seed
 
-    def perturb(self, model, x, y, *, eps: Sequence[float]):
+    def perturb(self, model, x, y, *, eps: Sequence[float], bounds=(0.0, 1.0)):
         import torch
 
         gen = torch.Generator().manual_seed(self.seed)  # a fresh generator: stateless, repeatable

@@ -1,0 +1,94 @@
+"""Projected gradient descent (Madry et al., 2018, arXiv:1706.06083) and the basic iterative
+method (Kurakin, Goodfellow and Bengio, 2017, arXiv:1607.02533).
+
+Threat model: untargeted, L-inf or L2, white-box. From ``x`` (or a uniform random start in the
+ball), ``steps`` times: ascend the loss (sign of the gradient for L-inf, the gradient scaled to
+unit L2 norm per example for L2) by ``step_size``, then project onto the eps-ball and the data
+bounds. With ``restarts`` > 1 each example keeps the first restart that fools the model. Shapes:
+``x`` [N, ...], ``y`` [N], returns [len(eps), N, ...]; one run per eps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from benchbench.attacks.losses import check_loss
+
+NORMS = ("linf", "l2")
+
+
+class PGD:
+    """Projected gradient descent, L-inf or L2, with random starts and restarts."""
+
+    needs_gradients = True
+
+    def __init__(self, *, norm: str = "linf", steps: int = 40, step_size: float | None = None,
+                 random_start: bool = True, restarts: int = 1, loss: str = "ce") -> None:
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+        for key, value in (("steps", steps), ("restarts", restarts)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{key} must be a positive integer; got {value!r}")
+        if step_size is not None and not (isinstance(step_size, int | float) and step_size > 0):
+            raise ValueError(f"step_size must be a positive number (or absent for "
+                             f"2.5 * eps / steps); got {step_size!r}")
+        self.norm, self.steps, self.step_size = norm, steps, step_size
+        self.random_start, self.restarts, self.loss = random_start, restarts, check_loss(loss)
+        self.per_example = not random_start  # random starts draw from torch's RNG
+
+    def _start(self, x, eps: float):
+        import torch
+
+        if not self.random_start:
+            return x.clone()
+        if self.norm == "linf":
+            return x + torch.empty_like(x).uniform_(-eps, eps)
+        direction = torch.randn_like(x).flatten(1)
+        direction /= direction.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        radius = eps * torch.rand(len(x), 1, dtype=x.dtype, device=x.device) ** (
+            1.0 / direction.shape[1])
+        return x + (direction * radius).view_as(x)
+
+    def _run(self, model, x, y, eps: float, bounds):
+        import torch
+
+        from benchbench.attacks.harness import project
+        from benchbench.attacks.losses import loss_gradient
+
+        step = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
+        x_adv = project(self._start(x, eps), x, eps, self.norm, bounds)
+        for _ in range(self.steps):
+            grad = loss_gradient(model, x_adv, y, self.loss)
+            if self.norm == "linf":
+                x_adv = x_adv + step * grad.sign()
+            else:
+                norms = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
+                x_adv = x_adv + step * grad / norms.view(-1, *[1] * (x.dim() - 1))
+            x_adv = project(x_adv, x, eps, self.norm, bounds)
+        with torch.no_grad():
+            fooled = model(x_adv).argmax(1) != y
+        return x_adv, fooled
+
+    def perturb(self, model, x, y, *, eps: Sequence[float], bounds=(0.0, 1.0)):
+        import torch
+
+        out = torch.empty((len(eps), *x.shape), dtype=x.dtype, device=x.device)
+        for i, e in enumerate(eps):
+            best, fooled = self._run(model, x, y, e, bounds)
+            for _ in range(self.restarts - 1):
+                if bool(fooled.all()):
+                    break
+                candidate, now = self._run(model, x, y, e, bounds)
+                take = now & ~fooled
+                best[take], fooled = candidate[take], fooled | now
+            out[i] = best
+        return out
+
+
+class BIM(PGD):
+    """Basic iterative method: PGD from the clean input, no random start, no restarts."""
+
+    def __init__(self, *, norm: str = "linf", steps: int = 10, step_size: float | None = None,
+                 loss: str = "ce") -> None:
+        super().__init__(norm=norm, steps=steps, step_size=step_size, random_start=False,
+                         restarts=1, loss=loss)

@@ -1,0 +1,116 @@
+"""Gradient-masking measurements and flags: a model whose gradients vanish must be flagged."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from benchbench.engine.runner import run_suite
+from benchbench.plugins import load_registry
+from benchbench.report.flags import flags_by_epoch
+from benchbench.store.results import read_store
+from benchbench.suite.load import load_suite
+from tests.plugins import masking_plugin
+
+SUITE = """
+[suite]
+name = "masking"
+seeds = [0, 1]
+[dataset]
+name = "digits"
+train = "train"
+test = "test"
+[[model]]
+name = "mlp"
+hidden = [32]
+[[model]]
+name = "saturated"
+[regime]
+name = "standard"
+lr = 0.01
+epochs = 3
+checkpoints = [3]
+[[attacks]]
+name = "fgsm"
+eps = [0.1]
+[[attacks]]
+name = "fgsm"
+label = "fgsm_stable"
+loss = "ce_stable"
+eps = [0.1]
+[[attacks]]
+name = "bim"
+eps = [0.1]
+steps = 5
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    registry = load_registry(load_entry_points=False, extra=(masking_plugin,))
+    out = tmp_path_factory.mktemp("masking")
+    (out / "suite.toml").write_text(SUITE)
+    run_suite(load_suite(out / "suite.toml", registry), registry=registry, out_dir=out / "run",
+              device="cpu")
+    with read_store(out / "run") as store:
+        return store.tidy(), (out / "run" / "report.md").read_text()
+
+
+def value(tidy, model, attack, metric, eps=0.0):
+    sel = tidy[(tidy.model == model) & (tidy.attack == attack) & (tidy.metric == metric)
+               & (tidy.eps == eps) & (tidy.split == "test")]
+    return sel.value.mean()
+
+
+def test_saturated_model_has_zero_gradients_and_saturated_probabilities(run):
+    tidy, _ = run
+    assert value(tidy, "saturated", "none", "zero_grad_frac") > 0.5
+    assert value(tidy, "saturated", "none", "saturated_frac") > 0.3
+    assert value(tidy, "mlp", "none", "zero_grad_frac") == 0
+    assert value(tidy, "mlp", "none", "saturated_frac") == 0
+
+
+def test_stable_loss_sees_through_saturation(run):
+    tidy, _ = run
+    plain = value(tidy, "saturated", "fgsm", "accuracy", 0.1)
+    stable = value(tidy, "saturated", "fgsm_stable", "accuracy", 0.1)
+    assert stable < plain - 0.1
+
+
+def test_report_flags_the_saturated_model_only(run):
+    _, report = run
+    rows = {line.split("|")[1].strip(): line for line in report.splitlines()
+            if line.startswith("|") and line.split("|")[1].strip() == "3"}
+    sections = report.split("## ")
+    saturated = next(s for s in sections if s.startswith("saturated"))
+    healthy = next(s for s in sections if s.startswith("mlp ·"))
+    last = lambda section: [ln for ln in section.splitlines() if ln.startswith("|")][-1]  # noqa: E731
+    flags_sat = last(saturated).rstrip(" |").rsplit("|", 1)[1].strip()
+    flags_ok = last(healthy).rstrip(" |").rsplit("|", 1)[1].strip()
+    assert {"Z", "S", "L"} <= set(flags_sat), flags_sat
+    assert not {"Z", "S", "L"} & set(flags_ok), flags_ok
+    assert "- **Z**: some test inputs have an exactly zero input gradient" in report
+    assert rows
+
+
+def tidy_rows(points):
+    return pd.DataFrame([dict(epoch=1, split="test", attack=a, eps=e, metric="accuracy",
+                              value=v, seed=s) for a, e, v in points for s in (0, 1)])
+
+
+INFO = {"fgsm": {"name": "fgsm", "params": {"loss": "ce"}, "norm": "linf"},
+        "fgsm_m": {"name": "fgsm", "params": {"loss": "margin"}, "norm": "linf"},
+        "pgd": {"name": "pgd", "params": {}, "norm": "linf"}}
+
+
+@pytest.mark.parametrize(("points", "expected"), [
+    ([("fgsm", 0.1, 0.5), ("fgsm", 0.2, 0.3), ("pgd", 0.1, 0.4)], ""),
+    ([("fgsm", 0.1, 0.3), ("fgsm", 0.2, 0.5)], "M"),
+    ([("fgsm", 0.1, 0.3), ("pgd", 0.1, 0.6)], "I"),
+    ([("fgsm", 0.1, 0.5), ("fgsm_m", 0.1, 0.3)], "L"),
+    ([("pgd", 0.3, 0.4)], "C"),
+    ([("pgd", 0.3, 0.12)], ""),
+])
+def test_flag_rules(points, expected):
+    flags = flags_by_epoch(tidy_rows(points), INFO, chance=0.1, span=1.0)
+    assert flags == {1: expected}
