@@ -69,16 +69,56 @@ def run(
         raise typer.Exit(1)
 
 
-@app.command()
-def plugins(json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+plugins_app = typer.Typer(help="List and check plugins.", invoke_without_command=True)
+app.add_typer(plugins_app, name="plugins")
+
+
+@plugins_app.callback()
+def plugins(ctx: typer.Context,
+            json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
             = False) -> None:
     """List every registered model, dataset, attack and regime, and where it comes from."""
+    if ctx.invoked_subcommand is not None:
+        return
     from benchbench.cli_progress import print_plugins
 
     try:
         print_plugins(_registry(), as_json=json_)
     except BenchbenchError as exc:
         raise fail(exc) from None
+
+
+@plugins_app.command("check")
+def plugins_check(
+    name: Annotated[str, typer.Argument(help="A registered attack, e.g. fgsm.")],
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", help="A parameter as key=value (the value in TOML syntax); repeatable.")]
+    = None,
+) -> None:
+    """Run the attack conformance checks (benchbench.testing) on a registered attack."""
+    import tomllib
+
+    from benchbench.cli_progress import print_checks
+    from benchbench.testing import conformance
+
+    try:
+        params = {}
+        for item in param or []:
+            key, sep, value = item.partition("=")
+            try:
+                if not sep:
+                    raise tomllib.TOMLDecodeError("no '='")
+                params.update(tomllib.loads(f"{key.strip()} = {value}"))
+            except tomllib.TOMLDecodeError:
+                raise BenchbenchError(f"--param {item!r}: write key=value with a TOML value, "
+                                      "e.g. --param steps=10 or --param \"loss='margin'\"") \
+                    from None
+        checks = conformance(_registry().get("attack", name).obj, **params)
+    except BenchbenchError as exc:
+        raise fail(exc) from None
+    print_checks(name, checks)
+    if not all(c.passed for c in checks):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -97,3 +97,14 @@ def print_plugins(registry, *, as_json: bool) -> None:
     for f in failures:
         console.print(f"[red]plugin {f['plugin']} ({f['distribution']}) failed to load:[/red] "
                       f"{f['error']}")
+
+
+def print_checks(name: str, checks) -> None:
+    table = Table(title=f"conformance of attack {name!r}")
+    for col in ("check", "result", "detail"):
+        table.add_column(col)
+    for c in checks:
+        table.add_row(c.name, "[green]pass[/green]" if c.passed else "[red]FAIL[/red]", c.detail)
+    Console().print(table)
+    failed = sum(not c.passed for c in checks)
+    Console().print(f"{len(checks) - failed} of {len(checks)} checks passed")

@@ -95,7 +95,10 @@ class Registry:
 
     def defaults_of(self, kind: str, name: str) -> dict[str, object]:
         """Default values of the keyword parameters (as JSON would round-trip them)."""
-        sig = inspect.signature(self.get(kind, name).obj)
+        obj = self.get(kind, name).obj
+        if hasattr(obj, "suite_params"):
+            return {}  # an adapter: the wrapped library owns its defaults
+        sig = inspect.signature(obj)
         out = {}
         for p in sig.parameters.values():
             if p.name in self.params_of(kind, name) and p.default is not p.empty:
@@ -106,8 +109,12 @@ class Registry:
         return out
 
     def params_of(self, kind: str, name: str) -> list[str]:
-        """The keyword parameters the registered object accepts (empty if it takes **kwargs)."""
-        sig = inspect.signature(self.get(kind, name).obj)
+        """The keyword parameters the registered object accepts: its ``suite_params()`` when it
+        has one (adapters of other libraries), else its keyword-only parameters."""
+        obj = self.get(kind, name).obj
+        if hasattr(obj, "suite_params"):
+            return list(obj.suite_params())
+        sig = inspect.signature(obj)
         skip = {"input_shape", "num_classes", "self"}
         return [p.name for p in sig.parameters.values()
                 if p.kind is p.KEYWORD_ONLY and p.name not in skip]

@@ -84,9 +84,14 @@ def test_report_flags_the_saturated_model_only(run):
     sections = report.split("## ")
     saturated = next(s for s in sections if s.startswith("saturated"))
     healthy = next(s for s in sections if s.startswith("mlp ·"))
-    last = lambda section: [ln for ln in section.splitlines() if ln.startswith("|")][-1]  # noqa: E731
-    flags_sat = last(saturated).rstrip(" |").rsplit("|", 1)[1].strip()
-    flags_ok = last(healthy).rstrip(" |").rsplit("|", 1)[1].strip()
+    def flags_of(section: str) -> str:
+        """The flags cell of the last row of the section's first table (clean metrics)."""
+        first = section.split("\n\n")[2]
+        header, *_, row = first.splitlines()
+        assert header.rstrip(" |").endswith("flags")
+        return row.rstrip(" |").rsplit("|", 1)[1].strip()
+
+    flags_sat, flags_ok = flags_of(saturated), flags_of(healthy)
     assert {"Z", "S", "L"} <= set(flags_sat), flags_sat
     assert not {"Z", "S", "L"} & set(flags_ok), flags_ok
     assert "- **Z**: some test inputs have an exactly zero input gradient" in report

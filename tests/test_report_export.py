@@ -29,7 +29,8 @@ def test_report_has_tables_suite_command_versions_and_wall_time(run_dir):
     report = (run_dir / "report.md").read_text()
     for needle in ("# benchbench report: tiny", "## mlp · standard · digits",
                    "Mean ± standard deviation over 3 seed(s) [0, 1, 2]",
-                   "epoch | train acc", "test acc", "fgsm ε=0.05", "fgsm ε=0.2",
+                   "epoch | train acc", "test acc", "Accuracy under `fgsm` (fgsm: loss=ce)",
+                   "| ε=0.05 ", "| ε=0.2 ",
                    "command: `benchbench run tiny.toml`", "wall time:", "torch ",
                    "machine:", "```toml", 'name = "tiny"', "cells finished: 3"):
         assert needle in report, needle

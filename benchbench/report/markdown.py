@@ -60,13 +60,22 @@ def render_report(store: ResultsStore) -> str:
                      & (tidy.dataset == table.dataset)]
         flags = flags_by_epoch(group, info, chance=chance, span=span)
         frame = table.formatted()
-        frame["flags"] = [flags.get(int(epoch), "") for epoch in frame.index]
         seen.update("".join(flags.values()))
         out += [f"## {table.title}", "",
                 f"Mean ± standard deviation over {len(table.seeds)} seed(s) "
                 f"{list(table.seeds)}; accuracies and fractions in percent, losses are mean "
-                f"cross-entropy; dtype {', '.join(dtypes)}.", "",
-                frame.to_markdown(), ""]
+                f"cross-entropy; dtype {', '.join(dtypes)}.", ""]
+        for name, columns in table.groups:
+            part = frame[list(columns)]
+            if name == "clean":
+                part = part.assign(flags=[flags.get(int(e), "") for e in frame.index])
+            else:
+                part = part.rename(columns={c: c[len(name):].strip() for c in columns})
+                attack = info.get(name, {})
+                params = ", ".join(f"{k}={v}" for k, v in attack.get("params", {}).items())
+                out += [f"Accuracy under `{name}` ({attack.get('name', '?')}"
+                        f"{': ' + params if params else ''}):", ""]
+            out += [part.to_markdown(), ""]
     if seen:
         out += ["Flags (gradient-masking checks, on the mean over seeds):", ""]
         out += [f"- **{letter}**: {LEGEND[letter]}" for letter in sorted(seen)]

@@ -21,7 +21,8 @@ class SummaryTable:
     seeds: tuple[int, ...]
     mean: pd.DataFrame
     std: pd.DataFrame
-    percent: tuple[str, ...]  # columns that hold accuracies
+    percent: tuple[str, ...]  # columns that hold accuracies and fractions
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ("clean" or attack label, columns)
 
     @property
     def title(self) -> str:
@@ -68,7 +69,11 @@ def summary_tables(tidy: pd.DataFrame) -> list[SummaryTable]:
         stats = group.groupby(["epoch", "column"])["value"].agg(["mean", "std"]).unstack("column")
         ordered = [labels[k] for k in keys]
         percent = tuple(labels[k] for k in keys if k[3] == "accuracy" or k[3].endswith("_frac"))
+        by_group: dict[str, list[str]] = {}
+        for key in keys:
+            by_group.setdefault("clean" if key[1] == "none" else key[1], []).append(labels[key])
         tables.append(SummaryTable(model, regime, dataset,
                                    tuple(sorted(group["seed"].unique().tolist())),
-                                   stats["mean"][ordered], stats["std"][ordered], percent))
+                                   stats["mean"][ordered], stats["std"][ordered], percent,
+                                   tuple((g, tuple(cols)) for g, cols in by_group.items())))
     return tables

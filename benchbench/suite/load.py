@@ -105,8 +105,9 @@ def _check_plugin(check: _Checker, registry, kind: str, where: str, name: str,
     leaving it implicit makes the same cell (and a changed default makes a new one)."""
     try:
         allowed = registry.params_of(kind, name)
-    except PluginError as exc:
-        raise check.fail(f"{where}.name", str(exc)) from None
+    except (PluginError, ValueError) as exc:  # unknown name, or a missing optional extra
+        raise check.fail(f"{where}.name", f"{name!r}: {exc}" if isinstance(exc, ValueError)
+                         else str(exc)) from None
     for key in params:
         if key not in allowed:
             raise check.fail(f"{where}.{key}", f"unknown parameter for {kind} {name!r}; "

@@ -96,3 +96,10 @@ def test_hook_registers_random_sign() -> None:
     register_attacks(register=lambda name, obj, *, summary=None: seen.update({name: obj}))
     assert seen == {"random_sign": RandomSign}
     assert RandomSign.norm == "linf"
+
+
+def test_passes_benchbench_conformance(benchbench_check_attack):
+    """The kit every attack plugin should run: shapes, ball, bounds, purity, determinism."""
+    from benchbench_example_attack import RandomSign
+
+    assert len(benchbench_check_attack(RandomSign, seed=3)) >= 13

@@ -1,0 +1,179 @@
+"""Attacks of the adversarial-robustness-toolbox (ART) as benchbench attacks: ``benchbench[art]``.
+
+Registered through benchbench's own ``benchbench`` entry point (``art``), so ``benchbench
+plugins`` lists them whether or not ART is installed; ART itself is imported only when one of
+them is built. Suite keys are ART's own constructor arguments (checked against ART's signature),
+except what the harness decides: the estimator, ``eps`` (from the suite's eps list, one ART
+call per eps), ``targeted`` (always untargeted) and ``verbose``. ``norm`` is ``"linf"`` or
+``"l2"``. The true labels are always passed (ART would otherwise attack its own predictions).
+Attacks without an eps (Carlini-Wagner, DeepFool, HopSkipJump) run once; the harness projects
+their result onto each eps-ball. ``art.autoattack`` takes ``attacks``, a list of ensemble
+members by name (``apgd_ce``, ``apgd_dlr``, ``deepfool``, ``square``; default all four, ART's
+own ensemble) and ``max_iter`` for each member.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+
+from benchbench import hookimpl
+
+INSTALL = "needs benchbench[art]: pip install 'benchbench[art]'"
+FIXED = {"self", "estimator", "classifier", "eps", "targeted", "verbose", "summary_writer",
+         "estimator_orig"}
+NORMS = {"linf": "inf", "l2": 2}
+# name: (ART class, takes eps, default norm, norm can be chosen)
+SPECS = {
+    "art.fgsm": ("FastGradientMethod", True, "linf", True),
+    "art.pgd": ("ProjectedGradientDescent", True, "linf", True),
+    "art.cw_l2": ("CarliniL2Method", False, "l2", False),
+    "art.cw_linf": ("CarliniLInfMethod", False, "linf", False),
+    "art.deepfool": ("DeepFool", False, "l2", False),
+    "art.autoattack": ("AutoAttack", True, "linf", True),
+    "art.square": ("SquareAttack", True, "linf", True),
+    "art.hopskipjump": ("HopSkipJump", False, "l2", True),
+}
+
+
+def art_class(name: str):
+    """The ART attack class, or a ValueError with the install command."""
+    try:
+        from art.attacks import evasion
+    except ImportError:
+        raise ValueError(f"this attack {INSTALL}") from None
+    return getattr(evasion, name)
+
+
+class ARTAttack:
+    """Base of the generated adapters (one subclass per entry of ``SPECS``)."""
+
+    art_name = ""
+    takes_eps = True
+    norm = "linf"
+    choose_norm = True
+    per_example = False  # ART attacks may draw random numbers or couple a batch
+
+    @property
+    def bounded(self) -> bool:
+        """Minimal-perturbation attacks (no eps) may leave the ball; the harness projects."""
+        return self.takes_eps
+
+    @classmethod
+    def suite_params(cls) -> list[str]:
+        import inspect
+
+        sig = inspect.signature(art_class(cls.art_name).__init__)
+        names = [p for p in sig.parameters if p not in FIXED and p != "norm"]
+        if cls.art_name == "AutoAttack":  # members by name (ART takes attack objects)
+            names.append("max_iter")
+        return names + (["norm"] if cls.choose_norm else [])
+
+    def __init__(self, **params) -> None:
+        allowed = self.suite_params()
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for ART's "
+                             f"{self.art_name}; allowed: {', '.join(allowed)}")
+        members = params.get("attacks")
+        if self.art_name == "AutoAttack" and members is not None and (
+                not isinstance(members, list) or not set(members) <= set(AUTOATTACK_MEMBERS)):
+            raise ValueError(f"attacks must be a list of {', '.join(AUTOATTACK_MEMBERS)} "
+                             f"(default: all four, ART's AutoAttack); got {members!r}")
+        norm = params.pop("norm", self.norm)
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+        self.norm, self.params = norm, params
+
+    def perturb(self, model, x, y, *, eps: Sequence[float], bounds=(0.0, 1.0)):
+        import numpy as np
+        import torch
+        from art.estimators.classification import PyTorchClassifier
+
+        with torch.no_grad():
+            classes = model(x[:1]).shape[1]
+        clf = PyTorchClassifier(model=_CastTo(model, x.dtype), loss=torch.nn.CrossEntropyLoss(),
+                                input_shape=tuple(x.shape[1:]), nb_classes=classes,
+                                clip_values=tuple(bounds),
+                                device_type="gpu" if x.is_cuda else "cpu")
+        xn = x.detach().cpu().numpy()
+        yn = torch.nn.functional.one_hot(y, classes).cpu().numpy().astype(xn.dtype)
+        cls, names = art_class(self.art_name), self.suite_params()
+        kwargs = dict(self.params)
+        if "norm" in names:
+            kwargs["norm"] = np.inf if self.norm == "linf" else 2
+        if "verbose" in __import__("inspect").signature(cls.__init__).parameters:
+            kwargs["verbose"] = False
+        if self.art_name == "AutoAttack":
+            kwargs = _autoattack_members(clf, kwargs, eps)
+        if not self.takes_eps:
+            adv = cls(clf, **kwargs).generate(xn, y=yn)
+            outs = [adv] * len(eps)
+        else:
+            outs = []
+            for e in eps:
+                step = {"eps_step": e / 4} if "eps_step" in names and "eps_step" not in \
+                    self.params else {}
+                args = {k: (v(e) if callable(v) else v) for k, v in kwargs.items()}
+                outs.append(cls(clf, eps=e, **step, **args).generate(xn, y=yn))
+        return torch.from_numpy(np.stack(outs)).to(device=x.device, dtype=x.dtype)
+
+
+AUTOATTACK_MEMBERS = ("apgd_ce", "apgd_dlr", "deepfool", "square")
+
+
+def _autoattack_members(clf, kwargs: dict, eps) -> dict:
+    """Turn the suite's member names into ART attacks built per eps (``attacks`` becomes a
+    function of eps); ``max_iter`` applies to every member (ART's defaults otherwise)."""
+    from art.attacks import evasion
+
+    names = kwargs.pop("attacks", None) or list(AUTOATTACK_MEMBERS)
+    max_iter = kwargs.pop("max_iter", None)
+    norm = kwargs.get("norm")
+    it = {} if max_iter is None else {"max_iter": max_iter}
+
+    def build(e: float) -> list:
+        made = []
+        for name in names:
+            if name.startswith("apgd"):
+                loss = "cross_entropy" if name == "apgd_ce" else "difference_logits_ratio"
+                made.append(evasion.AutoProjectedGradientDescent(
+                    estimator=clf, norm=norm, eps=e, eps_step=kwargs.get("eps_step", e / 4),
+                    targeted=False, loss_type=loss, verbose=False, **it))
+            elif name == "deepfool":
+                made.append(evasion.DeepFool(classifier=clf, verbose=False, **it))
+            else:
+                made.append(evasion.SquareAttack(estimator=clf, norm=norm, eps=e,
+                                                 verbose=False, **it))
+        return made
+
+    return {**kwargs, "attacks": build}
+
+
+def _CastTo(model, dtype):
+    """``model`` behind a cast of its inputs to ``dtype`` (some ART attacks work in float64)."""
+    import torch
+
+    class CastTo(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model(x.to(dtype))
+
+    return CastTo()
+
+
+def adapters() -> dict[str, type]:
+    return {name: type(f"ART{art}", (ARTAttack,), {
+        "art_name": art, "takes_eps": takes_eps, "norm": norm, "choose_norm": choose,
+        "__doc__": f"ART's {art} ({norm}{', one call per eps' if takes_eps else ''})."})
+        for name, (art, takes_eps, norm, choose) in SPECS.items()}
+
+
+@hookimpl
+def register_attacks(register):
+    missing = importlib.util.find_spec("art") is None
+    for name, cls in adapters().items():
+        register(name, cls, summary=cls.__doc__ + (f" ({INSTALL})" if missing else ""))

@@ -1,0 +1,155 @@
+"""The test kit for plugin authors: an isolated registry, a tiny model and real data, and the
+conformance checks every attack must pass, offline.
+
+From a plugin's own tests::
+
+    from benchbench.testing import check_attack
+
+    def test_conformance():
+        check_attack(MyAttack, seed=3)      # raises AssertionError naming each failed check
+
+or with the ``benchbench_check_attack`` fixture (this module is a pytest plugin, registered
+through the ``pytest11`` entry point). ``benchbench plugins check NAME`` runs the same checks on
+an installed attack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EPS = (0.0, 0.05, 0.3)
+BOUNDS = (0.0, 1.0)
+
+
+def isolated_registry(*plugins):
+    """Built-ins plus ``plugins`` only: no installed entry points leak into a test."""
+    from benchbench.plugins import load_registry
+
+    return load_registry(load_entry_points=False, extra=plugins)
+
+
+def tiny_data(n: int = 16, *, dtype=None):
+    """``n`` real 8x8 digits from scikit-learn, pixels in [0, 1], as ``(x [n, 1, 8, 8], y)``."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = torch.tensor(data.data[:n] / 16.0, dtype=dtype or torch.float32).reshape(-1, 1, 8, 8)
+    return x, torch.tensor(data.target[:n])
+
+
+def tiny_model(*, seed: int = 0, dtype=None):
+    """A small MLP for 8x8 digits (64-32-10), fitted for a few steps so gradients are typical."""
+    import torch
+
+    from benchbench.models.mlp import build_mlp
+
+    torch.manual_seed(seed)
+    model = build_mlp(input_shape=(1, 8, 8), num_classes=10, hidden=[32])
+    x, y = tiny_data(64)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(30):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.to(dtype or torch.float32).eval()
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+def _run(attack, model, x, y, eps):
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return attack.perturb(model, x, y, eps=eps, bounds=BOUNDS)
+
+
+def conformance(attack_cls, **params) -> list[Check]:
+    """Every check, passed or not, for ``attack_cls(**params)``."""
+    import torch
+
+    from benchbench.attacks.harness import NORMS, attack_batch
+
+    checks: list[Check] = []
+
+    def check(name: str, ok: bool, detail: str = "") -> None:
+        checks.append(Check(name, bool(ok), "" if ok else detail))
+
+    try:
+        attack = attack_cls(**params)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return [Check("builds", False, f"{type(exc).__name__}: {exc}")]
+    check("declares a norm", getattr(attack, "norm", None) in NORMS,
+          f"norm must be one of {NORMS}; got {getattr(attack, 'norm', None)!r}")
+    if not checks[-1].passed:
+        return checks  # the harness cannot project without a norm
+    bounded = getattr(attack, "bounded", True)
+    for dtype in (torch.float32, torch.float64):
+        model, (x, y) = tiny_model(dtype=dtype), tiny_data(dtype=dtype)
+        x0, y0 = x.clone(), y.clone()
+        name = str(dtype).removeprefix("torch.")
+        try:
+            out = _run(attack, model, x, y, EPS)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            check(f"perturb runs ({name})", False, f"{type(exc).__name__}: {exc}")
+            continue
+        check(f"input not modified in place ({name})", torch.equal(x, x0) and torch.equal(y, y0),
+              "perturb changed x or y")
+        check(f"shape and dtype kept ({name})",
+              out.shape == (len(EPS), *x.shape) and out.dtype == dtype,
+              f"got {tuple(out.shape)} {out.dtype}, expected {(len(EPS), *x.shape)} {dtype}")
+        if out.shape != (len(EPS), *x.shape):
+            continue  # the remaining checks need one batch per eps
+        if bounded:
+            delta = (out - x).flatten(2)
+            size = delta.abs().amax(2) if attack.norm == "linf" else delta.norm(dim=2)
+            limit = torch.tensor(EPS, dtype=dtype)[:, None] * (1 + 1e-5) + 1e-6
+            check(f"inside the eps-ball ({name})", (size <= limit).all(),
+                  f"largest step {size.max():.4g} for eps {EPS}")
+            check(f"eps 0 is the identity ({name})", torch.equal(out[0], x),
+                  "perturb at eps 0 changed x")
+        result = attack_batch(attack, model, x, y, eps=EPS, bounds=BOUNDS)
+        check(f"inside the data bounds after the harness ({name})",
+              result.x_adv.min() >= BOUNDS[0] and result.x_adv.max() <= BOUNDS[1], "")
+    if any(not c.passed for c in checks if c.name.startswith(("shape", "perturb runs"))):
+        return checks
+    model, (x, y) = tiny_model(), tiny_data()
+    again = _run(attack, model, x, y, EPS)
+    check("deterministic under a seed", torch.equal(_run(attack, model, x, y, EPS), again),
+          "two runs with torch.manual_seed(0) differ")
+    one = _run(attack, model, x[:1], y[:1], EPS)
+    check("batch of one works", one.shape == (len(EPS), 1, *x.shape[1:]),
+          f"got {tuple(one.shape)}")
+    if getattr(attack, "per_example", False):
+        alone = torch.cat([_run(attack, model, x[i:i + 1], y[i:i + 1], EPS)
+                           for i in range(len(x))], dim=1)
+        check("per_example holds (each example as if alone)",
+              torch.allclose(again, alone, atol=1e-6), "results depend on the rest of the batch")
+    return checks
+
+
+def check_attack(attack_cls, **params) -> list[Check]:
+    """Run ``conformance`` and raise AssertionError naming every failed check."""
+    checks = conformance(attack_cls, **params)
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        raise AssertionError("attack conformance failed: " + "; ".join(
+            f"{c.name}: {c.detail}" for c in failed))
+    return checks
+
+
+try:  # the pytest plugin: a fixture for plugin authors
+    import pytest
+
+    @pytest.fixture
+    def benchbench_check_attack():
+        """``check_attack`` as a fixture: ``benchbench_check_attack(MyAttack, seed=1)``."""
+        return check_attack
+except ImportError:  # pytest is not needed to use the functions above
+    pass
