@@ -102,3 +102,42 @@ def test_data_fetch(cli):
     assert result.exit_code == 0 and "digits: ready (bundled with scikit-learn)" in result.stdout
     result = cli("data", "fetch", "mnits")
     assert result.exit_code == 2 and "did you mean 'mnist'" in result.stderr
+
+
+def test_a_raising_plugin_fails_its_cells_and_the_run_exits_1(write_suite, tmp_path,
+                                                              monkeypatch):
+    """The broken model's cells are recorded with the error; the other model's cells finish."""
+    from torch import nn
+
+    from benchbench import hookimpl
+    from benchbench.plugins import load_registry
+
+    class Broken(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(64, 10)
+
+        def forward(self, x):
+            raise RuntimeError("kernel not found")
+
+    def build_broken(*, input_shape, num_classes):
+        """A model that fails at its first forward pass."""
+        return Broken()
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, register):
+            register("broken", build_broken)
+
+    monkeypatch.setattr("benchbench.cli._registry",
+                        lambda: load_registry(load_entry_points=False, extra=(Plugin(),)))
+    text = write_suite(seeds="[0, 1]").read_text().replace("[model]", "[[model]]")
+    bad = write_suite("bad.toml", text=text + '\n[[model]]\nname = "broken"\n')
+    result = CliRunner().invoke(app, ["run", str(bad), "--out", str(tmp_path / "run"),
+                                      "--device", "cpu"])
+    assert result.exit_code == 1
+    assert "ran 2 cell(s), skipped 0 already stored, 2 failed" in result.output
+    assert "RuntimeError: kernel not found" in result.output
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Failed cells" in report and report.count("kernel not found") == 2
+    assert "## mlp · standard · digits" in report

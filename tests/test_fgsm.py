@@ -115,3 +115,20 @@ def test_harness_calls_the_model_on_batches_shaped_like_x(model_and_data):
     model.register_forward_pre_hook(lambda m, args: shapes.append(tuple(args[0].shape)))
     attack_batch(FGSM(), model, x, y, eps=(0.1, 0.2, 0.3), bounds=(0.0, 1.0))
     assert set(shapes) == {tuple(x.shape)}
+
+
+def test_harness_freezes_parameters_during_the_attack_and_restores_them(model_and_data):
+    model, x, y = model_and_data
+    seen = []
+
+    class Spy:
+        norm = "linf"
+
+        def perturb(self, model, x, y, *, eps, bounds):
+            seen.append([p.requires_grad for p in model.parameters()])
+            return FGSM().perturb(model, x, y, eps=eps, bounds=bounds)
+
+    attack_batch(Spy(), model, x, y, eps=(0.1,), bounds=(0.0, 1.0))
+    assert seen == [[False] * 4]
+    assert all(p.requires_grad for p in model.parameters())
+    assert all(p.grad is None for p in model.parameters())

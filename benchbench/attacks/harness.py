@@ -7,7 +7,8 @@ are still classified correctly. Attacks therefore cannot over-report their stren
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -46,12 +47,27 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str,
     raise ValueError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
 
 
+@contextmanager
+def attacking(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``model`` in eval mode with its parameters frozen (attacks need input gradients only;
+    custom backward passes cannot tell which gradients ``autograd.grad`` asked for)."""
+    was_training = model.training
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.eval()
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+        model.train(was_training)
+
+
 def attack_batch(attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                  eps: Sequence[float], bounds: tuple[float, float]) -> AttackResult:
     """Run ``attack`` on one batch under the threat model and check the model on the result."""
-    was_training = model.training
-    model.eval()
-    try:
+    with attacking(model):
         proposal = attack.perturb(model, x, y, eps=tuple(eps), bounds=tuple(bounds))
         if proposal.shape != (len(eps), *x.shape):
             raise ValueError(f"attack returned shape {tuple(proposal.shape)}; expected "
@@ -63,6 +79,4 @@ def attack_batch(attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tenso
             project(x_adv[i], x, e, attack.norm, bounds, out=x_adv[i])
         with torch.no_grad():  # one call per eps: the model only ever sees batches like x
             correct = torch.stack([model(adv).argmax(dim=1) == y for adv in x_adv])
-    finally:
-        model.train(was_training)
     return AttackResult(tuple(eps), x_adv, correct)

@@ -73,14 +73,13 @@ def masking_records(model, x, y, *, epoch: int, split: str, batch_size: int,
     """Gradient-masking measurements, per member: the fraction of inputs whose cross-entropy
     input gradient is exactly zero (``zero_grad_frac``), and whose true-class probability is
     exactly 1.0 in the run's dtype (``saturated_frac``)."""
+    from benchbench.attacks.harness import attacking
     from benchbench.attacks.losses import loss_gradient
 
-    was_training = model.training
-    model.eval()
     zero = torch.zeros(members, dtype=torch.int64, device=x.device)
     saturated = torch.zeros(members, dtype=torch.int64, device=x.device)
     chunk = max(1, batch_size // members)
-    try:
+    with attacking(model):
         for start in range(0, len(x), chunk):
             xb = _repeat(x[start:start + chunk], members)
             yb = _repeat(y[start:start + chunk], members)
@@ -89,8 +88,6 @@ def masking_records(model, x, y, *, epoch: int, split: str, batch_size: int,
             with torch.no_grad():
                 p_true = model(xb).softmax(dim=1).gather(1, yb.unsqueeze(1)).squeeze(1)
             saturated += (p_true == 1.0).view(members, -1).sum(1)
-    finally:
-        model.train(was_training)
     n = len(x)
     return [[Record(epoch, split, "none", 0.0, "zero_grad_frac", z / n),
              Record(epoch, split, "none", 0.0, "saturated_frac", s / n)]
