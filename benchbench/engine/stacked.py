@@ -12,7 +12,14 @@ import time
 
 import torch
 
-from benchbench.engine.cell import CellContext, CellOutcome, build_model, evaluate, now
+from benchbench.engine.cell import (
+    CellContext,
+    CellOutcome,
+    build_model,
+    evaluate,
+    now,
+    run_cell,
+)
 from benchbench.engine.data import build
 from benchbench.engine.evaluate import Record
 from benchbench.store.checkpoints import checkpoint_path, save_checkpoint
@@ -45,8 +52,6 @@ def plan_units(cells: list[CellSpec], registry, *, stack: bool) -> list[list[Cel
 def run_unit(specs: list[CellSpec], ctx: CellContext, *, index: int = 0,
              total: int = 1) -> list[CellOutcome]:
     """Run cells that differ only in seed; stacked when the model stacks, else one by one."""
-    from benchbench.engine.cell import run_cell
-
     if len(specs) == 1:
         return [run_cell(specs[0], ctx, index=index, total=total)]
     registry, first = ctx.registry, specs[0]
