@@ -13,7 +13,9 @@ class Split(NamedTuple):
     start: int | None
     stop: int | None
 
-    def apply(self, n: int) -> slice:
+    @property
+    def rows(self) -> slice:
+        """The rows of the base split this expression selects."""
         return slice(self.start, self.stop)
 
     def __str__(self) -> str:

@@ -36,8 +36,7 @@ class DataCache:
             if base_key not in self._base:
                 self._base[base_key] = dataset.load(split.base, data_dir=self.data_dir)
             x, y = self._base[base_key]
-            part = split.apply(len(x))
-            x, y = x[part].to(dtype=dtype).contiguous(), y[part].contiguous()
+            x, y = x[split.rows].to(dtype=dtype).contiguous(), y[split.rows].contiguous()
             if device != "cpu":  # one pinned, asynchronous copy per split and process
                 x, y = (t.pin_memory().to(device, non_blocking=True) for t in (x, y))
             self._converted[key] = (x, y)
