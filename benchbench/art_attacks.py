@@ -15,6 +15,7 @@ own ensemble) and ``max_iter`` for each member.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from collections.abc import Sequence
 
 from benchbench import hookimpl
@@ -61,8 +62,6 @@ class ARTAttack:
 
     @classmethod
     def suite_params(cls) -> list[str]:
-        import inspect
-
         sig = inspect.signature(art_class(cls.art_name).__init__)
         names = [p for p in sig.parameters if p not in FIXED and p != "norm"]
         if cls.art_name == "AutoAttack":  # members by name (ART takes attack objects)
@@ -92,7 +91,8 @@ class ARTAttack:
 
         with torch.no_grad():
             classes = model(x[:1]).shape[1]
-        clf = PyTorchClassifier(model=_CastTo(model, x.dtype), loss=torch.nn.CrossEntropyLoss(),
+        clf = PyTorchClassifier(model=_cast_inputs(model, x.dtype),
+                                loss=torch.nn.CrossEntropyLoss(),
                                 input_shape=tuple(x.shape[1:]), nb_classes=classes,
                                 clip_values=tuple(bounds),
                                 device_type="gpu" if x.is_cuda else "cpu")
@@ -102,7 +102,7 @@ class ARTAttack:
         kwargs = dict(self.params)
         if "norm" in names:
             kwargs["norm"] = np.inf if self.norm == "linf" else 2
-        if "verbose" in __import__("inspect").signature(cls.__init__).parameters:
+        if "verbose" in inspect.signature(cls.__init__).parameters:
             kwargs["verbose"] = False
         if self.art_name == "AutoAttack":
             kwargs = _autoattack_members(clf, kwargs, eps)
@@ -150,7 +150,7 @@ def _autoattack_members(clf, kwargs: dict, eps) -> dict:
     return {**kwargs, "attacks": build}
 
 
-def _CastTo(model, dtype):
+def _cast_inputs(model, dtype):
     """``model`` behind a cast of its inputs to ``dtype`` (some ART attacks work in float64)."""
     import torch
 

@@ -98,10 +98,10 @@ class Registry:
         obj = self.get(kind, name).obj
         if hasattr(obj, "suite_params"):
             return {}  # an adapter: the wrapped library owns its defaults
-        sig = inspect.signature(obj)
+        allowed = set(self.params_of(kind, name))
         out = {}
-        for p in sig.parameters.values():
-            if p.name in self.params_of(kind, name) and p.default is not p.empty:
+        for p in inspect.signature(obj).parameters.values():
+            if p.name in allowed and p.default is not p.empty:
                 try:
                     out[p.name] = json.loads(json.dumps(p.default))
                 except (TypeError, ValueError):

@@ -107,29 +107,48 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
     return records
 
 
-def run_cell(spec: CellSpec, ctx: CellContext, *, index: int = 0, total: int = 1) -> CellOutcome:
-    """Train the cell's model, checkpointing and evaluating at the regime's schedule."""
-    started, t0 = now(), time.perf_counter()
-    registry = ctx.registry
-    regime = build(registry, "regime", spec.regime.name, spec.regime.params)
-    dataset = ctx.data.dataset(spec.dataset)
-    attacks = [(ref, build(registry, "attack", ref.name, ref.params)) for ref in spec.attacks]
+def train_and_measure(specs: list[CellSpec], ctx: CellContext, *, regime, model, epochs,
+                      member_model, engine: str, started: str, t0: float, index: int = 0,
+                      total: int = 1) -> list[CellOutcome]:
+    """Drive ``epochs`` (a regime's training iterator over ``model``, which holds the members
+    of ``specs``), checkpointing each member and evaluating at the regime's schedule."""
+    first = specs[0]
+    attacks = [(ref, build(ctx.registry, "attack", ref.name, ref.params)) for ref in first.attacks]
     dtype = getattr(torch, regime.dtype)
-    x, y = ctx.data.get(spec.dataset, "train", dtype=dtype, device=ctx.device)
-    model = build_model(registry, spec.model, spec.seed, dataset).to(device=ctx.device, dtype=dtype)
-    ctx.events.cell_started(spec, regime.epochs, index, total)
-    records: list[Record] = []
+    ctx.events.cell_started(first, regime.epochs, index, total)
+    records: list[list[Record]] = [[] for _ in specs]
     schedule = set(regime.checkpoint_epochs)
-    for epoch in regime.train(model=model, x=x, y=y, seed=spec.seed):
-        ctx.events.epoch_done(spec, epoch)
+    for epoch in epochs:
+        ctx.events.epoch_done(first, epoch)
         if epoch not in schedule:
             continue
         if ctx.checkpoint_dir is not None:
-            save_checkpoint(checkpoint_path(ctx.checkpoint_dir, spec.cell_id, epoch), model,
-                            metadata={"cell_id": spec.cell_id, "epoch": epoch,
-                                      "spec": spec.to_json()})
-        records += evaluate(model, [spec], ctx, attacks, dtype, epoch)[0]
-    outcome = CellOutcome(spec, records, regime.dtype, ctx.device, started, now(),
-                          time.perf_counter() - t0)
-    ctx.events.cell_finished(spec, outcome)
-    return outcome
+            for i, spec in enumerate(specs):
+                save_checkpoint(checkpoint_path(ctx.checkpoint_dir, spec.cell_id, epoch),
+                                member_model(i), metadata={"cell_id": spec.cell_id,
+                                                           "epoch": epoch,
+                                                           "spec": spec.to_json()})
+        for mine, new in zip(records, evaluate(model, specs, ctx, attacks, dtype, epoch,
+                                               member_model), strict=True):
+            mine += new
+    wall = time.perf_counter() - t0
+    outcomes = [CellOutcome(spec, recs, regime.dtype, ctx.device, started, now(),
+                            wall / len(specs), engine=engine)
+                for spec, recs in zip(specs, records, strict=True)]
+    for outcome in outcomes:
+        ctx.events.cell_finished(outcome.spec, outcome)
+    return outcomes
+
+
+def run_cell(spec: CellSpec, ctx: CellContext, *, index: int = 0, total: int = 1) -> CellOutcome:
+    """Train the cell's model alone, checkpointing and evaluating at the regime's schedule."""
+    started, t0 = now(), time.perf_counter()
+    regime = build(ctx.registry, "regime", spec.regime.name, spec.regime.params)
+    dtype = getattr(torch, regime.dtype)
+    x, y = ctx.data.get(spec.dataset, "train", dtype=dtype, device=ctx.device)
+    model = build_model(ctx.registry, spec.model, spec.seed, ctx.data.dataset(spec.dataset))
+    model = model.to(device=ctx.device, dtype=dtype)
+    return train_and_measure([spec], ctx, regime=regime, model=model,
+                             epochs=regime.train(model=model, x=x, y=y, seed=spec.seed),
+                             member_model=lambda i: model, engine="sequential",
+                             started=started, t0=t0, index=index, total=total)[0]

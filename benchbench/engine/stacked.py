@@ -16,13 +16,11 @@ from benchbench.engine.cell import (
     CellContext,
     CellOutcome,
     build_model,
-    evaluate,
     now,
     run_cell,
+    train_and_measure,
 )
 from benchbench.engine.data import build
-from benchbench.engine.evaluate import Record
-from benchbench.store.checkpoints import checkpoint_path, save_checkpoint
 from benchbench.suite.cells import CellSpec
 
 
@@ -63,7 +61,6 @@ def run_unit(specs: list[CellSpec], ctx: CellContext, *, index: int = 0,
 
     started, t0 = now(), time.perf_counter()
     regime = build(registry, "regime", first.regime.name, first.regime.params)
-    attacks = [(ref, build(registry, "attack", ref.name, ref.params)) for ref in first.attacks]
     dtype = getattr(torch, regime.dtype)
     x, y = ctx.data.get(first.dataset, "train", dtype=dtype, device=ctx.device)
     stacked = stacked.to(device=ctx.device, dtype=dtype)
@@ -73,26 +70,7 @@ def run_unit(specs: list[CellSpec], ctx: CellContext, *, index: int = 0,
         member.load_state_dict(stacked.member_state_dict(i))
         return member
 
-    ctx.events.cell_started(first, regime.epochs, index, total)
-    records: list[list[Record]] = [[] for _ in specs]
-    schedule = set(regime.checkpoint_epochs)
-    for epoch in regime.train_stacked(model=stacked, x=x, y=y, seeds=[s.seed for s in specs]):
-        ctx.events.epoch_done(first, epoch)
-        if epoch not in schedule:
-            continue
-        if ctx.checkpoint_dir is not None:
-            for i, spec in enumerate(specs):
-                save_checkpoint(checkpoint_path(ctx.checkpoint_dir, spec.cell_id, epoch),
-                                member_model(i), metadata={"cell_id": spec.cell_id,
-                                                           "epoch": epoch,
-                                                           "spec": spec.to_json()})
-        for mine, new in zip(records, evaluate(stacked, specs, ctx, attacks, dtype, epoch,
-                                               member_model), strict=True):
-            mine += new
-    wall = time.perf_counter() - t0
-    outcomes = [CellOutcome(spec, recs, regime.dtype, ctx.device, started, now(),
-                            wall / len(specs), engine=f"stacked x{len(specs)}")
-                for spec, recs in zip(specs, records, strict=True)]
-    for outcome in outcomes:
-        ctx.events.cell_finished(outcome.spec, outcome)
-    return outcomes
+    epochs = regime.train_stacked(model=stacked, x=x, y=y, seeds=[s.seed for s in specs])
+    return train_and_measure(specs, ctx, regime=regime, model=stacked, epochs=epochs,
+                             member_model=member_model, engine=f"stacked x{len(specs)}",
+                             started=started, t0=t0, index=index, total=total)
