@@ -103,3 +103,34 @@ def test_random_attacks_run_member_by_member(write_suite, registry, tmp_path):
     with read_store(tmp_path / "auto") as a, read_store(tmp_path / "sequential") as b:
         ja, jb = (t[t.attack == "jitter"].value.tolist() for t in (a.tidy(), b.tidy()))
     assert ja == jb and len(ja) == 2 * 2
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_cross_entropy_backward_equals_autograd(monkeypatch, split):
+    """The stack's own training gradient is autograd's, bit for bit in float64 (the split
+    products, which give odd members their own multi-threaded product, within 1e-12)."""
+    import benchbench.models.stacked_mlp as stacked_mlp
+    from benchbench.models.mlp import build_mlp
+
+    if split:  # 3 members on 2 threads, every product split as 2 + 1
+        monkeypatch.setattr(stacked_mlp, "SPLIT_MACS", 0)
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    torch.manual_seed(0)
+    models = [build_mlp(input_shape=(1, 8, 8), num_classes=10, hidden=[16, 12],
+                        ).double() for _ in range(3)]
+    x, y = torch.rand(3 * 7, 1, 8, 8, dtype=torch.float64), torch.randint(0, 10, (3 * 7,))
+    ours, ref = stack_mlps(models), stack_mlps(models)
+    ours.cross_entropy_backward(x, y)
+    torch.nn.functional.cross_entropy(ref(x), y, reduction="sum").div(7).backward()
+    for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
+        assert a.grad.shape == b.grad.shape
+        assert (a.grad - b.grad).abs().max() <= (1e-12 if split else 0)
+    alone = models[1]  # member 1 trained alone on its own rows: the same gradient
+    torch.nn.functional.cross_entropy(alone(x[7:14]), y[7:14]).backward()
+    layers = dict(alone.named_children())
+    for name, w, b in zip(ours.names, ours.weights, ours.biases, strict=True):
+        assert (w.grad[1] - layers[name].weight.grad).abs().max() <= 1e-12
+        assert (b.grad[1, 0] - layers[name].bias.grad).abs().max() <= 1e-12
+    grads = [p.grad for p in ours.parameters()]
+    ours.cross_entropy_backward(x, y)  # a second step writes into the same tensors
+    assert all(p.grad is g for p, g in zip(ours.parameters(), grads, strict=True))

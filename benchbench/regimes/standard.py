@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 
+from benchbench.regimes.lean_step import lean_step
+
 OPTIMIZERS = ("adam", "sgd")
 DTYPES = ("float32", "float64")
 SHUFFLE_SALT = 0x9E3779B9  # the shuffle stream is seeded apart from the initialisation stream
@@ -80,6 +82,7 @@ class StandardTraining:
         import torch.nn.functional as F
 
         opt = self.make_optimizer(model.parameters())
+        step = lean_step(opt)
         model.train()
         for epoch, perm in enumerate(self.shuffles(len(x), seed), start=1):
             perm = perm.to(x.device, non_blocking=True)
@@ -88,7 +91,7 @@ class StandardTraining:
                 loss = F.cross_entropy(model(x[idx]), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                opt.step()
+                step()
             yield epoch
 
     def train_stacked(self, *, model, x, y, seeds: Sequence[int]) -> Iterator[int]:
@@ -96,24 +99,31 @@ class StandardTraining:
 
         Member ``i`` sees exactly the batches ``train(seed=seeds[i])`` would: its own shuffle
         stream, the same batch boundaries and the same mean loss per batch. The losses of the
-        members are summed, so each member's gradient is its own loss's gradient.
+        members are summed, so each member's gradient is its own loss's gradient. A model with
+        ``cross_entropy_backward(x, y)`` computes those gradients itself (see ``StackedMLP``).
         """
         import torch
         import torch.nn.functional as F
 
         opt = self.make_optimizer(model.parameters())
+        step = lean_step(opt)
         model.train()
         n = len(x)
         streams = [self.shuffles(n, seed) for seed in seeds]
+        # the model's own cross-entropy backward (no autograd graph) when it has one
+        backward = getattr(model, "cross_entropy_backward", None)
         for epoch, perms in enumerate(zip(*streams, strict=True), start=1):
             perm = torch.stack(perms).to(x.device, non_blocking=True)
             for start in range(0, n, self.batch_size):
-                idx = perm[:, start:start + self.batch_size]
-                flat = idx.reshape(-1)
-                # every member's batch has idx.shape[1] rows: sum / rows = sum of member means
-                loss = F.cross_entropy(model(x.index_select(0, flat)), y.index_select(0, flat),
-                                       reduction="sum") / idx.shape[1]
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                flat = perm[:, start:start + self.batch_size].reshape(-1)
+                xb, yb = x.index_select(0, flat), y.index_select(0, flat)
+                if backward is not None:
+                    backward(xb, yb)
+                else:
+                    # every member's batch has the same rows: sum / rows = sum of member means
+                    rows = len(flat) // len(seeds)
+                    loss = F.cross_entropy(model(xb), yb, reduction="sum") / rows
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                step()
             yield epoch
