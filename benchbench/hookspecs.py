@@ -19,7 +19,10 @@ What each kind of object must provide (duck-typed, no base classes needed):
   RNG before calling it, so initialisation is reproducible. Optional capability:
   ``factory.stack(models) -> Module | None`` returns one module computing several same-shape
   models on a member-major batch (see ``benchbench.models.stacked_mlp``), so a cell's seeds
-  train together.
+  train together. That module may add ``cross_entropy_backward(x, y)``: set every parameter's
+  ``.grad`` to the gradient of the sum over members of each member's mean cross-entropy on its
+  rows, without autograd; regimes training on cross-entropy then call it instead of
+  ``loss.backward()``.
 * dataset class: ``cls(**params)`` with ``splits``, ``bounds``, ``num_classes``, ``input_shape``,
   ``load(split, *, data_dir) -> (x, y)`` and ``prepare(*, data_dir, log) -> str``.
 * attack class: ``cls(**params)`` with ``norm`` (``"linf"`` or ``"l2"``) and

@@ -1,10 +1,11 @@
 """Speed of benchbench's engine against the usual ways, as ratios measured in one run.
 
-    python benchmarks/engine.py [--repeats 5] [--steps 110] [--full] [--synthetic]
+    python benchmarks/engine.py [--repeats 5] [--steps 550] [--full] [--synthetic]
 
 Variants run interleaved (A B C A B C ...) and each ratio is the median of per-round ratios, so
 machine noise that hits a whole round cancels. Training is timed on ``--steps`` batches of 100
-(the seed study's shapes: MLP 784-200-300-10, Adam lr 0.002) and scaled to a 55,000-image epoch.
+(the seed study's shapes: MLP 784-200-300-10, Adam lr 0.002; the default is one whole epoch of
+the study's 55,000 training images) and scaled to a 55,000-image epoch.
 The floor is the epoch's FLOPs (forward, weight gradients, input gradients of layers 2..n) over
 the rate of a large sgemm measured in the same round. Ends with one summary line.
 """
@@ -183,7 +184,8 @@ def median_ratio(times: dict, a, b) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=110, help="training batches timed per variant")
+    ap.add_argument("--steps", type=int, default=550,
+                    help="training batches timed per variant (550: one whole epoch)")
     ap.add_argument("--full", action="store_true", help="also time the whole overfit_mnist suite")
     ap.add_argument("--synthetic", action="store_true", help="random MNIST-sized data")
     args = ap.parse_args()
@@ -192,7 +194,7 @@ def main() -> None:
         have_art = True
     except ImportError:
         have_art = False
-    x, y, source = mnist_like(args.synthetic, max(args.steps * BATCH, 10_000))
+    x, y, source = mnist_like(args.synthetic, max(args.steps * BATCH, EPOCH_IMAGES))
     xt, yt = x[:10_000], y[:10_000]
     xs, ys = x[:args.steps * BATCH], y[:args.steps * BATCH]
     print(f"benchbench engine benchmark: {platform.machine()}, {torch.get_num_threads()} threads,"

@@ -20,9 +20,11 @@ from benchbench.suite.load import load_suite
 COLS = ["model", "seed", "epoch", "split", "attack", "eps", "metric"]
 
 
-def both_paths(write_suite, registry, tmp_path, dtype):
-    suite = load_suite(write_suite(seeds=3, epochs=6, checkpoints="[1, 3, 6]", dtype=dtype),
-                       registry)
+def both_paths(write_suite, registry, tmp_path, dtype, extra_regimes=""):
+    path = write_suite(seeds=3, epochs=6, checkpoints="[1, 3, 6]", dtype=dtype)
+    if extra_regimes:
+        path.write_text(path.read_text().replace("[regime]", "[[regime]]") + extra_regimes)
+    suite = load_suite(path, registry)
     for engine in ("auto", "sequential"):
         run_suite(suite, registry=registry, out_dir=tmp_path / engine, device="cpu",
                   engine=engine)
@@ -105,8 +107,9 @@ def test_random_attacks_run_member_by_member(write_suite, registry, tmp_path):
     assert ja == jb and len(ja) == 2 * 2
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
 @pytest.mark.parametrize("split", [False, True])
-def test_cross_entropy_backward_equals_autograd(monkeypatch, split):
+def test_cross_entropy_backward_equals_autograd(monkeypatch, split, activation):
     """The stack's own training gradient is autograd's, bit for bit in float64 (the split
     products, which give odd members their own multi-threaded product, within 1e-12)."""
     import benchbench.models.stacked_mlp as stacked_mlp
@@ -117,7 +120,7 @@ def test_cross_entropy_backward_equals_autograd(monkeypatch, split):
         monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     torch.manual_seed(0)
     models = [build_mlp(input_shape=(1, 8, 8), num_classes=10, hidden=[16, 12],
-                        ).double() for _ in range(3)]
+                        activation=activation).double() for _ in range(3)]
     x, y = torch.rand(3 * 7, 1, 8, 8, dtype=torch.float64), torch.randint(0, 10, (3 * 7,))
     ours, ref = stack_mlps(models), stack_mlps(models)
     ours.cross_entropy_backward(x, y)
@@ -134,3 +137,43 @@ def test_cross_entropy_backward_equals_autograd(monkeypatch, split):
     grads = [p.grad for p in ours.parameters()]
     ours.cross_entropy_backward(x, y)  # a second step writes into the same tensors
     assert all(p.grad is g for p, g in zip(ours.parameters(), grads, strict=True))
+
+
+GRID = """
+[[regime]]
+name = "standard"
+label = "{label}"
+optimizer = "{optimizer}"
+lr = {lr}
+momentum = {momentum}
+weight_decay = {weight_decay}
+batch_size = 100
+epochs = 6
+checkpoints = [1, 3, 6]
+dtype = "float64"
+"""
+
+
+def test_cells_differing_in_member_params_stack_and_match_alone(write_suite, registry,
+                                                                tmp_path):
+    """A learning-rate / weight-decay grid trains as one stack; each member equals its cell
+    trained alone (float64, 1e-12). A different optimizer is a different stack."""
+    extra = (GRID.format(label="fast", optimizer="adam", lr=0.03, momentum=0.0,
+                         weight_decay=0.001)
+             + GRID.format(label="sgd", optimizer="sgd", lr=0.1, momentum=0.9,
+                           weight_decay=0.0)
+             + GRID.format(label="sgd-wd", optimizer="sgd", lr=0.05, momentum=0.5,
+                           weight_decay=0.01))
+    suite, stacked, alone = both_paths(write_suite, registry, tmp_path, "float64", extra)
+    units = plan_units(suite.cells(), registry, stack=True)
+    assert [sorted({c.regime.label for c in u}) for u in units] == [
+        ["fast", "standard"], ["sgd", "sgd-wd"]]
+    assert [len(u) for u in units] == [6, 6]
+    assert set(stacked.engine) == {"stacked x6"}
+    assert stacked[COLS].equals(alone[COLS])
+    assert set(stacked.regime) == {"standard", "fast", "sgd", "sgd-wd"}
+    assert (stacked.value - alone.value).abs().max() <= 1e-12
+    # the hyper-parameters did act: the four regimes learn differently
+    final = stacked[(stacked.metric == "loss") & (stacked.split == "train")
+                    & (stacked.epoch == 6)].groupby("regime").value.mean()
+    assert final.nunique() == 4

@@ -1,9 +1,11 @@
-"""Training the seeds of a cell as one stacked model when the model plugin can stack.
+"""Training cells that share data and shapes as one stacked model when the model plugin can.
 
-Cells that differ only in their seed share data and shapes. When the model factory declares the
-``stack`` capability and the regime has ``train_stacked``, they train as one module: one batched
-matrix product per layer instead of one small product per seed, one optimiser step for all. Each
-member still gets its own initialisation, shuffles, checkpoints and records, as if alone.
+Cells that differ only in their seed, or also in the regime parameters the regime class lists in
+``member_params`` (the built-in regime: learning rate, momentum, weight decay), share data and
+shapes. When the model factory declares the ``stack`` capability and the regime has
+``train_stacked``, they train as one module: one batched matrix product per layer instead of one
+small product per cell, one fused optimiser step for all. Each member still gets its own
+initialisation, shuffles, hyper-parameters, checkpoints and records, as if alone.
 """
 
 from __future__ import annotations
@@ -24,9 +26,16 @@ from benchbench.engine.data import build
 from benchbench.suite.cells import CellSpec
 
 
-def same_but_seed(a: CellSpec, b: CellSpec) -> bool:
-    return (a.suite, a.dataset, a.model, a.regime, a.attacks) == (
-        b.suite, b.dataset, b.model, b.regime, b.attacks)
+def stackable(a: CellSpec, b: CellSpec, registry) -> bool:
+    """Whether ``b`` can join ``a``'s stack: the same suite, data, model, attacks and regime, up
+    to the seed and to the regime parameters its class lists in ``member_params``."""
+    if (a.suite, a.dataset, a.attacks, a.model.name, a.model.params, a.regime.name) != (
+            b.suite, b.dataset, b.attacks, b.model.name, b.model.params, b.regime.name):
+        return False
+    regime = registry.get("regime", a.regime.name).obj
+    free = set(getattr(regime, "member_params", ()))
+    keys = set(a.regime.params) | set(b.regime.params)
+    return all(a.regime.params.get(k) == b.regime.params.get(k) for k in keys - free)
 
 
 def can_stack(registry, spec: CellSpec) -> bool:
@@ -36,10 +45,10 @@ def can_stack(registry, spec: CellSpec) -> bool:
 
 
 def plan_units(cells: list[CellSpec], registry, *, stack: bool) -> list[list[CellSpec]]:
-    """Group consecutive cells that differ only in seed (when they can stack); keep order."""
+    """Group consecutive cells that can train as one stack (see ``stackable``); keep order."""
     units: list[list[CellSpec]] = []
     for cell in cells:
-        if (stack and units and same_but_seed(units[-1][0], cell)
+        if (stack and units and stackable(units[-1][0], cell, registry)
                 and can_stack(registry, cell)):
             units[-1].append(cell)
         else:
@@ -49,7 +58,7 @@ def plan_units(cells: list[CellSpec], registry, *, stack: bool) -> list[list[Cel
 
 def run_unit(specs: list[CellSpec], ctx: CellContext, *, index: int = 0,
              total: int = 1) -> list[CellOutcome]:
-    """Run cells that differ only in seed; stacked when the model stacks, else one by one."""
+    """Run cells that ``stackable`` grouped; stacked when the model stacks, else one by one."""
     if len(specs) == 1:
         return [run_cell(specs[0], ctx, index=index, total=total)]
     registry, first = ctx.registry, specs[0]
@@ -60,7 +69,8 @@ def run_unit(specs: list[CellSpec], ctx: CellContext, *, index: int = 0,
         return [run_cell(s, ctx, index=index + i, total=total) for i, s in enumerate(specs)]
 
     started, t0 = now(), time.perf_counter()
-    regime = build(registry, "regime", first.regime.name, first.regime.params)
+    regimes = [build(registry, "regime", s.regime.name, s.regime.params) for s in specs]
+    regime = regimes[0]
     dtype = getattr(torch, regime.dtype)
     x, y = ctx.data.get(first.dataset, "train", dtype=dtype, device=ctx.device)
     stacked = stacked.to(device=ctx.device, dtype=dtype)
@@ -70,7 +80,9 @@ def run_unit(specs: list[CellSpec], ctx: CellContext, *, index: int = 0,
         member.load_state_dict(stacked.member_state_dict(i))
         return member
 
-    epochs = regime.train_stacked(model=stacked, x=x, y=y, seeds=[s.seed for s in specs])
+    per_member = {"regimes": regimes} if any(s.regime != first.regime for s in specs) else {}
+    epochs = regime.train_stacked(model=stacked, x=x, y=y, seeds=[s.seed for s in specs],
+                                  **per_member)
     return train_and_measure(specs, ctx, regime=regime, model=stacked, epochs=epochs,
                              member_model=member_model, engine=f"stacked x{len(specs)}",
                              started=started, t0=t0, index=index, total=total)

@@ -40,6 +40,10 @@ def checkpoint_schedule(checkpoints: Sequence[int] | Mapping[str, int] | None,
 class StandardTraining:
     """Plain training: Adam or SGD on minibatch cross-entropy, reshuffled every epoch."""
 
+    # may differ between the members of one stacked model (cells that differ only in these and
+    # in their seed train together); everything else must be equal
+    member_params = ("lr", "momentum", "weight_decay")
+
     def __init__(self, *, optimizer: str = "adam", lr: float = 1e-3, batch_size: int = 100,
                  epochs: int = 10, checkpoints: Sequence[int] | Mapping[str, int] | None = None,
                  dtype: str = "float32", momentum: float = 0.0,
@@ -94,19 +98,28 @@ class StandardTraining:
                 step()
             yield epoch
 
-    def train_stacked(self, *, model, x, y, seeds: Sequence[int]) -> Iterator[int]:
+    def train_stacked(self, *, model, x, y, seeds: Sequence[int],
+                      regimes: Sequence[StandardTraining] | None = None) -> Iterator[int]:
         """Train a stack of ``len(seeds)`` models (see ``benchbench.models.stacked_mlp``).
 
-        Member ``i`` sees exactly the batches ``train(seed=seeds[i])`` would: its own shuffle
-        stream, the same batch boundaries and the same mean loss per batch. The losses of the
-        members are summed, so each member's gradient is its own loss's gradient. A model with
-        ``cross_entropy_backward(x, y)`` computes those gradients itself (see ``StackedMLP``).
+        Member ``i`` sees exactly the batches ``train(seed=seeds[i])`` of ``regimes[i]`` (default:
+        this regime) would: its own shuffle stream, the same batch boundaries, the same mean loss
+        per batch and its own ``member_params`` (learning rate, momentum, weight decay). The
+        losses of the members are summed, so each member's gradient is its own loss's gradient.
+        A model with ``cross_entropy_backward(x, y)`` computes those gradients itself (see
+        ``StackedMLP``).
         """
         import torch
         import torch.nn.functional as F
 
-        opt = self.make_optimizer(model.parameters())
-        step = lean_step(opt)
+        hypers = [{k: getattr(r, k) for k in self.member_params} for r in regimes or [self]]
+        if all(h == hypers[0] for h in hypers):
+            opt = self.make_optimizer(model.parameters())
+            step = lean_step(opt)
+        else:  # one fused kernel call per run of members that share hyper-parameters
+            from benchbench.regimes.memberwise import MemberwiseOptimizer
+
+            step = MemberwiseOptimizer(model.parameters(), hypers, self.optimizer).step
         model.train()
         n = len(x)
         streams = [self.shuffles(n, seed) for seed in seeds]
@@ -123,7 +136,7 @@ class StandardTraining:
                     # every member's batch has the same rows: sum / rows = sum of member means
                     rows = len(flat) // len(seeds)
                     loss = F.cross_entropy(model(xb), yb, reduction="sum") / rows
-                    opt.zero_grad(set_to_none=True)
+                    model.zero_grad(set_to_none=True)
                     loss.backward()
                 step()
             yield epoch

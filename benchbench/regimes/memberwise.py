@@ -1,0 +1,74 @@
+"""Optimiser steps for stacked parameters whose members have their own hyper-parameters.
+
+A stacked model holds several members per tensor (``[members, ...]``), and ``torch.optim`` gives
+one learning rate per tensor. ``MemberwiseOptimizer`` keeps ``torch.optim``'s own state
+(``exp_avg``, ``exp_avg_sq`` and a float32 ``step`` for Adam; ``momentum_buffer`` for SGD) and
+calls the fused kernel that ``torch.optim.Adam/SGD(fused=True)`` call, once per run of
+consecutive members that share hyper-parameters, on slices of the stacked tensors. The kernels
+are element-wise, so every member's numbers are bit for bit those of its own fused ``torch.optim``
+optimiser (tested); members that share hyper-parameters cost one kernel call, like one optimiser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+
+KINDS = ("adam", "sgd")
+
+
+class MemberwiseOptimizer:
+    """``step()`` updates member ``i`` of every parameter with ``hypers[i]``.
+
+    ``hypers[i]`` holds ``lr`` and ``weight_decay``, and for SGD ``momentum``; Adam uses torch's
+    defaults for ``betas`` and ``eps`` unless given. Every parameter's dim 0 is the member.
+    """
+
+    def __init__(self, params: Iterable[torch.Tensor], hypers: Sequence[Mapping], kind: str):
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        self.params = list(params)
+        if any(p.shape[0] != len(hypers) for p in self.params):
+            raise ValueError(f"every parameter must have {len(hypers)} members in dim 0")
+        self.kind = kind
+        self.runs: list[tuple[int, int, dict]] = []
+        for i, h in enumerate(hypers):
+            if self.runs and self.runs[-1][2] == dict(h):
+                lo, _, same = self.runs[-1]
+                self.runs[-1] = (lo, i + 1, same)
+            else:
+                self.runs.append((i, i + 1, dict(h)))
+        with torch.no_grad():
+            if kind == "adam":
+                self.exp_avg = [torch.zeros_like(p) for p in self.params]
+                self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+                self.steps = [[torch.zeros((), dtype=torch.float32, device=p.device)
+                               for p in self.params] for _ in self.runs]
+            else:
+                self.momentum_buffer = [torch.zeros_like(p) for p in self.params]
+                self.first = [True] * len(self.runs)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        grads = [p.grad for p in self.params]
+        for r, (lo, hi, h) in enumerate(self.runs):
+            params = [p[lo:hi] for p in self.params]
+            member_grads = [g[lo:hi] for g in grads]
+            if self.kind == "adam":
+                beta1, beta2 = h.get("betas", (0.9, 0.999))
+                torch._foreach_add_(self.steps[r], 1)
+                torch._fused_adam_(params, member_grads, [m[lo:hi] for m in self.exp_avg],
+                                   [v[lo:hi] for v in self.exp_avg_sq], [], self.steps[r],
+                                   amsgrad=False, lr=h["lr"], beta1=beta1, beta2=beta2,
+                                   weight_decay=h["weight_decay"], eps=h.get("eps", 1e-8),
+                                   maximize=False, grad_scale=None, found_inf=None)
+                continue
+            momentum = h.get("momentum", 0.0)
+            torch._fused_sgd_(params, member_grads,
+                              [b[lo:hi] for b in self.momentum_buffer] if momentum else [],
+                              weight_decay=h["weight_decay"], momentum=momentum, lr=h["lr"],
+                              dampening=0.0, nesterov=False, maximize=False,
+                              is_first_step=self.first[r] and bool(momentum),
+                              grad_scale=None, found_inf=None)
+            self.first[r] = False
