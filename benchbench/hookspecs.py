@@ -35,7 +35,10 @@ What each kind of object must provide (duck-typed, no base classes needed):
 * regime class: ``cls(**params)`` with ``epochs``, ``checkpoint_epochs``, ``dtype`` and
   ``train(*, model, x, y, seed) -> Iterator[int]`` yielding after every epoch (the harness saves
   and evaluates at ``checkpoint_epochs``). Optional: ``train_stacked(*, model, x, y, seeds)``,
-  the same for a stacked model whose member ``i`` must see what ``train(seed=seeds[i])`` sees.
+  the same for a stacked model whose member ``i`` must see what ``train(seed=seeds[i])`` sees;
+  and a class attribute ``member_params``, the parameter names that may differ between the
+  members of one stack (cells differing only in those and in the seed then stack), in which
+  case ``train_stacked`` also takes ``regimes=`` (member ``i`` trains as ``regimes[i]`` would).
 """
 
 from __future__ import annotations
