@@ -20,8 +20,8 @@ from benchbench.suite.load import load_suite
 COLS = ["model", "seed", "epoch", "split", "attack", "eps", "metric"]
 
 
-def both_paths(write_suite, registry, tmp_path, dtype, extra_regimes=""):
-    path = write_suite(seeds=3, epochs=6, checkpoints="[1, 3, 6]", dtype=dtype)
+def both_paths(write_suite, registry, tmp_path, dtype, extra_regimes="", seeds=3):
+    path = write_suite(seeds=seeds, epochs=6, checkpoints="[1, 3, 6]", dtype=dtype)
     if extra_regimes:
         path.write_text(path.read_text().replace("[regime]", "[[regime]]") + extra_regimes)
     suite = load_suite(path, registry)
@@ -177,3 +177,10 @@ def test_cells_differing_in_member_params_stack_and_match_alone(write_suite, reg
     final = stacked[(stacked.metric == "loss") & (stacked.split == "train")
                     & (stacked.epoch == 6)].groupby("regime").value.mean()
     assert final.nunique() == 4
+
+
+def test_a_single_cell_trains_as_a_stack_of_one(write_suite, registry, tmp_path):
+    _, stacked, alone = both_paths(write_suite, registry, tmp_path, "float64", seeds=1)
+    assert set(stacked.engine) == {"stacked x1"} and set(alone.engine) == {"sequential"}
+    assert stacked[COLS].equals(alone[COLS])
+    assert (stacked.value - alone.value).abs().max() <= 1e-12

@@ -153,7 +153,8 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
             status = "interrupted"
             try:
                 index = 0
-                for unit in plan_units(todo, registry, stack=engine == "auto"):
+                stack = engine == "auto"
+                for unit in plan_units(todo, registry, stack=stack):
                     info = {c.cell_id: dict(
                         run_id=run_id, spec=c.to_json(), model=c.model.label,
                         regime=c.regime.label, dataset=c.dataset.name, seed=c.seed,
@@ -161,7 +162,8 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
                         torch_version=torch.__version__, plugins=_plugin_versions(registry, c))
                         for c in unit}
                     try:
-                        outcomes = run_unit(unit, ctx, index=index, total=len(todo))
+                        outcomes = run_unit(unit, ctx, stack=stack, index=index,
+                                            total=len(todo))
                     except Exception as exc:  # one broken unit must not lose the others
                         error = f"{type(exc).__name__}: {exc}"
                         for cell in unit:
