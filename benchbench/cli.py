@@ -51,6 +51,7 @@ def run(
     Cells already stored in the run directory are skipped, so an interrupted run resumes.
     """
     from benchbench.cli_progress import RichEvents, print_summary
+    from benchbench.engine.memory import keep_freed_memory
     from benchbench.engine.runner import run_suite
     from benchbench.suite.load import load_suite
 
@@ -58,6 +59,7 @@ def run(
         registry = _registry()
         spec = load_suite(suite, registry)
         run_dir = out or Path("runs") / spec.name
+        keep_freed_memory()  # this process is ours: recycle freed blocks (engine/memory.py)
         with RichEvents() as events:
             summary = run_suite(spec, registry=registry, out_dir=run_dir, device=device,
                                 data_dir=data_dir, force=force, events=events, engine=engine,

@@ -29,6 +29,7 @@ from benchbench.attacks.fgsm import FGSM
 from benchbench.attacks.harness import project
 from benchbench.engine.cell import ATTACK_BATCH
 from benchbench.engine.evaluate import attack_records
+from benchbench.engine.memory import keep_freed_memory
 from benchbench.models.mlp import build_mlp
 from benchbench.models.stacked_mlp import stack_mlps
 from benchbench.regimes.standard import StandardTraining
@@ -197,6 +198,7 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="also time the whole overfit_mnist suite")
     ap.add_argument("--synthetic", action="store_true", help="random MNIST-sized data")
     args = ap.parse_args()
+    keep_freed_memory()  # as `benchbench run` does, for every variant alike
     try:
         import art  # noqa: F401
         have_art = True
