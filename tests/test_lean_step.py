@@ -38,3 +38,19 @@ def test_lean_step_leaves_what_it_does_not_cover_to_opt_step():
                 torch.optim.Adam(params, lr=0.1, fused=True, amsgrad=True),
                 torch.optim.Adam(params, lr=torch.tensor(0.1), fused=True)):
         assert lean_step(opt) == opt.step
+
+
+def test_a_parameter_without_gradient_is_skipped_as_opt_step_skips_it():
+    def run(step_of):
+        torch.manual_seed(0)
+        lin, unused = torch.nn.Linear(4, 3), torch.nn.Parameter(torch.ones(2))
+        opt = torch.optim.Adam([*lin.parameters(), unused], lr=0.1, fused=True)
+        step = step_of(opt)
+        for _ in range(3):
+            opt.zero_grad()
+            lin(torch.randn(5, 4)).square().sum().backward()
+            step()
+        return [p.detach().clone() for p in (*lin.parameters(), unused)]
+
+    for a, b in zip(run(lean_step), run(lambda opt: opt.step), strict=True):
+        assert torch.equal(a, b)

@@ -52,3 +52,23 @@ def test_rejects_what_it_cannot_step():
         MemberwiseOptimizer([torch.zeros(2, 3)], [{}, {}], "rmsprop")
     with pytest.raises(ValueError, match="2 members in dim 0"):
         MemberwiseOptimizer([torch.zeros(3, 3)], [{}, {}], "adam")
+
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_a_parameter_without_gradient_is_skipped(kind):
+    hypers = HYPERS[kind][:2]
+    used, unused = torch.nn.Parameter(torch.ones(2, 3)), torch.nn.Parameter(torch.ones(2, 4))
+    opt = MemberwiseOptimizer([used, unused], hypers, kind)
+    own = [own_optimizer(kind, [torch.nn.Parameter(torch.ones(3))], h) for h in hypers]
+    for _ in range(3):
+        grad = torch.randn(2, 3)
+        used.grad = grad
+        opt.step()
+        for i, o in enumerate(own):
+            o.param_groups[0]["params"][0].grad = grad[i].clone()
+            o.step()
+    assert torch.equal(unused, torch.ones(2, 4))
+    for i, o in enumerate(own):
+        assert torch.equal(used[i], o.param_groups[0]["params"][0])
+    unused.grad, used.grad = None, None
+    opt.step()  # nothing to do is fine

@@ -184,3 +184,27 @@ def test_a_single_cell_trains_as_a_stack_of_one(write_suite, registry, tmp_path)
     assert set(stacked.engine) == {"stacked x1"} and set(alone.engine) == {"sequential"}
     assert stacked[COLS].equals(alone[COLS])
     assert (stacked.value - alone.value).abs().max() <= 1e-12
+
+
+def test_regimes_are_passed_only_when_member_params_differ(write_suite, registry, tmp_path,
+                                                           monkeypatch):
+    """Two regime entries that differ only in their label stack, and train_stacked is called
+    as for seeds alone (a plugin regime without member_params takes no ``regimes=``)."""
+    from benchbench.regimes.standard import StandardTraining
+
+    calls = []
+    original = StandardTraining.train_stacked
+
+    def spy(self, **kwargs):
+        calls.append(sorted(kwargs))
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(StandardTraining, "train_stacked", spy)
+    extra = GRID.format(label="again", optimizer="adam", lr=0.01, momentum=0.0,
+                        weight_decay=0.0).replace('dtype = "float64"', 'dtype = "float32"')
+    path = write_suite(seeds=2, epochs=6, checkpoints="[1, 3, 6]")
+    path.write_text(path.read_text().replace("[regime]", "[[regime]]") + extra)
+    suite = load_suite(path, registry)
+    assert [len(u) for u in plan_units(suite.cells(), registry, stack=True)] == [4]
+    run_suite(suite, registry=registry, out_dir=tmp_path / "run", device="cpu")
+    assert calls == [["model", "seeds", "x", "y"]]

@@ -83,7 +83,9 @@ def run_unit(specs: list[CellSpec], ctx: CellContext, *, stack: bool = True, ind
         member.load_state_dict(stacked.member_state_dict(i))
         return member
 
-    per_member = {"regimes": regimes} if any(s.regime != first.regime for s in specs) else {}
+    # only regimes declaring member_params get here with differing parameters (``stackable``)
+    differ = any(s.regime.params != first.regime.params for s in specs)
+    per_member = {"regimes": regimes} if differ else {}
     epochs = regime.train_stacked(model=stacked, x=x, y=y, seeds=[s.seed for s in specs],
                                   **per_member)
     return train_and_measure(specs, ctx, regime=regime, model=stacked, epochs=epochs,

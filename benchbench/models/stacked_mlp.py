@@ -27,12 +27,12 @@ SPLIT_MACS = 10_000_000
 
 
 def _activation_backward(grad: torch.Tensor, h: torch.Tensor, act: str) -> torch.Tensor:
-    """``grad * act'(z)`` from the activation's output ``h`` (may reuse ``grad``)."""
-    if act == "relu":  # autograd's own ReLU backward: grad where h > 0, else 0
+    """``grad * act'(z)`` from the activation's output ``h``: autograd's own backward ops."""
+    if act == "relu":  # grad where h > 0, else 0
         return torch.ops.aten.threshold_backward(grad, h, 0)
     if act == "tanh":
-        return grad.mul_(1 - h * h)
-    return grad.mul_(h * (1 - h))
+        return torch.ops.aten.tanh_backward(grad, h)
+    return torch.ops.aten.sigmoid_backward(grad, h)
 
 
 def _bmm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None,

@@ -34,16 +34,16 @@ def lean_step(opt) -> Callable[[], object]:
     state: list[list] = []
 
     def step() -> None:
-        if not state:
-            opt.step()
-            per = [opt.state[p] for p in params]
-            state.append([s["exp_avg"] for s in per])
-            state.append([s["exp_avg_sq"] for s in per])
-            state.append([s["step"] for s in per])
-            return
         grads = [p.grad for p in params]
-        if any(g is None for g in grads):  # opt.step skips those; so would we, the slow way
+        if not state or any(g is None for g in grads):
+            # opt.step creates the state, and skips parameters without a gradient (which
+            # then have no state yet): the slow way until every parameter has both
             opt.step()
+            if not state and all("exp_avg" in opt.state.get(p, {}) for p in params):
+                per = [opt.state[p] for p in params]
+                state.append([s["exp_avg"] for s in per])
+                state.append([s["exp_avg_sq"] for s in per])
+                state.append([s["step"] for s in per])
             return
         exp_avgs, exp_avg_sqs, steps = state
         torch._foreach_add_(steps, 1)

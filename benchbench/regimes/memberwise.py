@@ -51,22 +51,28 @@ class MemberwiseOptimizer:
 
     @torch.no_grad()
     def step(self) -> None:
-        grads = [p.grad for p in self.params]
+        # like torch.optim, a parameter without a gradient is skipped (its step count too)
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not live:
+            return
         for r, (lo, hi, h) in enumerate(self.runs):
-            params = [p[lo:hi] for p in self.params]
-            member_grads = [g[lo:hi] for g in grads]
+            params = [self.params[i][lo:hi] for i in live]
+            member_grads = [self.params[i].grad[lo:hi] for i in live]
             if self.kind == "adam":
                 beta1, beta2 = h.get("betas", (0.9, 0.999))
-                torch._foreach_add_(self.steps[r], 1)
-                torch._fused_adam_(params, member_grads, [m[lo:hi] for m in self.exp_avg],
-                                   [v[lo:hi] for v in self.exp_avg_sq], [], self.steps[r],
+                steps = [self.steps[r][i] for i in live]
+                torch._foreach_add_(steps, 1)
+                torch._fused_adam_(params, member_grads,
+                                   [self.exp_avg[i][lo:hi] for i in live],
+                                   [self.exp_avg_sq[i][lo:hi] for i in live], [], steps,
                                    amsgrad=False, lr=h["lr"], beta1=beta1, beta2=beta2,
                                    weight_decay=h["weight_decay"], eps=h.get("eps", 1e-8),
                                    maximize=False, grad_scale=None, found_inf=None)
                 continue
             momentum = h.get("momentum", 0.0)
             torch._fused_sgd_(params, member_grads,
-                              [b[lo:hi] for b in self.momentum_buffer] if momentum else [],
+                              [self.momentum_buffer[i][lo:hi] for i in live] if momentum
+                              else [],
                               weight_decay=h["weight_decay"], momentum=momentum, lr=h["lr"],
                               dampening=0.0, nesterov=False, maximize=False,
                               is_first_step=self.first[r] and bool(momentum),
