@@ -19,11 +19,11 @@ import inspect
 from collections.abc import Sequence
 
 from benchbench import hookimpl
+from benchbench.attacks import NORMS
 
 INSTALL = "needs benchbench[art]: pip install 'benchbench[art]'"
 FIXED = {"self", "estimator", "classifier", "eps", "targeted", "verbose", "summary_writer",
          "estimator_orig"}
-NORMS = {"linf": "inf", "l2": 2}
 # name: (ART class, takes eps, default norm, norm can be chosen)
 SPECS = {
     "art.fgsm": ("FastGradientMethod", True, "linf", True),

@@ -31,11 +31,11 @@ def isolated_registry(*plugins):
 def tiny_data(n: int = 16, *, dtype=None):
     """``n`` real 8x8 digits from scikit-learn, pixels in [0, 1], as ``(x [n, 1, 8, 8], y)``."""
     import torch
-    from sklearn.datasets import load_digits
 
-    data = load_digits()
-    x = torch.tensor(data.data[:n] / 16.0, dtype=dtype or torch.float32).reshape(-1, 1, 8, 8)
-    return x, torch.tensor(data.target[:n])
+    from benchbench.datasets.digits import Digits
+
+    x, y = Digits().load("train")
+    return x[:n].to(dtype or torch.float32), y[:n]
 
 
 def tiny_model(*, seed: int = 0, dtype=None):
@@ -74,7 +74,8 @@ def conformance(attack_cls, **params) -> list[Check]:
     """Every check, passed or not, for ``attack_cls(**params)``."""
     import torch
 
-    from benchbench.attacks.harness import NORMS, attack_batch
+    from benchbench.attacks import NORMS
+    from benchbench.attacks.harness import attack_batch
 
     checks: list[Check] = []
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchbench.plugins import load_registry
+from benchbench.testing import isolated_registry
 
 TINY_SUITE = """
 [suite]
@@ -39,7 +39,7 @@ eps = [0.05, 0.2]
 @pytest.fixture(scope="session")
 def registry():
     """Built-ins only: tests do not depend on what else is installed."""
-    return load_registry(load_entry_points=False)
+    return isolated_registry()
 
 
 @pytest.fixture

@@ -29,6 +29,15 @@ def test_help_does_not_import_torch():
     assert out.stdout.strip() == "[]"
 
 
+def test_loading_the_registry_does_not_import_torch():
+    """Registration must stay cheap (hookspecs): `benchbench plugins` and suite validation."""
+    code = ("import sys; from benchbench.plugins import load_registry; "
+            "load_registry(load_entry_points=False); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_run_prints_table_writes_store_and_report(cli, write_suite, tmp_path):
     result = cli("run", write_suite(), "--out", tmp_path / "run", "--device", "cpu")
     assert result.exit_code == 0, result.output

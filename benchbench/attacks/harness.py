@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-NORMS = ("linf", "l2")
+from benchbench.attacks import NORMS
 
 
 @dataclass(frozen=True)
@@ -29,17 +29,25 @@ class AttackResult:
         return self.correct.sum(dim=1).tolist()
 
 
+def linf_limits(x: torch.Tensor, eps: float,
+                bounds: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[max(x - eps, lo), min(x + eps, hi)]``: the L-inf ball around ``x`` within the bounds."""
+    return (x - eps).clamp_(min=bounds[0]), (x + eps).clamp_(max=bounds[1])
+
+
 def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str,
-            bounds: tuple[float, float], *, out: torch.Tensor | None = None) -> torch.Tensor:
+            bounds: tuple[float, float], *, out: torch.Tensor | None = None,
+            limits: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Project ``x_adv`` onto the ``norm`` ball of radius ``eps`` around ``x`` and the bounds.
 
-    ``out`` may be ``x_adv`` itself (in place).
+    ``out`` may be ``x_adv`` itself (in place). For L-inf, ``limits`` may pass
+    ``linf_limits(x, eps, bounds)`` computed once for many projections around the same ``x``.
     """
     if norm == "linf":
         # clamp(clamp(a, x - eps, x + eps), lo, hi) in one pass: min and max are exact, so
         # clamping to [max(x - eps, lo), min(x + eps, hi)] gives the same bits (x in bounds)
-        return torch.clamp(x_adv, (x - eps).clamp_(min=bounds[0]),
-                           (x + eps).clamp_(max=bounds[1]), out=out)
+        lo, hi = limits if limits is not None else linf_limits(x, eps, bounds)
+        return torch.clamp(x_adv, lo, hi, out=out)
     if norm == "l2":
         delta = (x_adv - x).flatten(1)
         scale = (eps / delta.norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)

@@ -15,8 +15,10 @@ example's gradient does not depend on the batch it is in.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch only where a gradient is taken: registering attacks must stay cheap
+    import torch
 
 LOSSES = ("ce", "ce_stable", "margin")
 
@@ -27,9 +29,14 @@ def check_loss(loss: str) -> str:
     return loss
 
 
-def loss_gradient(model, x: torch.Tensor, y: torch.Tensor, loss: str = "ce") -> torch.Tensor:
-    """Gradient of ``loss`` (summed over the batch) with respect to the inputs ``x``."""
-    x = x.detach().clone().requires_grad_(True)
+def loss_gradient(model, x: torch.Tensor, y: torch.Tensor, loss: str = "ce", *,
+                  with_logits: bool = False):
+    """Gradient of ``loss`` (summed over the batch) with respect to the inputs ``x``; with
+    ``with_logits``, ``(gradient, logits)`` (the logits of the same forward pass, detached)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = x.detach().requires_grad_(True)
     logits = model(x)
     true = y.unsqueeze(1)
     if loss == "ce":
@@ -44,4 +51,4 @@ def loss_gradient(model, x: torch.Tensor, y: torch.Tensor, loss: str = "ce") -> 
         (grad,) = torch.autograd.grad((others - logits.gather(1, true).squeeze(1)).sum(), x)
     else:
         check_loss(loss)
-    return grad
+    return (grad, logits.detach()) if with_logits else grad

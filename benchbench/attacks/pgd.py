@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from benchbench.attacks import NORMS
 from benchbench.attacks.losses import check_loss
-
-NORMS = ("linf", "l2")
 
 
 class PGD:
@@ -50,13 +49,15 @@ class PGD:
         return x + (direction * radius).view_as(x)
 
     def _run(self, model, x, y, eps: float, bounds):
+        """One run from a (random) start; with restarts to come, also which examples it fooled."""
         import torch
 
-        from benchbench.attacks.harness import project
+        from benchbench.attacks.harness import linf_limits, project
         from benchbench.attacks.losses import loss_gradient
 
         step = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
-        x_adv = project(self._start(x, eps), x, eps, self.norm, bounds)
+        limits = linf_limits(x, eps, bounds) if self.norm == "linf" else None
+        x_adv = project(self._start(x, eps), x, eps, self.norm, bounds, limits=limits)
         for _ in range(self.steps):
             grad = loss_gradient(model, x_adv, y, self.loss)
             if self.norm == "linf":
@@ -64,7 +65,9 @@ class PGD:
             else:
                 norms = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
                 x_adv = x_adv + step * grad / norms.view(-1, *[1] * (x.dim() - 1))
-            x_adv = project(x_adv, x, eps, self.norm, bounds)
+            x_adv = project(x_adv, x, eps, self.norm, bounds, limits=limits)
+        if self.restarts == 1:
+            return x_adv, None
         with torch.no_grad():
             fooled = model(x_adv).argmax(1) != y
         return x_adv, fooled

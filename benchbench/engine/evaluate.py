@@ -30,6 +30,14 @@ def _repeat(t: torch.Tensor, members: int) -> torch.Tensor:
     return t if members == 1 else t.repeat(members, *([1] * (t.dim() - 1)))
 
 
+def _member_chunks(x, y, batch_size: int, members: int):
+    """``(x, y)`` in chunks of ``batch_size`` rows in all, each repeated once per member."""
+    chunk = max(1, batch_size // members)
+    for start in range(0, len(x), chunk):
+        yield (_repeat(x[start:start + chunk], members),
+               _repeat(y[start:start + chunk], members))
+
+
 def clean_records(model, x, y, *, epoch: int, split: str, batch_size: int,
                   members: int = 1) -> list[list[Record]]:
     """Accuracy and mean cross-entropy on the whole split, one list per member."""
@@ -37,14 +45,11 @@ def clean_records(model, x, y, *, epoch: int, split: str, batch_size: int,
     model.eval()
     correct = torch.zeros(members, dtype=torch.int64, device=x.device)
     loss = torch.zeros(members, dtype=torch.float64, device=x.device)
-    chunk = max(1, batch_size // members)
     with torch.inference_mode():
-        for start in range(0, len(x), chunk):
-            target = y[start:start + chunk]
-            logits = model(_repeat(x[start:start + chunk], members))
-            target_m = _repeat(target, members)
-            correct += (logits.argmax(1) == target_m).view(members, -1).sum(1)
-            loss += F.cross_entropy(logits, target_m, reduction="none").view(members, -1) \
+        for xb, yb in _member_chunks(x, y, batch_size, members):
+            logits = model(xb)
+            correct += (logits.argmax(1) == yb).view(members, -1).sum(1)
+            loss += F.cross_entropy(logits, yb, reduction="none").view(members, -1) \
                 .double().sum(1)
     model.train(was_training)
     n = len(x)
@@ -57,11 +62,8 @@ def attack_records(model, attack, ref, x, y, *, epoch: int, bounds: tuple[float,
                    batch_size: int, members: int = 1) -> list[list[Record]]:
     """Accuracy under ``attack`` at each of ``ref.eps`` on the whole split, per member."""
     n_correct = torch.zeros(members, len(ref.eps), dtype=torch.int64, device=x.device)
-    chunk = max(1, batch_size // members)
-    for start in range(0, len(x), chunk):
-        result = attack_batch(attack, model, _repeat(x[start:start + chunk], members),
-                              _repeat(y[start:start + chunk], members), eps=ref.eps,
-                              bounds=bounds)
+    for xb, yb in _member_chunks(x, y, batch_size, members):
+        result = attack_batch(attack, model, xb, yb, eps=ref.eps, bounds=bounds)
         n_correct += result.correct.view(len(ref.eps), members, -1).sum(2).T
     return [[Record(epoch, ref.split, ref.label, eps, "accuracy", c / len(x))
              for eps, c in zip(ref.eps, counts, strict=True)]
@@ -78,15 +80,11 @@ def masking_records(model, x, y, *, epoch: int, split: str, batch_size: int,
 
     zero = torch.zeros(members, dtype=torch.int64, device=x.device)
     saturated = torch.zeros(members, dtype=torch.int64, device=x.device)
-    chunk = max(1, batch_size // members)
     with attacking(model):
-        for start in range(0, len(x), chunk):
-            xb = _repeat(x[start:start + chunk], members)
-            yb = _repeat(y[start:start + chunk], members)
-            grad = loss_gradient(model, xb, yb, "ce")
+        for xb, yb in _member_chunks(x, y, batch_size, members):
+            grad, logits = loss_gradient(model, xb, yb, "ce", with_logits=True)
             zero += (grad.flatten(1) == 0).all(dim=1).view(members, -1).sum(1)
-            with torch.no_grad():
-                p_true = model(xb).softmax(dim=1).gather(1, yb.unsqueeze(1)).squeeze(1)
+            p_true = logits.softmax(dim=1).gather(1, yb.unsqueeze(1)).squeeze(1)
             saturated += (p_true == 1.0).view(members, -1).sum(1)
     n = len(x)
     return [[Record(epoch, split, "none", 0.0, "zero_grad_frac", z / n),

@@ -16,11 +16,24 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
+def fused_adam(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr: float, betas, eps: float,
+               weight_decay: float, maximize: bool = False) -> None:
+    """One Adam step exactly as ``torch.optim.Adam(fused=True)`` takes it: count the step, then
+    the fused kernel (no amsgrad, no grad scaling)."""
+    import torch
+
+    torch._foreach_add_(steps, 1)
+    torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=lr,
+                       beta1=float(betas[0]), beta2=float(betas[1]),
+                       weight_decay=weight_decay, eps=eps, maximize=maximize,
+                       grad_scale=None, found_inf=None)
+
+
 def lean_step(opt) -> Callable[[], object]:
     import torch
 
-    kernel = getattr(torch, "_fused_adam_", None)
-    if type(opt) is not torch.optim.Adam or len(opt.param_groups) != 1 or kernel is None:
+    if (type(opt) is not torch.optim.Adam or len(opt.param_groups) != 1
+            or not hasattr(torch, "_fused_adam_")):
         return opt.step
     group = opt.param_groups[0]
     if (not group.get("fused") or group.get("amsgrad") or group.get("capturable")
@@ -30,7 +43,6 @@ def lean_step(opt) -> Callable[[], object]:
     params = list(group["params"])
     if len({(p.device, p.dtype) for p in params}) != 1:
         return opt.step
-    beta1, beta2 = (float(b) for b in group["betas"])
     state: list[list] = []
 
     def step() -> None:
@@ -45,11 +57,7 @@ def lean_step(opt) -> Callable[[], object]:
                 state.append([s["exp_avg_sq"] for s in per])
                 state.append([s["step"] for s in per])
             return
-        exp_avgs, exp_avg_sqs, steps = state
-        torch._foreach_add_(steps, 1)
-        kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps,
-               amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2,
-               weight_decay=group["weight_decay"], eps=group["eps"],
-               maximize=group["maximize"], grad_scale=None, found_inf=None)
+        fused_adam(params, grads, *state, lr=group["lr"], betas=group["betas"], eps=group["eps"],
+                   weight_decay=group["weight_decay"], maximize=group["maximize"])
 
     return step

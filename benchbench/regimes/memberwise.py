@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
+from benchbench.regimes.lean_step import fused_adam
+
 KINDS = ("adam", "sgd")
 
 
@@ -59,15 +61,11 @@ class MemberwiseOptimizer:
             params = [self.params[i][lo:hi] for i in live]
             member_grads = [self.params[i].grad[lo:hi] for i in live]
             if self.kind == "adam":
-                beta1, beta2 = h.get("betas", (0.9, 0.999))
-                steps = [self.steps[r][i] for i in live]
-                torch._foreach_add_(steps, 1)
-                torch._fused_adam_(params, member_grads,
-                                   [self.exp_avg[i][lo:hi] for i in live],
-                                   [self.exp_avg_sq[i][lo:hi] for i in live], [], steps,
-                                   amsgrad=False, lr=h["lr"], beta1=beta1, beta2=beta2,
-                                   weight_decay=h["weight_decay"], eps=h.get("eps", 1e-8),
-                                   maximize=False, grad_scale=None, found_inf=None)
+                fused_adam(params, member_grads, [self.exp_avg[i][lo:hi] for i in live],
+                           [self.exp_avg_sq[i][lo:hi] for i in live],
+                           [self.steps[r][i] for i in live], lr=h["lr"],
+                           betas=h.get("betas", (0.9, 0.999)), eps=h.get("eps", 1e-8),
+                           weight_decay=h["weight_decay"])
                 continue
             momentum = h.get("momentum", 0.0)
             torch._fused_sgd_(params, member_grads,
