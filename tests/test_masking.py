@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
 from benchbench.engine.runner import run_suite
 from benchbench.plugins import load_registry
-from benchbench.report.flags import flags_by_epoch
+from benchbench.report.flags import attack_info, flags_by_epoch
 from benchbench.store.results import read_store
 from benchbench.suite.load import load_suite
 from tests.plugins import masking_plugin
@@ -42,6 +44,9 @@ eps = [0.1]
 name = "bim"
 eps = [0.1]
 steps = 5
+[[attacks]]
+name = "still_l2"
+eps = [0.1, 0.4]
 """
 
 
@@ -53,6 +58,8 @@ def run(tmp_path_factory):
     run_suite(load_suite(out / "suite.toml", registry), registry=registry, out_dir=out / "run",
               device="cpu")
     with read_store(out / "run") as store:
+        assert json.loads(store.meta()["attack_norms"]) == {
+            "fgsm": "linf", "fgsm_stable": "linf", "bim": "linf", "still_l2": "l2"}
         return store.tidy(), (out / "run" / "report.md").read_text()
 
 
@@ -93,7 +100,8 @@ def test_report_flags_the_saturated_model_only(run):
 
     flags_sat, flags_ok = flags_of(saturated), flags_of(healthy)
     assert {"Z", "S", "L"} <= set(flags_sat), flags_sat
-    assert not {"Z", "S", "L"} & set(flags_ok), flags_ok
+    # still_l2 keeps clean accuracy at eps 0.4 (40% of the range): "C" is for L-inf attacks only
+    assert not {"Z", "S", "L", "C"} & set(flags_ok), flags_ok
     assert "- **Z**: some test inputs have an exactly zero input gradient" in report
     assert rows
 
@@ -118,4 +126,18 @@ INFO = {"fgsm": {"name": "fgsm", "params": {"loss": "ce"}, "norm": "linf"},
 ])
 def test_flag_rules(points, expected):
     flags = flags_by_epoch(tidy_rows(points), INFO, chance=0.1, span=1.0)
+    assert flags == {1: expected}
+
+
+@pytest.mark.parametrize(("norms", "name", "params", "expected"), [
+    (None, "fgsm", {}, "C"),  # stored before attack_norms: benchbench's own attacks are L-inf
+    (None, "pgd", {"norm": "l2"}, ""),  # the spec's norm
+    (None, "deepfool", {}, ""),  # a plugin's default norm is unknown: no L-inf rule
+    ({"a": "l2"}, "fgsm", {}, ""),  # the stored norm wins
+    ({"a": "linf"}, "deepfool", {}, "C"),
+])
+def test_chance_flag_follows_the_stored_norm(norms, name, params, expected):
+    cells = [{"spec": json.dumps({"attacks": [{"label": "a", "name": name, "params": params}]})}]
+    info = attack_info(cells, norms)
+    flags = flags_by_epoch(tidy_rows([("a", 0.4, 0.9)]), info, chance=0.1, span=1.0)
     assert flags == {1: expected}

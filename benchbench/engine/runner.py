@@ -63,26 +63,34 @@ def commit_sha() -> str | None:
     return out.stdout.strip() or None
 
 
-def validate_suite(suite: Suite, registry) -> None:
-    """Build every dataset, regime, attack and model once, so bad values fail before any work."""
+def validate_suite(suite: Suite, registry) -> dict[str, str | None]:
+    """Build every dataset, regime, attack and model once, so bad values fail before any work.
+
+    Returns each attack label's norm as the built attack states it (``None`` if it names none):
+    the report's flags read it from the store, since a plugin's default norm is not in the spec.
+    """
     def where(key: str, i: int, items: tuple) -> str:
         return key if len(items) == 1 and key != "attacks" else f"{key}[{i}]"
 
+    norms: dict[str, str | None] = {}
     for kind, key, ref in [("dataset", "dataset", suite.dataset)] + [
             ("regime", where("regime", i, suite.regimes), r)
             for i, r in enumerate(suite.regimes)] + [
             ("attack", where("attacks", i, suite.attacks), a)
             for i, a in enumerate(suite.attacks)]:
         try:
-            build(registry, kind, ref.name, ref.params)
+            built = build(registry, kind, ref.name, ref.params)
         except (ValueError, TypeError) as exc:
             raise SuiteError(suite.path, key, str(exc)) from None
+        if kind == "attack":
+            norms[ref.label] = getattr(built, "norm", None)
     dataset = build(registry, "dataset", suite.dataset.name, suite.dataset.params)
     for i, model in enumerate(suite.models):
         try:
             build_model(registry, model, 0, dataset)
         except (ValueError, TypeError) as exc:
             raise SuiteError(suite.path, where("model", i, suite.models), str(exc)) from None
+    return norms
 
 
 def _plugin_versions(registry, cell) -> dict[str, str]:
@@ -127,14 +135,15 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
                               f"{', '.join(ENGINES)}")
     events = events or Events()
     device = resolve_device(device)
-    validate_suite(suite, registry)
+    norms = validate_suite(suite, registry)
     store_path = Path(out_dir) / "results.sqlite"
     _claim_run_dir(store_path, suite, force)
     summary = RunSummary(Path(out_dir))
     cells = suite.cells()
     with open_store(store_path) as store:
         store.set_meta(suite_name=suite.name, suite_hash=suite.hash, suite_toml=suite.text,
-                       suite_path=suite.path, suite_description=suite.description)
+                       suite_path=suite.path, suite_description=suite.description,
+                       attack_norms=json.dumps(norms))
         done = store.done_cells()
         todo = [c for c in cells if c.cell_id not in done]
         summary.skipped = [c.cell_id for c in cells if c.cell_id in done]

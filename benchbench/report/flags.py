@@ -24,17 +24,28 @@ LEGEND = {
          "rounding or the loss choice inflates robustness",
 }
 ITERATIVE = ("pgd", "bim")
+CORE = ("fgsm", "pgd")  # benchbench's own attacks: L-inf unless their spec says "norm"
 MARGIN = 0.001  # one point in a thousand: below this, differences are noise on 10k images
 
 
-def attack_info(cells: list[dict]) -> dict[str, dict]:
-    """Label -> {name, params, norm} from the stored cell specs."""
+def attack_info(cells: list[dict], norms: dict[str, str | None] | None = None
+                ) -> dict[str, dict]:
+    """Label -> {name, params, norm} from the stored cell specs.
+
+    ``norms`` is the run's ``attack_norms`` metadata: each label's norm as the built attack
+    stated it (a plugin's default is not in the spec). Runs stored before benchbench kept it fall
+    back to the spec's ``norm`` parameter, then to L-inf for benchbench's own attacks (``CORE``);
+    otherwise the norm is unknown (``None``) and the L-inf-only rule ("C") does not apply.
+    """
     info = {}
     for cell in cells:
         for attack in json.loads(cell["spec"])["attacks"]:
-            norm = attack["params"].get("norm", "linf")
-            info[attack["label"]] = {"name": attack["name"], "params": attack["params"],
-                                     "norm": norm}
+            label, name, params = attack["label"], attack["name"], attack["params"]
+            if norms is not None and label in norms:
+                norm = norms[label]
+            else:
+                norm = params.get("norm", "linf" if name in CORE else None)
+            info[label] = {"name": name, "params": params, "norm": norm}
     return info
 
 

@@ -49,7 +49,8 @@ def render_report(store: ResultsStore) -> str:
         f"commit {last.get('commit_sha') or 'n/a'}",
         f"- suite hash: `{meta.get('suite_hash', '?')}`, results schema v"
         f"{meta.get('schema_version', '?')}", ""]
-    tidy, info, seen = store.tidy(), attack_info(ok), set()
+    norms = json.loads(meta["attack_norms"]) if "attack_norms" in meta else None
+    tidy, info, seen = store.tidy(), attack_info(ok, norms), set()
     classes, bounds = meta.get("num_classes"), json.loads(meta.get("bounds", "null"))
     chance = 1 / int(classes) if classes else None
     span = bounds[1] - bounds[0] if bounds else None

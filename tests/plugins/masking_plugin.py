@@ -25,3 +25,19 @@ def build_saturated(*, input_shape, num_classes, scale: float = 1e4):
 @hookimpl
 def register_models(register):
     register("saturated", build_saturated)
+
+
+class StillL2:
+    """An L2 attack that proposes the clean inputs: accuracy stays clean at every eps. Its
+    norm is the class's own, not a spec parameter (the L-inf-only "C" flag must not apply)."""
+
+    norm = "l2"
+    per_example = True
+
+    def perturb(self, model, x, y, *, eps, bounds):
+        return x.expand(len(eps), *x.shape).clone()
+
+
+@hookimpl
+def register_attacks(register):
+    register("still_l2", StillL2)
