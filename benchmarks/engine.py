@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 from benchbench.attacks.fgsm import FGSM
 from benchbench.attacks.harness import project
-from benchbench.engine.cell import ATTACK_BATCH
-from benchbench.engine.evaluate import attack_records
+from benchbench.engine.cell import ATTACK_BATCH, EVAL_BATCH
+from benchbench.engine.evaluate import attack_records, clean_records, masking_records
 from benchbench.engine.memory import keep_freed_memory
 from benchbench.models.mlp import build_mlp
 from benchbench.models.stacked_mlp import stack_mlps
@@ -185,6 +185,31 @@ def art_fgsm(model, x, y, eps, predict=False):
     return outs
 
 
+# --- checkpoint evaluation: per checkpoint (the engine) or one stack of every checkpoint ------
+def evaluate_stack(stack, members, x, y, xt, yt, scale=1):
+    """What the engine measures at a checkpoint for a per-example attack: clean train and test
+    metrics, the masking checks and FGSM at eps 0.05 (``evaluate`` in engine/cell.py)."""
+    clean_records(stack, x, y, epoch=0, split="train", batch_size=EVAL_BATCH * scale,
+                  members=members)
+    clean_records(stack, xt, yt, epoch=0, split="test", batch_size=EVAL_BATCH * scale,
+                  members=members)
+    masking_records(stack, xt, yt, epoch=0, split="test", batch_size=ATTACK_BATCH * scale,
+                    members=members)
+    attack_records(stack, FGSM(), AttackRef("fgsm", "fgsm", (0.05,)), xt, yt, epoch=0,
+                   bounds=(0.0, 1.0), batch_size=ATTACK_BATCH * scale, members=members)
+
+
+def eval_per_checkpoint(x, y, xt, yt, checkpoints):
+    stack = stack_mlps(models())
+    return timed(lambda: [evaluate_stack(stack, SEEDS, x, y, xt, yt)
+                          for _ in range(checkpoints)])
+
+
+def eval_all_checkpoints(x, y, xt, yt, checkpoints, scale):
+    stack = stack_mlps(models() * checkpoints)
+    return timed(lambda: evaluate_stack(stack, SEEDS * checkpoints, x, y, xt, yt, scale))
+
+
 def median_ratio(times: dict, a, b) -> float:
     """Median over rounds of time(b) / time(a): how many times faster a is than b."""
     return statistics.median(tb / ta for ta, tb in zip(times[a], times[b], strict=True))
@@ -197,6 +222,8 @@ def main() -> None:
                     help="training batches timed per variant (550: one whole epoch)")
     ap.add_argument("--full", action="store_true", help="also time the whole overfit_mnist suite")
     ap.add_argument("--synthetic", action="store_true", help="random MNIST-sized data")
+    ap.add_argument("--eval", action="store_true",
+                    help="also time checkpoint evaluation batched across checkpoints (3 rounds)")
     args = ap.parse_args()
     keep_freed_memory()  # as `benchbench run` does, for every variant alike
     try:
@@ -268,6 +295,23 @@ def main() -> None:
     fgsm5_acc = median_ratio(ft, ("ours", 5, True), ("per_eps", 5, True))
     print(f"  5 eps: the attack {fgsm5:.2f}x faster than five per-eps passes; attack and "
           f"accuracy {fgsm5_acc:.2f}x")
+
+    if args.eval:
+        ev: dict[str, list[float]] = {"per checkpoint": [], "one stack": [], "one stack 10x": []}
+        xe = x[:EPOCH_IMAGES].reshape(EPOCH_IMAGES, -1)
+        xte = xt.reshape(len(xt), -1)
+        for _ in range(3):
+            ev["per checkpoint"].append(eval_per_checkpoint(xe, y[:EPOCH_IMAGES], xte, yt, 10))
+            ev["one stack"].append(eval_all_checkpoints(xe, y[:EPOCH_IMAGES], xte, yt, 10, 1))
+            ev["one stack 10x"].append(eval_all_checkpoints(xe, y[:EPOCH_IMAGES], xte, yt, 10,
+                                                            10))
+        print(f"\ncheckpoint evaluation, 10 checkpoints x {SEEDS} seeds (clean train and test, "
+              "masking checks, FGSM at eps 0.05), median of 3 rounds: the engine's stacks of "
+              f"{SEEDS} per checkpoint vs one stack of {10 * SEEDS} (rows per call as the "
+              "engine's, and 10x)")
+        for name, values in ev.items():
+            print(f"  {name:<15} {statistics.median(values):7.2f} s   "
+                  f"{median_ratio(ev, name, 'per checkpoint'):5.2f}x faster than per checkpoint")
 
     if args.full:
         with tempfile.TemporaryDirectory() as out:
