@@ -188,15 +188,18 @@ def art_fgsm(model, x, y, eps, predict=False):
 # --- checkpoint evaluation: per checkpoint (the engine) or one stack of every checkpoint ------
 def evaluate_stack(stack, members, x, y, xt, yt, scale=1):
     """What the engine measures at a checkpoint for a per-example attack: clean train and test
-    metrics, the masking checks and FGSM at eps 0.05 (``evaluate`` in engine/cell.py)."""
-    clean_records(stack, x, y, epoch=0, split="train", batch_size=EVAL_BATCH * scale,
-                  members=members)
-    clean_records(stack, xt, yt, epoch=0, split="test", batch_size=EVAL_BATCH * scale,
-                  members=members)
-    masking_records(stack, xt, yt, epoch=0, split="test", batch_size=ATTACK_BATCH * scale,
-                    members=members)
-    attack_records(stack, FGSM(), AttackRef("fgsm", "fgsm", (0.05,)), xt, yt, epoch=0,
-                   bounds=(0.0, 1.0), batch_size=ATTACK_BATCH * scale, members=members)
+    metrics, the masking checks and FGSM at eps 0.05 (``evaluate`` in engine/cell.py); the
+    records, one list per member."""
+    parts = [
+        clean_records(stack, x, y, epoch=0, split="train", batch_size=EVAL_BATCH * scale,
+                      members=members),
+        clean_records(stack, xt, yt, epoch=0, split="test", batch_size=EVAL_BATCH * scale,
+                      members=members),
+        masking_records(stack, xt, yt, epoch=0, split="test", batch_size=ATTACK_BATCH * scale,
+                        members=members),
+        attack_records(stack, FGSM(), AttackRef("fgsm", "fgsm", (0.05,)), xt, yt, epoch=0,
+                       bounds=(0.0, 1.0), batch_size=ATTACK_BATCH * scale, members=members)]
+    return [sum(per, []) for per in zip(*parts, strict=True)]
 
 
 def eval_per_checkpoint(x, y, xt, yt, checkpoints):
