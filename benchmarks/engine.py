@@ -1,13 +1,15 @@
 """Speed of benchbench's engine against the usual ways, as ratios measured in one run.
 
-    python benchmarks/engine.py [--repeats 5] [--steps 550] [--full] [--synthetic]
+    python benchmarks/engine.py [--repeats 5] [--steps 550] [--full] [--eval] [--synthetic]
 
 Variants run interleaved (A B C A B C ...) and each ratio is the median of per-round ratios, so
 machine noise that hits a whole round cancels. Training is timed on ``--steps`` batches of 100
 (the seed study's shapes: MLP 784-200-300-10, Adam lr 0.002; the default is one whole epoch of
 the study's 55,000 training images) and scaled to a 55,000-image epoch.
 The floor is the epoch's FLOPs (forward, weight gradients, input gradients of layers 2..n) over
-the rate of a large sgemm measured in the same round. Ends with one summary line.
+the rate of a large sgemm measured in the same round. ``--eval`` also times evaluating 10
+checkpoints of 5 seeds per checkpoint (the engine) against one stack of all 50. Ends with one
+summary line.
 """
 
 from __future__ import annotations
