@@ -48,7 +48,8 @@ def run(
 ) -> None:
     """Run a suite end to end: train, checkpoint, attack, store every number, write the report.
 
-    Cells already stored in the run directory are skipped, so an interrupted run resumes.
+    Cells already stored in the run directory are skipped, so an interrupted run resumes (an
+    unfinished cell from its last checkpoint).
     """
     from benchbench.cli_progress import RichEvents, print_summary
     from benchbench.engine.memory import keep_freed_memory
@@ -66,6 +67,11 @@ def run(
                                 command=" ".join(["benchbench", *sys.argv[1:]]))
     except BenchbenchError as exc:
         raise fail(exc) from None
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: finished cells are stored in {run_dir}; run the same command "
+                   "again to go on (unfinished cells resume from their last checkpoint)",
+                   err=True)
+        raise typer.Exit(130) from None
     print_summary(summary)
     if summary.failed:
         raise typer.Exit(1)

@@ -39,6 +39,13 @@ What each kind of object must provide (duck-typed, no base classes needed):
   and a class attribute ``member_params``, the parameter names that may differ between the
   members of one stack (cells differing only in those and in the seed then stack), in which
   case ``train_stacked`` also takes ``regimes=`` (member ``i`` trains as ``regimes[i]`` would).
+  And ``resumable = True`` when both take ``state=``, a dict the regime keeps current before
+  every yield: ``state["epoch"]`` (the epoch just trained) and ``state["optimizer"]`` (anything
+  with ``state_dict()``/``load_state_dict()``). Given ``state["epoch"]`` and
+  ``state["optimizer_state"]`` on entry, it loads that state and trains on from the next epoch,
+  drawing the same shuffles as if it had never stopped (the model already holds that epoch's
+  weights, torch's CPU RNG its state): the harness then resumes an interrupted cell from its
+  last checkpoint, bit for bit (``benchbench.engine.resume``).
 """
 
 from __future__ import annotations

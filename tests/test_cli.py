@@ -150,3 +150,16 @@ def test_a_raising_plugin_fails_its_cells_and_the_run_exits_1(write_suite, tmp_p
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## Failed cells" in report and report.count("kernel not found") == 2
     assert "## mlp · standard · digits" in report
+
+
+def test_ctrl_c_exits_130_saying_how_to_go_on(cli, write_suite, tmp_path, monkeypatch):
+    """Ctrl-C during a run: one line on what is kept and how to resume (tests/test_resume.py
+    covers the resuming itself)."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("benchbench.engine.runner.run_suite", interrupted)
+    result = cli("run", write_suite(), "--out", tmp_path / "run", "--device", "cpu")
+    assert result.exit_code == 130
+    assert "interrupted: finished cells are stored in" in result.output
+    assert "run the same command again" in result.output

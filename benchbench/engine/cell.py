@@ -11,6 +11,7 @@ import torch
 
 from benchbench.engine.data import DataCache, build
 from benchbench.engine.evaluate import Record, attack_records, clean_records, masking_records
+from benchbench.engine.resume import Resumed, load_resume, resume_path, save_resume
 from benchbench.store.checkpoints import checkpoint_path, save_checkpoint
 from benchbench.suite.cells import CellSpec, ComponentRef
 
@@ -107,16 +108,37 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
     return records
 
 
+def start_training(specs: list[CellSpec], ctx: CellContext, regime, model, train):
+    """``(epochs, state, resumed)``: the iterator ``train(**kw)`` returns, for a regime that is
+    ``resumable`` the ``state`` dict it keeps current (``kw = {"state": state}``), and what the
+    unit resumes from if an earlier run saved it (``model`` then holds those weights)."""
+    if not getattr(regime, "resumable", False) or ctx.checkpoint_dir is None:
+        return train(), None, None
+    state: dict = {}
+    resumed = load_resume(resume_path(ctx.checkpoint_dir, specs), specs)
+    if resumed is not None:
+        model.load_state_dict(resumed.model)
+        torch.set_rng_state(resumed.rng)
+        state.update(epoch=resumed.epoch, optimizer_state=resumed.optimizer)
+        ctx.events.log(f"resuming {', '.join(s.describe() for s in specs)} after epoch "
+                       f"{resumed.epoch}")
+    return train(state=state), state, resumed
+
+
 def train_and_measure(specs: list[CellSpec], ctx: CellContext, *, regime, model, epochs,
                       member_model, engine: str, started: str, t0: float, index: int = 0,
-                      total: int = 1) -> list[CellOutcome]:
+                      total: int = 1, state: dict | None = None,
+                      resumed: Resumed | None = None) -> list[CellOutcome]:
     """Drive ``epochs`` (a regime's training iterator over ``model``, which holds the members
-    of ``specs``), checkpointing each member and evaluating at the regime's schedule."""
+    of ``specs``), checkpointing each member and evaluating at the regime's schedule. With the
+    regime's ``state`` (``start_training``), each checkpoint also saves what a later run needs
+    to resume the unit after it; ``resumed`` is what this one resumed from."""
     first = specs[0]
     attacks = [(ref, build(ctx.registry, "attack", ref.name, ref.params)) for ref in first.attacks]
     dtype = getattr(torch, regime.dtype)
     ctx.events.cell_started(first, regime.epochs, index, total)
-    records: list[list[Record]] = [[] for _ in specs]
+    records: list[list[Record]] = resumed.records if resumed else [[] for _ in specs]
+    t0 -= resumed.elapsed_s if resumed else 0.0  # the interrupted runs' time counts too
     schedule = set(regime.checkpoint_epochs)
     for epoch in epochs:
         ctx.events.epoch_done(first, epoch)
@@ -131,6 +153,10 @@ def train_and_measure(specs: list[CellSpec], ctx: CellContext, *, regime, model,
         for mine, new in zip(records, evaluate(model, specs, ctx, attacks, dtype, epoch,
                                                member_model), strict=True):
             mine += new
+        if state is not None and epoch < regime.epochs:
+            save_resume(resume_path(ctx.checkpoint_dir, specs), specs, epoch=epoch, model=model,
+                        optimizer=state["optimizer"], records=records,
+                        elapsed_s=time.perf_counter() - t0)
     wall = time.perf_counter() - t0
     outcomes = [CellOutcome(spec, recs, regime.dtype, ctx.device, started, now(),
                             wall / len(specs), engine=engine)
@@ -148,7 +174,10 @@ def run_cell(spec: CellSpec, ctx: CellContext, *, index: int = 0, total: int = 1
     x, y = ctx.data.get(spec.dataset, "train", dtype=dtype, device=ctx.device)
     model = build_model(ctx.registry, spec.model, spec.seed, ctx.data.dataset(spec.dataset))
     model = model.to(device=ctx.device, dtype=dtype)
-    return train_and_measure([spec], ctx, regime=regime, model=model,
-                             epochs=regime.train(model=model, x=x, y=y, seed=spec.seed),
+    epochs, state, resumed = start_training(
+        [spec], ctx, regime, model,
+        lambda **kw: regime.train(model=model, x=x, y=y, seed=spec.seed, **kw))
+    return train_and_measure([spec], ctx, regime=regime, model=model, epochs=epochs,
                              member_model=lambda i: model, engine="sequential",
-                             started=started, t0=t0, index=index, total=total)[0]
+                             started=started, t0=t0, index=index, total=total, state=state,
+                             resumed=resumed)[0]

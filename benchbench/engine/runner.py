@@ -5,6 +5,7 @@ Layout of a run directory::
     results.sqlite      every number, with provenance (see benchbench.store.results)
     report.md           rendered from results.sqlite alone
     checkpoints/<cell_id>/epoch_0001.safetensors
+    checkpoints/resume/<digest>.pt   an unfinished unit's state at its last checkpoint
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from benchbench.engine.cell import CellContext, Events, build_model, now
 from benchbench.engine.data import DataCache, build
 from benchbench.engine.device import resolve_device
 from benchbench.engine.files import write_atomic
+from benchbench.engine.resume import discard_resume, resume_path
 from benchbench.engine.stacked import plan_units, run_unit
 from benchbench.errors import BenchbenchError, RunDirError, SuiteError
 from benchbench.report.markdown import render_report
@@ -192,6 +194,10 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
                                        wall_s=outcome.wall_s, engine=outcome.engine,
                                        **info[cell_id])
                         summary.ran.append(cell_id)
+                    # stored: what an interrupted run saved to resume them is spent (the unit
+                    # trained as one stack, or cell by cell)
+                    for cells in [unit, *([c] for c in unit if len(unit) > 1)]:
+                        discard_resume(resume_path(ctx.checkpoint_dir, cells))
                 status = "failed" if summary.failed else "ok"
             finally:
                 summary.wall_s = time.perf_counter() - t0

@@ -20,6 +20,7 @@ from benchbench.engine.cell import (
     build_model,
     now,
     run_cell,
+    start_training,
     train_and_measure,
 )
 from benchbench.engine.data import build
@@ -86,8 +87,11 @@ def run_unit(specs: list[CellSpec], ctx: CellContext, *, stack: bool = True, ind
     # only regimes declaring member_params get here with differing parameters (``stackable``)
     differ = any(s.regime.params != first.regime.params for s in specs)
     per_member = {"regimes": regimes} if differ else {}
-    epochs = regime.train_stacked(model=stacked, x=x, y=y, seeds=[s.seed for s in specs],
-                                  **per_member)
+    epochs, state, resumed = start_training(
+        specs, ctx, regime, stacked,
+        lambda **kw: regime.train_stacked(model=stacked, x=x, y=y, seeds=[s.seed for s in specs],
+                                          **per_member, **kw))
     return train_and_measure(specs, ctx, regime=regime, model=stacked, epochs=epochs,
                              member_model=member_model, engine=f"stacked x{len(specs)}",
-                             started=started, t0=t0, index=index, total=total)
+                             started=started, t0=t0, index=index, total=total, state=state,
+                             resumed=resumed)

@@ -51,6 +51,24 @@ class MemberwiseOptimizer:
                 self.momentum_buffer = [torch.zeros_like(p) for p in self.params]
                 self.first = [True] * len(self.runs)
 
+    def state_dict(self) -> dict:
+        """The optimiser's state (references, as ``torch.optim`` returns it)."""
+        if self.kind == "adam":
+            return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "steps": self.steps}
+        return {"momentum_buffer": self.momentum_buffer, "first": self.first}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a ``state_dict()`` (its tensors copied into this optimiser's)."""
+        mine = _tensors(self.state_dict())
+        if set(state) != set(self.state_dict()) or len(mine) != len(_tensors(state)):
+            raise ValueError(f"not the state of this {self.kind} MemberwiseOptimizer")
+        theirs = _tensors(state)
+        for t, saved in zip(mine, theirs, strict=True):
+            t.copy_(saved)
+        if self.kind == "sgd":
+            self.first = list(state["first"])
+
     @torch.no_grad()
     def step(self) -> None:
         # like torch.optim, a parameter without a gradient is skipped (its step count too)
@@ -76,3 +94,11 @@ class MemberwiseOptimizer:
                               is_first_step=self.first[r] and bool(momentum),
                               grad_scale=None, found_inf=None)
             self.first[r] = False
+
+
+def _tensors(state: dict) -> list[torch.Tensor]:
+    """Every tensor of a ``MemberwiseOptimizer.state_dict()``, in a fixed order."""
+    if "steps" in state:
+        steps = [t for run in state["steps"] for t in run]
+        return [*state["exp_avg"], *state["exp_avg_sq"], *steps]
+    return list(state["momentum_buffer"])

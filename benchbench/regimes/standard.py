@@ -43,6 +43,8 @@ class StandardTraining:
     # may differ between the members of one stacked model (cells that differ only in these and
     # in their seed train together); everything else must be equal
     member_params = ("lr", "momentum", "weight_decay")
+    # train and train_stacked take ``state=`` and can continue after a saved epoch
+    resumable = True
 
     def __init__(self, *, optimizer: str = "adam", lr: float = 1e-3, batch_size: int = 100,
                  epochs: int = 10, checkpoints: Sequence[int] | Mapping[str, int] | None = None,
@@ -81,14 +83,36 @@ class StandardTraining:
         for _ in range(self.epochs):
             yield torch.randperm(n, generator=gen)
 
-    def train(self, *, model, x, y, seed: int) -> Iterator[int]:
-        """Train ``model`` in place on ``(x, y)``, yielding after each epoch."""
+    @staticmethod
+    def _resume(opt, state: dict | None) -> int:
+        """The first epoch to train: 1, or the one after ``state["epoch"]`` when ``state``
+        carries ``optimizer_state`` (``opt`` then loads it). ``state["optimizer"]`` is ``opt``
+        from here on, for the engine to save."""
+        if state is None:
+            return 1
+        first = 1
+        if "optimizer_state" in state:
+            opt.load_state_dict(state.pop("optimizer_state"))
+            first = state["epoch"] + 1
+        state["optimizer"] = opt
+        return first
+
+    def train(self, *, model, x, y, seed: int, state: dict | None = None) -> Iterator[int]:
+        """Train ``model`` in place on ``(x, y)``, yielding after each epoch.
+
+        With ``state`` (see ``hookspecs``): resume after ``state["epoch"]`` from
+        ``state["optimizer_state"]`` if given (``model`` then holds that epoch's weights), and
+        keep ``state["optimizer"]`` and ``state["epoch"]`` current.
+        """
         import torch.nn.functional as F
 
         opt = self.make_optimizer(model.parameters())
+        first = self._resume(opt, state)
         step = lean_step(opt)
         model.train()
         for epoch, perm in enumerate(self.shuffles(len(x), seed), start=1):
+            if epoch < first:  # the shuffle stream still draws every epoch's permutation
+                continue
             perm = perm.to(x.device, non_blocking=True)
             for start in range(0, len(perm), self.batch_size):
                 idx = perm[start:start + self.batch_size]
@@ -96,10 +120,13 @@ class StandardTraining:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 step()
+            if state is not None:
+                state["epoch"] = epoch
             yield epoch
 
     def train_stacked(self, *, model, x, y, seeds: Sequence[int],
-                      regimes: Sequence[StandardTraining] | None = None) -> Iterator[int]:
+                      regimes: Sequence[StandardTraining] | None = None,
+                      state: dict | None = None) -> Iterator[int]:
         """Train a stack of ``len(seeds)`` models (see ``benchbench.models.stacked_mlp``).
 
         Member ``i`` sees exactly the batches ``train(seed=seeds[i])`` of ``regimes[i]`` (default:
@@ -107,7 +134,7 @@ class StandardTraining:
         per batch and its own ``member_params`` (learning rate, momentum, weight decay). The
         losses of the members are summed, so each member's gradient is its own loss's gradient.
         A model with ``cross_entropy_backward(x, y)`` computes those gradients itself (see
-        ``StackedMLP``).
+        ``StackedMLP``). ``state`` works as in ``train``.
         """
         import torch
         import torch.nn.functional as F
@@ -115,17 +142,21 @@ class StandardTraining:
         hypers = [{k: getattr(r, k) for k in self.member_params} for r in regimes or [self]]
         if all(h == hypers[0] for h in hypers):
             opt = self.make_optimizer(model.parameters())
-            step = lean_step(opt)
+            step = lean_step(opt)  # takes the optimiser's state at its first step, after _resume
         else:  # one fused kernel call per run of members that share hyper-parameters
             from benchbench.regimes.memberwise import MemberwiseOptimizer
 
-            step = MemberwiseOptimizer(model.parameters(), hypers, self.optimizer).step
+            opt = MemberwiseOptimizer(model.parameters(), hypers, self.optimizer)
+            step = opt.step
+        first = self._resume(opt, state)
         model.train()
         n = len(x)
         streams = [self.shuffles(n, seed) for seed in seeds]
         # the model's own cross-entropy backward (no autograd graph) when it has one
         backward = getattr(model, "cross_entropy_backward", None)
         for epoch, perms in enumerate(zip(*streams, strict=True), start=1):
+            if epoch < first:
+                continue
             perm = torch.stack(perms).to(x.device, non_blocking=True)
             for start in range(0, n, self.batch_size):
                 flat = perm[:, start:start + self.batch_size].reshape(-1)
@@ -139,4 +170,6 @@ class StandardTraining:
                     model.zero_grad(set_to_none=True)
                     loss.backward()
                 step()
+            if state is not None:
+                state["epoch"] = epoch
             yield epoch
