@@ -3,16 +3,23 @@ an uninterrupted run's bit for bit."""
 
 from __future__ import annotations
 
+import shutil
+import sys
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from benchbench import hookimpl
+from benchbench.attacks.fgsm import FGSM
 from benchbench.engine.cell import Events
 from benchbench.engine.resume import resume_path
 from benchbench.engine.runner import run_suite
 from benchbench.regimes.memberwise import MemberwiseOptimizer
+from benchbench.regimes.standard import StandardTraining
 from benchbench.store.results import read_store
 from benchbench.suite.load import load_suite
+from benchbench.testing import isolated_registry
 from tests.test_stacked import GRID
 
 COLS = ["model", "regime", "seed", "epoch", "split", "attack", "eps", "metric", "value"]
@@ -75,17 +82,95 @@ def test_interrupted_run_resumes_from_the_last_checkpoint_bit_for_bit(
     assert not list((out / "checkpoints" / "resume").glob("*"))  # spent once stored
 
 
+def build_dropout_mlp(*, input_shape, num_classes):
+    """An MLP whose training draws from torch's global RNG (dropout): it does not stack."""
+    from torch import nn
+
+    inputs = 1
+    for d in input_shape:
+        inputs *= d
+    return nn.Sequential(nn.Flatten(), nn.Linear(inputs, 16), nn.ReLU(), nn.Dropout(0.5),
+                         nn.Linear(16, num_classes))
+
+
+class DrawingFGSM(FGSM):
+    """FGSM whose constructor draws from the global RNG, as a plugin's may."""
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        torch.rand(1)
+
+
+@hookimpl
+def register_models(register):
+    register("dropout_mlp", build_dropout_mlp)
+
+
+@hookimpl
+def register_attacks(register):
+    register("drawing_fgsm", DrawingFGSM)
+
+
+class OldStyleTraining(StandardTraining):
+    """A plugin regime written before ``state=``: it inherits ``resumable`` but overrides
+    ``train`` without it."""
+
+    def train(self, *, model, x, y, seed):
+        yield from super().train(model=model, x=x, y=y, seed=seed)
+
+
+@hookimpl
+def register_regimes(register):
+    register("old_style", OldStyleTraining)
+
+
+def test_a_regime_whose_train_takes_no_state_runs_as_before(write_suite, tmp_path):
+    registry = isolated_registry(sys.modules[__name__])
+    path = write_suite(epochs=3, checkpoints="[1, 3]")
+    path.write_text(path.read_text().replace('name = "standard"', 'name = "old_style"'))
+    suite = load_suite(path, registry)
+    run(suite, registry, tmp_path / "run", "sequential")
+    with read_store(tmp_path / "run") as store:
+        assert {c["status"] for c in store.cells()} == {"ok"}
+    assert not (tmp_path / "run" / "checkpoints" / "resume").exists()
+
+
+def test_resuming_restores_the_rng_that_training_draws_from(write_suite, tmp_path):
+    """Dropout draws from torch's global RNG: a resumed cell goes on with the RNG as the
+    uninterrupted run had it, whatever ran in between (here an attack built from the RNG)."""
+    registry = isolated_registry(sys.modules[__name__])
+    path = write_suite(epochs=5, checkpoints="[2, 5]")
+    path.write_text(path.read_text().replace('name = "mlp"\nhidden = [16]',
+                                             'name = "dropout_mlp"')
+                    .replace('name = "fgsm"', 'name = "drawing_fgsm"'))
+    suite = load_suite(path, registry)
+    run(suite, registry, tmp_path / "whole", "auto")
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        run(suite, registry, out, "auto", Epochs(stop=4))
+    events = Epochs()
+    run(suite, registry, out, "auto", events)
+    assert events.seen == [3, 4, 5, 1, 2, 3, 4, 5]
+    assert tidy(out)[0].equals(tidy(tmp_path / "whole")[0])
+
+
 def test_an_unreadable_resume_file_means_starting_over(write_suite, registry, tmp_path):
     suite = load_suite(write_suite(epochs=3, checkpoints="[1, 3]"), registry)
     run(suite, registry, tmp_path / "whole", "auto")
     out = tmp_path / "torn"
     target = resume_path(out / "checkpoints", suite.cells())
     target.parent.mkdir(parents=True)
-    target.write_bytes(b"not a torch file")
-    events = Epochs()
-    run(suite, registry, out, "auto", events)
-    assert events.seen == [1, 2, 3]
-    assert tidy(out)[0].equals(tidy(tmp_path / "whole")[0])
+    for junk in (b"not a torch file", [1, 2], {"identity": "another unit"}):
+        if isinstance(junk, bytes):
+            target.write_bytes(junk)
+        else:
+            torch.save(junk, target)
+        events = Epochs()
+        run(suite, registry, out, "auto", events)
+        assert events.seen == [1, 2, 3]
+        assert tidy(out)[0].equals(tidy(tmp_path / "whole")[0])
+        shutil.rmtree(out)
+        target.parent.mkdir(parents=True)
 
 
 @pytest.mark.parametrize("kind", ["adam", "sgd"])
@@ -116,3 +201,22 @@ def test_memberwise_optimizer_continues_from_its_state_dict(kind):
     assert torch.equal(p, q)
     with pytest.raises(ValueError, match="not the state"):
         second.load_state_dict({"momentum_buffer": []} if kind == "adam" else {"steps": []})
+
+
+@pytest.mark.parametrize("seeds", ["[0, 1]", "[0]"])
+def test_another_grouping_starts_over_and_the_stale_file_goes(write_suite, registry, tmp_path,
+                                                              seeds):
+    """A stack interrupted, then run with --engine sequential: its cells start over alone (the
+    stack's file is not theirs; for one seed, a stack of one has the cell's name but not the
+    model's layout), and once all are stored the stack's file is removed."""
+    suite = load_suite(write_suite(seeds=seeds, epochs=4, checkpoints="[2, 4]"), registry)
+    run(suite, registry, tmp_path / "whole", "sequential")
+    out = tmp_path / "switched"
+    with pytest.raises(KeyboardInterrupt):
+        run(suite, registry, out, "auto", Epochs(stop=3))
+    assert resume_path(out / "checkpoints", suite.cells()).exists()
+    events = Epochs()
+    run(suite, registry, out, "sequential", events)
+    assert events.seen == [1, 2, 3, 4] * len(suite.cells())
+    assert tidy(out)[0].equals(tidy(tmp_path / "whole")[0])
+    assert not (out / "checkpoints" / "resume").exists()

@@ -11,7 +11,13 @@ import torch
 
 from benchbench.engine.data import DataCache, build
 from benchbench.engine.evaluate import Record, attack_records, clean_records, masking_records
-from benchbench.engine.resume import Resumed, load_resume, resume_path, save_resume
+from benchbench.engine.resume import (
+    Resumed,
+    load_resume,
+    resume_path,
+    save_resume,
+    set_rng_state,
+)
 from benchbench.store.checkpoints import checkpoint_path, save_checkpoint
 from benchbench.suite.cells import CellSpec, ComponentRef
 
@@ -108,21 +114,48 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
     return records
 
 
-def start_training(specs: list[CellSpec], ctx: CellContext, regime, model, train):
-    """``(epochs, state, resumed)``: the iterator ``train(**kw)`` returns, for a regime that is
-    ``resumable`` the ``state`` dict it keeps current (``kw = {"state": state}``), and what the
-    unit resumes from if an earlier run saved it (``model`` then holds those weights)."""
-    if not getattr(regime, "resumable", False) or ctx.checkpoint_dir is None:
-        return train(), None, None
-    state: dict = {}
-    resumed = load_resume(resume_path(ctx.checkpoint_dir, specs), specs)
+def takes_state(regime, method) -> bool:
+    """Whether ``method`` (the regime's ``train`` or ``train_stacked``) resumes: the regime says
+    ``resumable`` and the method takes ``state`` or ``**kwargs`` (a subclass may override it
+    without)."""
+    import inspect
+
+    params = inspect.signature(method).parameters.values()
+    return bool(getattr(regime, "resumable", False)) and any(
+        p.name == "state" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def start_training(specs: list[CellSpec], ctx: CellContext, regime, method, **kwargs):
+    """``(epochs, state, resumed)``: the training iterator ``method(**kwargs)`` returns, for a
+    resumable regime the ``state`` dict it keeps current (passed as ``state=``), and what the
+    unit resumes from if an earlier run saved it (``kwargs["model"]`` then holds its weights).
+
+    Training draws from torch's RNG (dropout, say) in a stream of its own, seeded from the
+    first cell's seed, so a cell's numbers do not depend on what the process ran before it;
+    a resumed unit goes on with that stream where it stopped."""
+    model, resumed, state = kwargs["model"], None, None
+    if takes_state(regime, method) and ctx.checkpoint_dir is not None:
+        state = {}
+        resumed = load_resume(resume_path(ctx.checkpoint_dir, specs), specs, model, ctx.device)
+        kwargs["state"] = state
     if resumed is not None:
         model.load_state_dict(resumed.model)
-        torch.set_rng_state(resumed.rng)
         state.update(epoch=resumed.epoch, optimizer_state=resumed.optimizer)
         ctx.events.log(f"resuming {', '.join(s.describe() for s in specs)} after epoch "
                        f"{resumed.epoch}")
-    return train(state=state), state, resumed
+    devices = [torch.cuda.current_device()] if ctx.device == "cuda" else []
+
+    def epochs():
+        # set when training starts (the attacks are built in between), kept across the
+        # evaluations in between epochs (they fork the RNG themselves)
+        with torch.random.fork_rng(devices=devices):
+            if resumed is None:
+                torch.manual_seed(specs[0].seed * 100_003)  # attacks use seed * 100_003 + epoch
+            else:
+                set_rng_state(resumed.rng)
+            yield from method(**kwargs)
+
+    return epochs(), state, resumed
 
 
 def train_and_measure(specs: list[CellSpec], ctx: CellContext, *, regime, model, epochs,
@@ -156,7 +189,7 @@ def train_and_measure(specs: list[CellSpec], ctx: CellContext, *, regime, model,
         if state is not None and epoch < regime.epochs:
             save_resume(resume_path(ctx.checkpoint_dir, specs), specs, epoch=epoch, model=model,
                         optimizer=state["optimizer"], records=records,
-                        elapsed_s=time.perf_counter() - t0)
+                        elapsed_s=time.perf_counter() - t0, device=ctx.device)
     wall = time.perf_counter() - t0
     outcomes = [CellOutcome(spec, recs, regime.dtype, ctx.device, started, now(),
                             wall / len(specs), engine=engine)
@@ -174,9 +207,8 @@ def run_cell(spec: CellSpec, ctx: CellContext, *, index: int = 0, total: int = 1
     x, y = ctx.data.get(spec.dataset, "train", dtype=dtype, device=ctx.device)
     model = build_model(ctx.registry, spec.model, spec.seed, ctx.data.dataset(spec.dataset))
     model = model.to(device=ctx.device, dtype=dtype)
-    epochs, state, resumed = start_training(
-        [spec], ctx, regime, model,
-        lambda **kw: regime.train(model=model, x=x, y=y, seed=spec.seed, **kw))
+    epochs, state, resumed = start_training([spec], ctx, regime, regime.train, model=model, x=x,
+                                            y=y, seed=spec.seed)
     return train_and_measure([spec], ctx, regime=regime, model=model, epochs=epochs,
                              member_model=lambda i: model, engine="sequential",
                              started=started, t0=t0, index=index, total=total, state=state,

@@ -1,12 +1,12 @@
 """Resuming a cell (or a stack of cells) from its last checkpoint after an interruption.
 
-At every checkpoint epoch a unit of cells whose regime is ``resumable`` writes one file,
-``checkpoints/resume/<digest of its cell ids>.pt``: the model's weights (the whole stack), the
-optimiser's state, torch's global RNG state, the epoch, the records measured so far and the
-time spent. A later run of the same unit loads it and trains on from the next epoch, so the
-results equal those of an uninterrupted run bit for bit (tested). The runner deletes the file
-once the unit's results are stored. Files are read with ``weights_only=True``: tensors and
-plain values only, nothing a file could run.
+At every checkpoint epoch but the last, a unit of cells whose regime is ``resumable`` writes
+one file, ``checkpoints/resume/<digest of its cell ids>.pt``: the model's weights (the whole
+stack), the optimiser's state, the RNG state training draws from, the epoch, the records
+measured so far and the time spent. A later run of the same unit loads it and trains on from
+the next epoch, so the results equal those of an uninterrupted run bit for bit (tested). The
+runner deletes the file once the unit's results are stored. Files are read with
+``weights_only=True``: tensors and plain values only, nothing a file could run.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Resumed:
     epoch: int
     model: dict
     optimizer: dict
-    rng: object
+    rng: dict  # "cpu" and, on CUDA, "cuda": torch's RNG states when training stopped there
     records: list[list[Record]]
     elapsed_s: float
 
@@ -38,19 +38,43 @@ def resume_path(checkpoint_dir: Path, specs: list[CellSpec]) -> Path:
     return Path(checkpoint_dir) / "resume" / f"{digest}.pt"
 
 
-def _cells(specs: list[CellSpec]) -> str:
-    return json.dumps([s.to_json() for s in specs])
+def _identity(specs: list[CellSpec], model, device: str) -> str:
+    """What must match for a saved state to be this unit's: the cells, the model's layout (a
+    stack of one and the model alone share their cells, not their weights), the device and
+    torch (a state from another would mix their numbers into one cell)."""
+    import torch
+
+    layout = {k: [list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()}
+    return json.dumps({"cells": [s.to_json() for s in specs], "layout": layout,
+                       "device": device, "torch": torch.__version__})
+
+
+def rng_state(device: str) -> dict:
+    import torch
+
+    state = {"cpu": torch.get_rng_state()}
+    if device == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    import torch
+
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def save_resume(path: Path, specs: list[CellSpec], *, epoch: int, model, optimizer, records,
-                elapsed_s: float) -> None:
+                elapsed_s: float, device: str) -> None:
     """Write the unit's state after ``epoch`` (temporary file, then rename)."""
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"cells": _cells(specs), "epoch": epoch,
+    state = {"identity": _identity(specs, model, device), "epoch": epoch,
              "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-             "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+             "optimizer": optimizer.state_dict(), "rng": rng_state(device),
              "records": json.dumps([[list(r) for r in recs] for recs in records]),
              "elapsed_s": elapsed_s}
     tmp = path.with_name(f".{path.name}.tmp")
@@ -58,21 +82,22 @@ def save_resume(path: Path, specs: list[CellSpec], *, epoch: int, model, optimiz
     os.replace(tmp, path)
 
 
-def load_resume(path: Path, specs: list[CellSpec]) -> Resumed | None:
-    """The saved state of exactly these cells, or None (no file, another unit's, unreadable)."""
+def load_resume(path: Path, specs: list[CellSpec], model, device: str) -> Resumed | None:
+    """The saved state of exactly this unit, or None: no file, another unit's (see
+    ``_identity``), or unreadable; the unit then starts over, as without one."""
     import torch
 
     if not path.exists():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a torn or foreign file: start the unit over, as without one
+        if state["identity"] != _identity(specs, model, device):
+            return None
+        records = [[Record(*r) for r in recs] for recs in json.loads(state["records"])]
+        return Resumed(int(state["epoch"]), state["model"], state["optimizer"],
+                       dict(state["rng"]), records, float(state["elapsed_s"]))
+    except Exception:  # torn, foreign or from an older benchbench
         return None
-    if state.get("cells") != _cells(specs):
-        return None
-    records = [[Record(*r) for r in recs] for recs in json.loads(state["records"])]
-    return Resumed(state["epoch"], state["model"], state["optimizer"], state["rng"], records,
-                   float(state["elapsed_s"]))
 
 
 def discard_resume(path: Path) -> None:

@@ -186,19 +186,20 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
                         continue
                     finally:
                         index += len(unit)
-                    for outcome in outcomes:
-                        cell_id = outcome.spec.cell_id
-                        store.add_cell(cell_id=cell_id, records=outcome.records, status="ok",
-                                       dtype=outcome.dtype, device=outcome.device,
-                                       started=outcome.started, finished=outcome.finished,
-                                       wall_s=outcome.wall_s, engine=outcome.engine,
-                                       **info[cell_id])
-                        summary.ran.append(cell_id)
+                    store.add_cells([dict(
+                        cell_id=o.spec.cell_id, records=o.records, status="ok", dtype=o.dtype,
+                        device=o.device, started=o.started, finished=o.finished,
+                        wall_s=o.wall_s, engine=o.engine, **info[o.spec.cell_id])
+                        for o in outcomes])
+                    summary.ran += [o.spec.cell_id for o in outcomes]
                     # stored: what an interrupted run saved to resume them is spent (the unit
                     # trained as one stack, or cell by cell)
                     for cells in [unit, *([c] for c in unit if len(unit) > 1)]:
                         discard_resume(resume_path(ctx.checkpoint_dir, cells))
                 status = "failed" if summary.failed else "ok"
+                if not summary.failed:  # every cell stored: left-overs of another grouping
+                    # (e.g. a stack interrupted, then run with --engine sequential) are spent
+                    shutil.rmtree(ctx.checkpoint_dir / "resume", ignore_errors=True)
             finally:
                 summary.wall_s = time.perf_counter() - t0
                 store.finish_run(run_id, finished=now(), wall_s=summary.wall_s, status=status)

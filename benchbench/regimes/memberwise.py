@@ -61,9 +61,9 @@ class MemberwiseOptimizer:
     def load_state_dict(self, state: dict) -> None:
         """Continue from a ``state_dict()`` (its tensors copied into this optimiser's)."""
         mine = _tensors(self.state_dict())
-        if set(state) != set(self.state_dict()) or len(mine) != len(_tensors(state)):
+        theirs = _tensors(state) if set(state) == set(self.state_dict()) else []
+        if [t.shape for t in mine] != [t.shape for t in theirs]:
             raise ValueError(f"not the state of this {self.kind} MemberwiseOptimizer")
-        theirs = _tensors(state)
         for t, saved in zip(mine, theirs, strict=True):
             t.copy_(saved)
         if self.kind == "sgd":

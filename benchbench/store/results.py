@@ -91,18 +91,24 @@ class ResultsStore:
 
     def add_cell(self, *, cell_id: str, records, **info) -> None:
         """Store a finished (or failed, with ``error``) cell and its records atomically."""
-        info = {**info, "cell_id": cell_id}
-        if "plugins" in info:
-            info["plugins"] = json.dumps(info["plugins"], sort_keys=True)
-        cols = ", ".join(info)
+        self.add_cells([{"cell_id": cell_id, "records": records, **info}])
+
+    def add_cells(self, cells: list[dict]) -> None:
+        """Store several cells (``add_cell``'s keywords each) in one transaction: the cells of
+        a stack are stored together or not at all."""
         with self.conn:
-            self.conn.execute("DELETE FROM results WHERE cell_id = ?", (cell_id,))
-            self.conn.execute(f"INSERT OR REPLACE INTO cells ({cols}) VALUES "
-                              f"({', '.join('?' * len(info))})", tuple(info.values()))
-            self.conn.executemany(
-                "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(cell_id, r.epoch, r.split, r.attack, float(r.eps), r.metric, float(r.value))
-                 for r in records])
+            for cell in cells:
+                info = {k: v for k, v in cell.items() if k != "records"}
+                if "plugins" in info:
+                    info["plugins"] = json.dumps(info["plugins"], sort_keys=True)
+                cols = ", ".join(info)
+                self.conn.execute("DELETE FROM results WHERE cell_id = ?", (info["cell_id"],))
+                self.conn.execute(f"INSERT OR REPLACE INTO cells ({cols}) VALUES "
+                                  f"({', '.join('?' * len(info))})", tuple(info.values()))
+                self.conn.executemany(
+                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(info["cell_id"], r.epoch, r.split, r.attack, float(r.eps), r.metric,
+                      float(r.value)) for r in cell["records"]])
 
     def cells(self) -> list[dict]:
         cur = self.conn.execute("SELECT * FROM cells ORDER BY rowid")
