@@ -44,8 +44,9 @@ What each kind of object must provide (duck-typed, no base classes needed):
   with ``state_dict()``/``load_state_dict()``). Given ``state["epoch"]`` and
   ``state["optimizer_state"]`` on entry, it loads that state and trains on from the next epoch,
   drawing the same shuffles as if it had never stopped (the model already holds that epoch's
-  weights, torch's RNG its state): the harness then resumes an interrupted cell from its
-  last checkpoint, bit for bit (``benchbench.engine.resume``).
+  weights, torch's RNG its state, so what runs before the first epoch trained must not draw
+  from it): the harness then resumes an interrupted cell from its last checkpoint, bit for bit
+  (``benchbench.engine.resume``).
 """
 
 from __future__ import annotations

@@ -220,3 +220,15 @@ def test_another_grouping_starts_over_and_the_stale_file_goes(write_suite, regis
     assert events.seen == [1, 2, 3, 4] * len(suite.cells())
     assert tidy(out)[0].equals(tidy(tmp_path / "whole")[0])
     assert not (out / "checkpoints" / "resume").exists()
+
+
+def test_a_state_saved_by_another_benchbench_version_is_not_used(write_suite, registry,
+                                                                 tmp_path, monkeypatch):
+    suite = load_suite(write_suite(epochs=4, checkpoints="[2, 4]"), registry)
+    out = tmp_path / "upgraded"
+    with pytest.raises(KeyboardInterrupt):
+        run(suite, registry, out, "auto", Epochs(stop=3))
+    monkeypatch.setattr("benchbench.__version__", "99.0")
+    events = Epochs()
+    run(suite, registry, out, "auto", events)
+    assert events.seen == [1, 2, 3, 4]

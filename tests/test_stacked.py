@@ -189,8 +189,8 @@ def test_a_single_cell_trains_as_a_stack_of_one(write_suite, registry, tmp_path)
 def test_regimes_are_passed_only_when_member_params_differ(write_suite, registry, tmp_path,
                                                            monkeypatch):
     """Two regime entries that differ only in their label stack, and train_stacked is called
-    as for seeds alone (a plugin regime without member_params takes no ``regimes=``; ``state=``
-    is there because the built-in regime is ``resumable``)."""
+    as for seeds alone (a plugin regime without member_params takes no ``regimes=``; nor
+    ``state=`` here, as the spy's ``**kwargs`` does not name it, see ``takes_state``)."""
     from benchbench.regimes.standard import StandardTraining
 
     calls = []
@@ -208,4 +208,4 @@ def test_regimes_are_passed_only_when_member_params_differ(write_suite, registry
     suite = load_suite(path, registry)
     assert [len(u) for u in plan_units(suite.cells(), registry, stack=True)] == [4]
     run_suite(suite, registry=registry, out_dir=tmp_path / "run", device="cpu")
-    assert calls == [["model", "seeds", "state", "x", "y"]]
+    assert calls == [["model", "seeds", "x", "y"]]

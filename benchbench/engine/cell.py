@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,28 +117,49 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
 
 def takes_state(regime, method) -> bool:
     """Whether ``method`` (the regime's ``train`` or ``train_stacked``) resumes: the regime says
-    ``resumable`` and the method takes ``state`` or ``**kwargs`` (a subclass may override it
-    without)."""
+    ``resumable`` and the method names ``state`` (a subclass may override it without; one that
+    takes ``**kwargs`` may not pass it on)."""
     import inspect
 
-    params = inspect.signature(method).parameters.values()
-    return bool(getattr(regime, "resumable", False)) and any(
-        p.name == "state" or p.kind is p.VAR_KEYWORD for p in params)
+    return bool(getattr(regime, "resumable", False)) and \
+        "state" in inspect.signature(method).parameters
 
 
-def start_training(specs: list[CellSpec], ctx: CellContext, regime, method, **kwargs):
-    """``(epochs, state, resumed)``: the training iterator ``method(**kwargs)`` returns, for a
-    resumable regime the ``state`` dict it keeps current (passed as ``state=``), and what the
-    unit resumes from if an earlier run saved it (``kwargs["model"]`` then holds its weights).
+def plugin_versions(registry, cell: CellSpec) -> dict[str, str]:
+    """``kind:name`` -> the distribution and version each of the cell's plugins comes from."""
+    used = [("dataset", cell.dataset.name), ("model", cell.model.name),
+            ("regime", cell.regime.name)] + [("attack", a.name) for a in cell.attacks]
+    return {f"{kind}:{name}": f"{e.source.distribution} {e.source.version}"
+            for kind, name in used for e in [registry.get(kind, name)]}
+
+
+@dataclass
+class Training:
+    """A unit's training as ``start_training`` starts it: the regime's iterator over epochs,
+    for a resumable regime the ``state`` it keeps current and what the unit's saved states are
+    ``made_by``, and what this run ``resumed`` from, if anything."""
+
+    epochs: Iterator[int]
+    state: dict | None = None
+    made_by: dict | None = None
+    resumed: Resumed | None = None
+
+
+def start_training(specs: list[CellSpec], ctx: CellContext, regime, method,
+                   **kwargs) -> Training:
+    """Start ``method(**kwargs)`` (the regime's ``train`` or ``train_stacked``), passing a
+    resumable regime ``state=`` and resuming the unit if an earlier run saved it
+    (``kwargs["model"]`` then holds the saved weights).
 
     Training draws from torch's RNG (dropout, say) in a stream of its own, seeded from the
-    first cell's seed, so a cell's numbers do not depend on what the process ran before it;
+    seed of the unit's first cell, so its numbers do not depend on what the process ran before;
     a resumed unit goes on with that stream where it stopped."""
-    model, resumed, state = kwargs["model"], None, None
+    model, resumed, state, made_by = kwargs["model"], None, None, None
     if takes_state(regime, method) and ctx.checkpoint_dir is not None:
-        state = {}
-        resumed = load_resume(resume_path(ctx.checkpoint_dir, specs), specs, model, ctx.device)
-        kwargs["state"] = state
+        state = kwargs["state"] = {}
+        made_by = {"method": method.__name__, "plugins": plugin_versions(ctx.registry, specs[0])}
+        resumed = load_resume(resume_path(ctx.checkpoint_dir, specs), specs, model, ctx.device,
+                              made_by)
     if resumed is not None:
         model.load_state_dict(resumed.model)
         state.update(epoch=resumed.epoch, optimizer_state=resumed.optimizer)
@@ -149,31 +171,33 @@ def start_training(specs: list[CellSpec], ctx: CellContext, regime, method, **kw
         # set when training starts (the attacks are built in between), kept across the
         # evaluations in between epochs (they fork the RNG themselves)
         with torch.random.fork_rng(devices=devices):
-            if resumed is None:
-                torch.manual_seed(specs[0].seed * 100_003)  # attacks use seed * 100_003 + epoch
-            else:
+            if resumed is not None:
                 set_rng_state(resumed.rng)
+            else:  # attacks use seed * 100_003 + epoch; only the generators forked here
+                torch.default_generator.manual_seed(specs[0].seed * 100_003)
+                if devices:
+                    torch.cuda.manual_seed(specs[0].seed * 100_003)
             yield from method(**kwargs)
 
-    return epochs(), state, resumed
+    return Training(epochs(), state, made_by, resumed)
 
 
-def train_and_measure(specs: list[CellSpec], ctx: CellContext, *, regime, model, epochs,
-                      member_model, engine: str, started: str, t0: float, index: int = 0,
-                      total: int = 1, state: dict | None = None,
-                      resumed: Resumed | None = None) -> list[CellOutcome]:
-    """Drive ``epochs`` (a regime's training iterator over ``model``, which holds the members
-    of ``specs``), checkpointing each member and evaluating at the regime's schedule. With the
-    regime's ``state`` (``start_training``), each checkpoint also saves what a later run needs
-    to resume the unit after it; ``resumed`` is what this one resumed from."""
+def train_and_measure(specs: list[CellSpec], ctx: CellContext, *, regime, model,
+                      training: Training, member_model, engine: str, started: str, t0: float,
+                      index: int = 0, total: int = 1) -> list[CellOutcome]:
+    """Drive ``training`` (``start_training``'s, over ``model``, which holds the members of
+    ``specs``), checkpointing each member and evaluating at the regime's schedule. For a
+    resumable regime, each checkpoint before the last epoch also saves what a later run needs
+    to resume the unit after it."""
     first = specs[0]
     attacks = [(ref, build(ctx.registry, "attack", ref.name, ref.params)) for ref in first.attacks]
     dtype = getattr(torch, regime.dtype)
     ctx.events.cell_started(first, regime.epochs, index, total)
+    resumed, state = training.resumed, training.state
     records: list[list[Record]] = resumed.records if resumed else [[] for _ in specs]
     t0 -= resumed.elapsed_s if resumed else 0.0  # the interrupted runs' time counts too
     schedule = set(regime.checkpoint_epochs)
-    for epoch in epochs:
+    for epoch in training.epochs:
         ctx.events.epoch_done(first, epoch)
         if epoch not in schedule:
             continue
@@ -186,10 +210,11 @@ def train_and_measure(specs: list[CellSpec], ctx: CellContext, *, regime, model,
         for mine, new in zip(records, evaluate(model, specs, ctx, attacks, dtype, epoch,
                                                member_model), strict=True):
             mine += new
-        if state is not None and epoch < regime.epochs:
+        if state is not None and epoch < regime.epochs and "optimizer" in state:
             save_resume(resume_path(ctx.checkpoint_dir, specs), specs, epoch=epoch, model=model,
                         optimizer=state["optimizer"], records=records,
-                        elapsed_s=time.perf_counter() - t0, device=ctx.device)
+                        elapsed_s=time.perf_counter() - t0, device=ctx.device,
+                        made_by=training.made_by)
     wall = time.perf_counter() - t0
     outcomes = [CellOutcome(spec, recs, regime.dtype, ctx.device, started, now(),
                             wall / len(specs), engine=engine)
@@ -207,9 +232,8 @@ def run_cell(spec: CellSpec, ctx: CellContext, *, index: int = 0, total: int = 1
     x, y = ctx.data.get(spec.dataset, "train", dtype=dtype, device=ctx.device)
     model = build_model(ctx.registry, spec.model, spec.seed, ctx.data.dataset(spec.dataset))
     model = model.to(device=ctx.device, dtype=dtype)
-    epochs, state, resumed = start_training([spec], ctx, regime, regime.train, model=model, x=x,
-                                            y=y, seed=spec.seed)
-    return train_and_measure([spec], ctx, regime=regime, model=model, epochs=epochs,
+    training = start_training([spec], ctx, regime, regime.train, model=model, x=x, y=y,
+                              seed=spec.seed)
+    return train_and_measure([spec], ctx, regime=regime, model=model, training=training,
                              member_model=lambda i: model, engine="sequential",
-                             started=started, t0=t0, index=index, total=total, state=state,
-                             resumed=resumed)[0]
+                             started=started, t0=t0, index=index, total=total)[0]

@@ -1,11 +1,11 @@
 """Resuming a cell (or a stack of cells) from its last checkpoint after an interruption.
 
-At every checkpoint epoch but the last, a unit of cells whose regime is ``resumable`` writes
-one file, ``checkpoints/resume/<digest of its cell ids>.pt``: the model's weights (the whole
-stack), the optimiser's state, the RNG state training draws from, the epoch, the records
-measured so far and the time spent. A later run of the same unit loads it and trains on from
-the next epoch, so the results equal those of an uninterrupted run bit for bit (tested). The
-runner deletes the file once the unit's results are stored. Files are read with
+At every checkpoint before the regime's final epoch, a unit of cells whose regime is
+``resumable`` writes one file, ``checkpoints/resume/<digest of its cell ids>.pt``: the model's
+weights (the whole stack), the optimiser's state, the RNG state training draws from, the epoch,
+the records measured so far and the time spent. A later run of the same unit loads it and
+trains on from the next epoch, so the results equal those of an uninterrupted run bit for bit
+(tested). The runner deletes the file once the unit's results are stored. Files are read with
 ``weights_only=True``: tensors and plain values only, nothing a file could run.
 """
 
@@ -38,15 +38,19 @@ def resume_path(checkpoint_dir: Path, specs: list[CellSpec]) -> Path:
     return Path(checkpoint_dir) / "resume" / f"{digest}.pt"
 
 
-def _identity(specs: list[CellSpec], model, device: str) -> str:
+def _identity(specs: list[CellSpec], model, device: str, made_by: dict) -> str:
     """What must match for a saved state to be this unit's: the cells, the model's layout (a
-    stack of one and the model alone share their cells, not their weights), the device and
-    torch (a state from another would mix their numbers into one cell)."""
+    stack of one and the model alone share their cells, not their weights), the device, the
+    versions of torch, benchbench and the plugins, and ``made_by`` (the training method):
+    a state from another would mix their numbers into one cell, or fail to load."""
     import torch
+
+    from benchbench import __version__
 
     layout = {k: [list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()}
     return json.dumps({"cells": [s.to_json() for s in specs], "layout": layout,
-                       "device": device, "torch": torch.__version__})
+                       "device": device, "torch": torch.__version__,
+                       "benchbench": __version__, "made_by": made_by}, sort_keys=True)
 
 
 def rng_state(device: str) -> dict:
@@ -67,12 +71,12 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_resume(path: Path, specs: list[CellSpec], *, epoch: int, model, optimizer, records,
-                elapsed_s: float, device: str) -> None:
+                elapsed_s: float, device: str, made_by: dict) -> None:
     """Write the unit's state after ``epoch`` (temporary file, then rename)."""
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"identity": _identity(specs, model, device), "epoch": epoch,
+    state = {"identity": _identity(specs, model, device, made_by), "epoch": epoch,
              "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
              "optimizer": optimizer.state_dict(), "rng": rng_state(device),
              "records": json.dumps([[list(r) for r in recs] for recs in records]),
@@ -82,7 +86,8 @@ def save_resume(path: Path, specs: list[CellSpec], *, epoch: int, model, optimiz
     os.replace(tmp, path)
 
 
-def load_resume(path: Path, specs: list[CellSpec], model, device: str) -> Resumed | None:
+def load_resume(path: Path, specs: list[CellSpec], model, device: str,
+                made_by: dict) -> Resumed | None:
     """The saved state of exactly this unit, or None: no file, another unit's (see
     ``_identity``), or unreadable; the unit then starts over, as without one."""
     import torch
@@ -91,7 +96,7 @@ def load_resume(path: Path, specs: list[CellSpec], model, device: str) -> Resume
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        if state["identity"] != _identity(specs, model, device):
+        if state["identity"] != _identity(specs, model, device, made_by):
             return None
         records = [[Record(*r) for r in recs] for recs in json.loads(state["records"])]
         return Resumed(int(state["epoch"]), state["model"], state["optimizer"],

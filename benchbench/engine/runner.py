@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchbench import __version__
-from benchbench.engine.cell import CellContext, Events, build_model, now
+from benchbench.engine.cell import CellContext, Events, build_model, now, plugin_versions
 from benchbench.engine.data import DataCache, build
 from benchbench.engine.device import resolve_device
 from benchbench.engine.files import write_atomic
@@ -95,13 +95,6 @@ def validate_suite(suite: Suite, registry) -> dict[str, str | None]:
     return norms
 
 
-def _plugin_versions(registry, cell) -> dict[str, str]:
-    used = [("dataset", cell.dataset.name), ("model", cell.model.name),
-            ("regime", cell.regime.name)] + [("attack", a.name) for a in cell.attacks]
-    return {f"{kind}:{name}": f"{e.source.distribution} {e.source.version}"
-            for kind, name in used for e in [registry.get(kind, name)]}
-
-
 def _claim_run_dir(store_path: Path, suite: Suite, force: bool) -> None:
     """Refuse a run dir holding another suite's results, or archive them with ``force``."""
     if not store_path.exists():
@@ -170,7 +163,7 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
                         run_id=run_id, spec=c.to_json(), model=c.model.label,
                         regime=c.regime.label, dataset=c.dataset.name, seed=c.seed,
                         suite_hash=suite.hash, benchbench_version=__version__,
-                        torch_version=torch.__version__, plugins=_plugin_versions(registry, c))
+                        torch_version=torch.__version__, plugins=plugin_versions(registry, c))
                         for c in unit}
                     try:
                         outcomes = run_unit(unit, ctx, stack=stack, index=index,
@@ -197,12 +190,12 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
                     for cells in [unit, *([c] for c in unit if len(unit) > 1)]:
                         discard_resume(resume_path(ctx.checkpoint_dir, cells))
                 status = "failed" if summary.failed else "ok"
-                if not summary.failed:  # every cell stored: left-overs of another grouping
-                    # (e.g. a stack interrupted, then run with --engine sequential) are spent
-                    shutil.rmtree(ctx.checkpoint_dir / "resume", ignore_errors=True)
             finally:
                 summary.wall_s = time.perf_counter() - t0
                 store.finish_run(run_id, finished=now(), wall_s=summary.wall_s, status=status)
+        if not summary.failed:  # every cell stored: left-overs (of another grouping, say a
+            # stack interrupted and then run with --engine sequential, or torn writes) are spent
+            shutil.rmtree(Path(out_dir) / "checkpoints" / "resume", ignore_errors=True)
         write_atomic(Path(out_dir) / "report.md", render_report(store))
     return summary
 

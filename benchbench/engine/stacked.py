@@ -87,10 +87,8 @@ def run_unit(specs: list[CellSpec], ctx: CellContext, *, stack: bool = True, ind
     # only regimes declaring member_params get here with differing parameters (``stackable``)
     differ = any(s.regime.params != first.regime.params for s in specs)
     per_member = {"regimes": regimes} if differ else {}
-    epochs, state, resumed = start_training(specs, ctx, regime, regime.train_stacked,
-                                            model=stacked, x=x, y=y,
-                                            seeds=[s.seed for s in specs], **per_member)
-    return train_and_measure(specs, ctx, regime=regime, model=stacked, epochs=epochs,
+    training = start_training(specs, ctx, regime, regime.train_stacked, model=stacked, x=x, y=y,
+                              seeds=[s.seed for s in specs], **per_member)
+    return train_and_measure(specs, ctx, regime=regime, model=stacked, training=training,
                              member_model=member_model, engine=f"stacked x{len(specs)}",
-                             started=started, t0=t0, index=index, total=total, state=state,
-                             resumed=resumed)
+                             started=started, t0=t0, index=index, total=total)
