@@ -114,13 +114,13 @@ def plugins_check(
         for item in param or []:
             key, sep, value = item.partition("=")
             try:
-                if not sep:
-                    raise tomllib.TOMLDecodeError("no '='")
-                params.update(tomllib.loads(f"{key.strip()} = {value}"))
+                parsed = tomllib.loads(f"{key.strip()} = {value}") if sep else None
             except tomllib.TOMLDecodeError:
+                parsed = None
+            if parsed is None:
                 raise BenchbenchError(f"--param {item!r}: write key=value with a TOML value, "
-                                      "e.g. --param steps=10 or --param \"loss='margin'\"") \
-                    from None
+                                      "e.g. --param steps=10 or --param \"loss='margin'\"")
+            params.update(parsed)
         checks = conformance(_registry().get("attack", name).obj, **params)
     except BenchbenchError as exc:
         raise fail(exc) from None

@@ -105,6 +105,7 @@ def print_checks(name: str, checks) -> None:
         table.add_column(col)
     for c in checks:
         table.add_row(c.name, "[green]pass[/green]" if c.passed else "[red]FAIL[/red]", c.detail)
-    Console().print(table)
+    console = Console()
+    console.print(table)
     failed = sum(not c.passed for c in checks)
-    Console().print(f"{len(checks) - failed} of {len(checks)} checks passed")
+    console.print(f"{len(checks) - failed} of {len(checks)} checks passed")

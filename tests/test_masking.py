@@ -132,6 +132,7 @@ def test_flag_rules(points, expected):
 @pytest.mark.parametrize(("norms", "name", "params", "expected"), [
     (None, "fgsm", {}, "C"),  # stored before attack_norms: benchbench's own attacks are L-inf
     (None, "pgd", {"norm": "l2"}, ""),  # the spec's norm
+    (None, "bim", {}, "C"),
     (None, "deepfool", {}, ""),  # a plugin's default norm is unknown: no L-inf rule
     ({"a": "l2"}, "fgsm", {}, ""),  # the stored norm wins
     ({"a": "linf"}, "deepfool", {}, "C"),

@@ -166,6 +166,7 @@ def start_training(specs: list[CellSpec], ctx: CellContext, regime, method,
         ctx.events.log(f"resuming {', '.join(s.describe() for s in specs)} after epoch "
                        f"{resumed.epoch}")
     devices = [torch.cuda.current_device()] if ctx.device == "cuda" else []
+    seed = specs[0].seed * 100_003  # attacks use seed * 100_003 + epoch
 
     def epochs():
         # set when training starts (the attacks are built in between), kept across the
@@ -173,10 +174,10 @@ def start_training(specs: list[CellSpec], ctx: CellContext, regime, method,
         with torch.random.fork_rng(devices=devices):
             if resumed is not None:
                 set_rng_state(resumed.rng)
-            else:  # attacks use seed * 100_003 + epoch; only the generators forked here
-                torch.default_generator.manual_seed(specs[0].seed * 100_003)
+            else:  # only the generators forked here
+                torch.default_generator.manual_seed(seed)
                 if devices:
-                    torch.cuda.manual_seed(specs[0].seed * 100_003)
+                    torch.cuda.manual_seed(seed)
             yield from method(**kwargs)
 
     return Training(epochs(), state, made_by, resumed)

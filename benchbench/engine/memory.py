@@ -7,9 +7,9 @@ and every fresh page costs a page fault and zeroing: FGSM on 10,000 MNIST images
 0.10-0.20 s from run to run with glibc's defaults and 0.096-0.113 s with freed memory kept
 (benchmarks/README.md). ``keep_freed_memory`` sets glibc's trim threshold to 1 GiB and its mmap
 threshold to 32 MiB (blocks up to that size come from the reusable heap), so such blocks are
-recycled; the cost is that the
-process keeps up to 1 GiB of freed memory for itself. Numbers computed are unchanged. It acts on
-the whole process, so ``benchbench run`` (and the benchmark) call it, not the library.
+recycled; the cost is that the process keeps up to 1 GiB of freed memory for itself. Numbers
+computed are unchanged. It acts on the whole process, so ``benchbench run`` (and the benchmark)
+call it, not the library.
 """
 
 from __future__ import annotations

@@ -173,9 +173,9 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
                         for cell in unit:
                             summary.failed[cell.cell_id] = error
                             events.log(f"cell {cell.describe()} failed: {error}")
-                            store.add_cell(cell_id=cell.cell_id, records=[], status="failed",
-                                           error=error, device=device, finished=now(),
-                                           **info[cell.cell_id])
+                        store.add_cells([dict(cell_id=c.cell_id, records=[], status="failed",
+                                              error=error, device=device, finished=now(),
+                                              **info[c.cell_id]) for c in unit])
                         continue
                     finally:
                         index += len(unit)

@@ -24,7 +24,7 @@ LEGEND = {
          "rounding or the loss choice inflates robustness",
 }
 ITERATIVE = ("pgd", "bim")
-CORE = ("fgsm", "pgd")  # benchbench's own attacks: L-inf unless their spec says "norm"
+CORE = ("fgsm", "pgd", "bim")  # benchbench's own attacks: L-inf unless their spec says "norm"
 MARGIN = 0.001  # one point in a thousand: below this, differences are noise on 10k images
 
 
