@@ -151,7 +151,9 @@ def per_eps_fgsm(model, x, y, eps, predict=False):
     for xb, yb in chunks(x, y):
         for e in eps:
             xr = xb.clone().detach().requires_grad_(True)
-            loss = F.cross_entropy(model(xr), yb)
+            # summed like benchbench's FGSM (torchattacks averages): averaging scales every
+            # gradient term before the sum, and a near-cancelling input gradient can flip sign
+            loss = F.cross_entropy(model(xr), yb, reduction="sum")
             grad = torch.autograd.grad(loss, xr)[0]
             adv = torch.clamp(xr.detach() + e * grad.sign(), 0, 1)
             outs.append(model(adv).argmax(1) if predict else adv)
