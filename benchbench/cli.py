@@ -10,10 +10,44 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
-from benchbench.errors import BenchbenchError
+from benchbench.errors import BenchbenchError, one_line
 
-app = typer.Typer(help="Benchmark attacks and training regimes on classifiers.",
+try:  # typer carries its own click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer on click itself
+    from click.exceptions import ClickException
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, a missing argument, a bad value) print one line,
+    ``error: benchbench run: No such option: --bogus ...``, and exit 2, like every other error."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # the help, already shown: not an error
+                text = exc.format_message()  # (empty when rich printed it)
+                if text:
+                    typer.echo(text)
+                rv = exc.exit_code
+            else:
+                ctx = getattr(exc, "ctx", None)
+                where = f"{ctx.command_path}: " if ctx is not None else ""
+                hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+                typer.echo(one_line(f"error: {where}{exc.format_message()}{hint}"), err=True)
+                rv = exc.exit_code
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            rv = 1
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+app = typer.Typer(help="Benchmark attacks and training regimes on classifiers.", cls=OneLineErrors,
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Manage datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -21,8 +55,21 @@ app.add_typer(data_app, name="data")
 
 def fail(exc: BenchbenchError) -> typer.Exit:
     """Print the error (with its fix) to stderr on one line; the Exit to raise."""
-    typer.echo(f"error: {exc}", err=True)
+    typer.echo(one_line(f"error: {exc}"), err=True)
     return typer.Exit(exc.exit_code)
+
+
+def check_dir_option(flag: str, path: Path | None) -> None:
+    """Refuse a directory option that names a file, or a path under a file (before any work)."""
+    if path is None:
+        return
+    for existing in (path, *path.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                what = "is a file" if existing == path else f"is under {existing}, a file"
+                raise BenchbenchError(f"{flag} {path}: {what}; pass a directory (it is created "
+                                      "when missing)")
+            return
 
 
 def _registry():
@@ -57,6 +104,7 @@ def run(
     from benchbench.suite.load import load_suite
 
     try:
+        check_dir_option("--data-dir", data_dir)
         registry = _registry()
         spec = load_suite(suite, registry)
         run_dir = out or Path("runs") / spec.name
@@ -121,12 +169,37 @@ def plugins_check(
                 raise BenchbenchError(f"--param {item!r}: write key=value with a TOML value, "
                                       "e.g. --param steps=10 or --param \"loss='margin'\"")
             params.update(parsed)
-        checks = conformance(_registry().get("attack", name).obj, **params)
+        registry = _registry()
+        attack = registry.get("attack", name)
+        _check_params(registry, name, params)
+        checks = conformance(attack.obj, **params)
     except BenchbenchError as exc:
         raise fail(exc) from None
     print_checks(name, checks)
     if not all(c.passed for c in checks):
         raise typer.Exit(1)
+
+
+def _check_params(registry, name: str, params: dict) -> None:
+    """Refuse ``--param`` keys the attack does not take and values its constructor rejects
+    (ValueError or TypeError); anything else it raises is the plugin's failure, which the
+    conformance checks report."""
+    try:
+        allowed = registry.params_of("attack", name)
+    except Exception as exc:  # noqa: BLE001 - a missing extra or a broken plugin: one line
+        raise BenchbenchError(f"attack {name!r} from {registry.get('attack', name).source}: "
+                              f"{exc}") from None
+    for key in params:
+        if key not in allowed:
+            raise BenchbenchError(f"--param {key}: unknown parameter for attack {name!r}; "
+                                  f"allowed: {', '.join(allowed) or 'none'}")
+    try:
+        registry.get("attack", name).obj(**params)
+    except (ValueError, TypeError) as exc:
+        raise BenchbenchError(f"--param: attack {name!r} refuses these parameters: "
+                              f"{exc}") from None
+    except Exception:  # noqa: BLE001 - reported by conformance as a failed "builds" check
+        pass
 
 
 @app.command()
@@ -140,13 +213,13 @@ def report(
     from benchbench.report.markdown import render_report
     from benchbench.store.results import read_store
 
+    target = out or run_dir / "report.md"
     try:
         with read_store(run_dir) as store:
             text = render_report(store)
+        write_atomic(target, text)
     except BenchbenchError as exc:
         raise fail(exc) from None
-    target = out or run_dir / "report.md"
-    write_atomic(target, text)
     typer.echo(f"wrote {target}")
 
 
@@ -157,10 +230,13 @@ def export(
     out: Annotated[Path | None, typer.Option(help="File to write [default: stdout]")] = None,
 ) -> None:
     """Export every stored number as tidy long-format rows (one per measurement)."""
-    from benchbench.report.export import export_results
+    from benchbench.report.export import FORMATS, export_results
     from benchbench.store.results import read_store
 
     try:
+        if format not in FORMATS:  # before the store is read: the flag is what is wrong
+            raise BenchbenchError(f"--format {format!r} is not allowed; use one of "
+                                  f"{', '.join(FORMATS)}")
         with read_store(run_dir) as store:
             text = export_results(store, fmt=format, out=out)
     except BenchbenchError as exc:
@@ -179,6 +255,7 @@ def data_fetch(
 ) -> None:
     """Materialise a dataset ahead of time (downloads or converts it into the cache)."""
     try:
+        check_dir_option("--data-dir", data_dir)
         dataset = _registry().get("dataset", name).obj()
         source = dataset.prepare(data_dir=data_dir, log=lambda m: typer.echo(m, err=True))
     except BenchbenchError as exc:

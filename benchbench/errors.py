@@ -7,6 +7,14 @@ with ``exit_code`` (2 for anything the user can correct).
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped (``\\n``,
+    ``\\udcff`` for an undecodable byte of a file name), so an error stays one printable line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 class BenchbenchError(Exception):
     """Base class: a problem the user can act on. The message says what to do."""
 
@@ -19,7 +27,7 @@ class SuiteError(BenchbenchError):
     def __init__(self, path: object, key: str, problem: str) -> None:
         self.path, self.key, self.problem = str(path), key, problem
         where = f"{self.path}: {key}: " if key else f"{self.path}: "
-        super().__init__(where + problem)
+        super().__init__(one_line(where + problem))
 
 
 class PluginError(BenchbenchError):

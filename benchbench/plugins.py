@@ -22,7 +22,12 @@ from benchbench.errors import PluginError
 
 ENTRY_POINT_GROUP = "benchbench"
 DISABLE_ENV = "BENCHBENCH_DISABLE_PLUGINS"
-"""Set to ``1`` to load no entry-point plugins, or to a comma list of entry-point names."""
+"""``1``, ``true``, ``yes`` or ``on`` (any case) loads no entry-point plugins; ``0``, ``false``,
+``no``, ``off`` or empty loads them all; anything else is a comma list of entry-point names to
+skip (a name that no installed entry point has is ignored, so one setting serves machines with
+different plugins installed)."""
+DISABLE_ALL = frozenset({"1", "true", "yes", "on"})
+DISABLE_NONE = frozenset({"", "0", "false", "no", "off"})
 
 DEFAULT_PLUGINS = (
     "benchbench.default_plugins.models",
@@ -122,11 +127,11 @@ class Registry:
 
 def _disabled() -> set[str] | bool:
     value = os.environ.get(DISABLE_ENV, "").strip()
-    if value in {"", "0"}:
+    if value.lower() in DISABLE_NONE:
         return set()
-    if value == "1":
+    if value.lower() in DISABLE_ALL:
         return True
-    return {part.strip() for part in value.split(",")}
+    return {part.strip() for part in value.split(",")} - {""}
 
 
 def build_plugin_manager(*, load_entry_points: bool = True, extra: tuple[object, ...] = ()):

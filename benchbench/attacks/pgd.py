@@ -10,10 +10,14 @@ bounds. With ``restarts`` > 1 each example keeps the first restart that fools th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from benchbench.attacks import NORMS
 from benchbench.attacks.losses import check_loss
+
+MAX_STEPS = 100_000  # gradient steps per run
+MAX_RESTARTS = 1_000
 
 
 class PGD:
@@ -25,12 +29,16 @@ class PGD:
                  random_start: bool = True, restarts: int = 1, loss: str = "ce") -> None:
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
-        for key, value in (("steps", steps), ("restarts", restarts)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{key} must be a positive integer; got {value!r}")
-        if step_size is not None and not (isinstance(step_size, int | float) and step_size > 0):
-            raise ValueError(f"step_size must be a positive number (or absent for "
+        for key, value, most in (("steps", steps, MAX_STEPS), ("restarts", restarts, MAX_RESTARTS)):
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+                raise ValueError(f"{key} must be an integer from 1 to {most:,}; got {value!r}")
+        if step_size is not None and not (isinstance(step_size, int | float)
+                                          and not isinstance(step_size, bool)
+                                          and 0 < step_size < math.inf):
+            raise ValueError(f"step_size must be a positive finite number (or absent for "
                              f"2.5 * eps / steps); got {step_size!r}")
+        if not isinstance(random_start, bool):
+            raise ValueError(f"random_start must be true or false; got {random_start!r}")
         self.norm, self.steps, self.step_size = norm, steps, step_size
         self.random_start, self.restarts, self.loss = random_start, restarts, check_loss(loss)
         self.per_example = not random_start  # random starts draw from torch's RNG

@@ -12,7 +12,8 @@ class Digits:
     num_classes = 10
     input_shape = (1, 8, 8)
     bounds = (0.0, 1.0)
-    n_train = 1500
+    split_sizes = {"train": 1500, "test": 297}  # rows per base split
+    n_train = split_sizes["train"]
 
     def prepare(self, *, data_dir: Path | None = None, log=print) -> str:
         return "bundled with scikit-learn"

@@ -14,6 +14,7 @@ class MNIST:
     num_classes = 10
     input_shape = (1, 28, 28)
     bounds = (0.0, 1.0)
+    split_sizes = {"train": 60000, "test": 10000}  # rows per base split
 
     def prepare(self, *, data_dir: Path | None = None, log=print) -> str:
         """Make sure the IDX files exist under ``data_dir``; returns the source used."""

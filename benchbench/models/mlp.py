@@ -6,6 +6,25 @@ from collections.abc import Sequence
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu")
 INITS = ("xavier_uniform", "torch_default")
+MAX_UNITS = 100_000  # units per hidden layer
+MAX_LAYERS = 100  # hidden layers
+MAX_PARAMS = 100_000_000  # weights and biases in all (400 MB in float32; the founding study: 0.2 M)
+
+
+def check_hidden(hidden, n_in: int, n_out: int) -> None:
+    """Refuse layer sizes that are not a list of 1..MAX_UNITS or would make a model over
+    MAX_PARAMS parameters (checked before torch allocates anything)."""
+    if (not isinstance(hidden, list | tuple) or len(hidden) > MAX_LAYERS
+            or not all(isinstance(h, int) and not isinstance(h, bool) and 0 < h <= MAX_UNITS
+                       for h in hidden)):
+        shown = repr(hidden) if len(repr(hidden)) <= 60 else repr(hidden)[:57] + "..."
+        raise ValueError(f"hidden must be a list of at most {MAX_LAYERS} layer sizes, each an "
+                         f"integer from 1 to {MAX_UNITS:,}; got {shown}")
+    sizes = [n_in, *hidden, n_out]
+    params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    if params > MAX_PARAMS:
+        raise ValueError(f"hidden {list(hidden)} makes {params:,} parameters; at most "
+                         f"{MAX_PARAMS:,} are allowed")
 
 
 def build_mlp(*, input_shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (200, 300),
@@ -24,8 +43,7 @@ def build_mlp(*, input_shape: Sequence[int], num_classes: int, hidden: Sequence[
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
     if init not in INITS:
         raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r}")
-    if isinstance(hidden, int | str) or not all(isinstance(h, int) and h > 0 for h in hidden):
-        raise ValueError(f"hidden must be a list of positive layer sizes; got {hidden!r}")
+    check_hidden(hidden, math.prod(input_shape), num_classes)
     act = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}[activation]
     sizes = [math.prod(input_shape), *hidden, num_classes]
     layers: list[nn.Module] = [nn.Flatten()]

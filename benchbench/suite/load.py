@@ -5,8 +5,12 @@ Every error names the file, the key and what is allowed, and is raised before an
 
 from __future__ import annotations
 
+import codecs
+import datetime
 import hashlib
 import json
+import math
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +22,16 @@ from benchbench.suite.cells import AttackRef, CellSpec, ComponentRef, DatasetRef
 TOP_KEYS = ("suite", "dataset", "model", "regime", "attacks")
 SUITE_KEYS = ("name", "seeds", "description")
 ATTACK_SPLITS = ("train", "test")
+
+# Limits (README, "What benchbench refuses"): each error names the one it hit.
+MAX_SUITE_BYTES = 1_000_000  # a suite file is a few hundred bytes; 1 MB is far beyond any grid
+MAX_NESTING = 16  # tables and arrays inside each other (the deepest real suite needs 5)
+MAX_SEEDS = 1_000  # seeds per suite
+SEED_LIMIT = 2**31  # seeds are 0 <= s < 2**31 (the engine seeds torch with seed * 100_003 + epoch)
+MAX_EPS = 1_000  # eps values per attack
+MAX_NAME = 100  # characters of a suite name (it names the run directory)
+INT_LIMIT = 2**63  # TOML integers are 64-bit
+CLEAN = "none"  # the attack column of clean metrics: no attack may take this label
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,12 @@ class Suite:
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters for an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 class _Checker:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -53,7 +73,8 @@ class _Checker:
 
     def table(self, data: Any, key: str) -> dict[str, Any]:
         if not isinstance(data, dict):
-            raise self.fail(key, f"must be a table ([{key}]); got {type(data).__name__}")
+            raise self.fail(key, f"must be a table ([{key}]); got {type(data).__name__} "
+                            f"{_short(data)}")
         return data
 
     def tables(self, data: Any, key: str) -> list[dict[str, Any]]:
@@ -66,18 +87,34 @@ class _Checker:
     def string(self, data: dict[str, Any], key: str, where: str) -> str:
         value = data.get(key)
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(f"{where}.{key}", f"required, a non-empty string; got {value!r}")
+            raise self.fail(f"{where}.{key}", f"required, a non-empty string; got "
+                            f"{_short(value)}")
         return value
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _seeds(check: _Checker, value: Any) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    allowed = (f"a positive count up to {MAX_SEEDS:,} (e.g. 5) or a list of at most "
+               f"{MAX_SEEDS:,} distinct integers 0 <= seed < 2**31 (e.g. [0, 1, 2])")
+    if _is_int(value) and 1 <= value <= MAX_SEEDS:
         return tuple(range(value))
-    if (isinstance(value, list) and value and len(set(value)) == len(value)
-            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)):
-        return tuple(value)
-    raise check.fail("suite.seeds", "must be a positive count (e.g. 5) or a list of distinct "
-                     f"non-negative integers (e.g. [0, 1, 2]); got {value!r}")
+    if isinstance(value, list) and value and len(value) <= MAX_SEEDS and all(
+            _is_int(s) and 0 <= s < SEED_LIMIT for s in value):
+        if len(set(value)) == len(value):
+            return tuple(value)
+        twice = next(s for i, s in enumerate(value) if s in value[:i])
+        raise check.fail("suite.seeds", f"must be {allowed}; seed {twice} is listed twice")
+    shown = (f"a list of {len(value):,}" if isinstance(value, list) and len(value) > 10
+             else repr(value) if not _is_int(value) or abs(value) < 10**20
+             else f"an integer of {len(str(abs(value)))} digits")
+    raise check.fail("suite.seeds", f"must be {allowed}; got {shown}")
 
 
 def _labelled(check: _Checker, items: list[dict[str, Any]], key: str, reserved: tuple[str, ...],
@@ -89,9 +126,9 @@ def _labelled(check: _Checker, items: list[dict[str, Any]], key: str, reserved: 
         name = check.string(item, "name", where)
         label = item.get("label", name)
         if not isinstance(label, str) or not label:
-            raise check.fail(f"{where}.label", f"must be a non-empty string; got {label!r}")
+            raise check.fail(f"{where}.label", f"must be a non-empty string; got {_short(label)}")
         if label in seen:
-            raise check.fail(f"{where}.label", f"{label!r} is already used by {seen[label]}; "
+            raise check.fail(f"{where}.label", f"{_short(label)} is already used by {seen[label]}; "
                              "give each entry a distinct label = \"...\"")
         seen[label] = where
         params = {k: v for k, v in item.items() if k not in ("name", "label", *reserved)}
@@ -105,29 +142,120 @@ def _check_plugin(check: _Checker, registry, kind: str, where: str, name: str,
     leaving it implicit makes the same cell (and a changed default makes a new one)."""
     try:
         allowed = registry.params_of(kind, name)
-    except (PluginError, ValueError) as exc:  # unknown name, or a missing optional extra
-        raise check.fail(f"{where}.name", f"{name!r}: {exc}" if isinstance(exc, ValueError)
-                         else str(exc)) from None
+    except PluginError as exc:  # unknown name
+        raise check.fail(f"{where}.name", str(exc)) from None
+    except ValueError as exc:  # a missing optional extra
+        raise check.fail(f"{where}.name", f"{name!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a broken plugin: name it, no traceback
+        raise check.fail(f"{where}.name", _broken(registry, kind, name, exc)) from None
     for key in params:
         if key not in allowed:
             raise check.fail(f"{where}.{key}", f"unknown parameter for {kind} {name!r}; "
                              f"allowed: {', '.join(allowed) or 'none'}")
-    return {**registry.defaults_of(kind, name), **params}
+    try:
+        return {**registry.defaults_of(kind, name), **params}
+    except Exception as exc:  # noqa: BLE001
+        raise check.fail(f"{where}.name", _broken(registry, kind, name, exc)) from None
+
+
+def _broken(registry, kind: str, name: str, exc: Exception) -> str:
+    return (f"{kind} {name!r} from {registry.get(kind, name).source} failed to describe its "
+            f"parameters ({type(exc).__name__}: {exc}); fix or uninstall that plugin")
+
+
+def _eps(check: _Checker, key: str, value: Any, ds_name: str, ds_cls,
+         norm: Any) -> tuple[float, ...]:
+    """Distinct finite eps values, at most the widest step the dataset's bounds allow: the
+    width ``hi - lo`` for L-inf, the box's diagonal for any other norm."""
+    eps = [value] if _is_number(value) else value
+    if (not isinstance(eps, list) or not eps or len(eps) > MAX_EPS
+            or not all(_is_number(e) and e >= 0 for e in eps)):
+        raise check.fail(key, f"required, a non-negative number or a list of at most {MAX_EPS:,} "
+                         f"(e.g. [0.05, 0.1]); got {_short(value)}")
+    out = tuple(float(e) for e in eps)
+    if len(set(out)) != len(out):
+        twice = next(e for i, e in enumerate(out) if e in out[:i])
+        raise check.fail(key, f"eps {twice:g} is listed twice; list each eps once")
+    try:
+        lo, hi = (float(b) for b in ds_cls.bounds)
+        size = math.prod(int(n) for n in getattr(ds_cls, "input_shape", ()))
+    except (TypeError, ValueError, AttributeError):
+        return out  # a plugin dataset without plain bounds: the engine reports it
+    limit, ball = (hi - lo, "L-inf") if norm == "linf" else ((hi - lo) * math.sqrt(size), "L2")
+    if math.isfinite(limit) and max(out) > limit:
+        raise check.fail(key, f"eps {max(out):g} is larger than any {ball} step inside "
+                         f"{ds_name}'s bounds [{lo:g}, {hi:g}]; use eps <= {limit:g}")
+    return out
+
+
+def _read(check: _Checker, path: Path) -> bytes:
+    """The file's bytes, refusing what is not a regular file or is over MAX_SUITE_BYTES."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a directory, or a FIFO that would block a read
+            what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise check.fail("", f"cannot read the suite file ({what}); pass the path of a "
+                             ".toml suite, e.g. suites/quick_digits.toml")
+        with path.open("rb") as f:
+            raw = f.read(MAX_SUITE_BYTES + 1)
+    except OSError as exc:
+        raise check.fail("", f"cannot read the suite file ({exc.strerror or exc}); pass the path "
+                         "of a .toml suite, e.g. suites/quick_digits.toml") from None
+    if len(raw) > MAX_SUITE_BYTES:
+        raise check.fail("", f"larger than the limit of {MAX_SUITE_BYTES:,} bytes for a suite "
+                         "file; a grid needs a few tables, not a long list")
+    return raw
+
+
+def _parse(check: _Checker, raw: bytes) -> tuple[dict[str, Any], str]:
+    """``(document, text)``: UTF-8 (a leading byte-order mark is dropped), then TOML."""
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise check.fail("", f"not UTF-8 text: byte 0x{raw[exc.start]:02x} on line {line} cannot "
+                         "be decoded; save the file as UTF-8") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise check.fail("", f"not valid TOML: {exc}") from None
+    except (RecursionError, MemoryError):
+        raise check.fail("", f"nested too deeply to read; at most {MAX_NESTING} levels of "
+                         "tables and arrays are allowed") from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts (4,300 digits)
+        raise check.fail("", f"not valid TOML: {exc}") from None
+
+
+def _check_values(check: _Checker, data: dict[str, Any]) -> None:
+    """Refuse, anywhere in the document, what no key accepts: nesting deeper than MAX_NESTING,
+    non-finite numbers, integers beyond 64 bits, dates and times (no key takes one)."""
+    todo: list[tuple[str, Any, int]] = [(key, value, 1) for key, value in data.items()]
+    while todo:
+        key, value, depth = todo.pop()
+        if depth > MAX_NESTING:
+            raise check.fail(key, f"nested too deeply; at most {MAX_NESTING} levels of tables "
+                             "and arrays are allowed")
+        if isinstance(value, dict):
+            todo.extend((f"{key}.{k}", v, depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            todo.extend((f"{key}[{i}]", v, depth + 1) for i, v in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise check.fail(key, f"{value} is not allowed; every number must be finite")
+        elif isinstance(value, int) and not -INT_LIMIT <= value < INT_LIMIT:
+            raise check.fail(key, "integer out of range; TOML integers are 64-bit "
+                             f"(-2**63 to 2**63 - 1); got one of {len(str(abs(value)))} digits")
+        elif isinstance(value, datetime.date | datetime.time):
+            raise check.fail(key, f"a date or time ({value.isoformat()}) is not allowed here; "
+                             "no suite key takes one")
 
 
 def load_suite(path: str | Path, registry) -> Suite:
     """Parse and validate ``path`` against the registered plugins."""
     path = Path(path)
     check = _Checker(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise check.fail("", f"cannot read the suite file ({exc.strerror}); "
-                         "pass the path of a .toml suite, e.g. suites/quick_digits.toml") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise check.fail("", f"not valid TOML: {exc}") from None
+    data, text = _parse(check, _read(check, path))
+    _check_values(check, data)
     for key in data:
         if key not in TOP_KEYS:
             raise check.fail(key, f"unknown section; allowed: {', '.join(TOP_KEYS)}")
@@ -140,20 +268,28 @@ def load_suite(path: str | Path, registry) -> Suite:
         if key not in SUITE_KEYS:
             raise check.fail(f"suite.{key}", f"unknown key; allowed: {', '.join(SUITE_KEYS)}")
     suite_name = check.string(meta, "name", "suite")
-    if not all(ch.isalnum() or ch in "-_." for ch in suite_name):
-        raise check.fail("suite.name", f"use letters, digits, '-', '_' or '.'; got {suite_name!r}")
+    if (not all(ch.isalnum() or ch in "-_." for ch in suite_name) or set(suite_name) == {"."}
+            or len(suite_name) > MAX_NAME):
+        raise check.fail("suite.name", f"it names the run directory: use up to {MAX_NAME} "
+                         "letters, digits, '-', '_' or '.', not only dots; got "
+                         f"{_short(suite_name)}")
     seeds = _seeds(check, meta.get("seeds", 1))
+    description = meta.get("description", "")
+    if not isinstance(description, str):
+        raise check.fail("suite.description", "must be a string (shown in the report); got "
+                         f"{type(description).__name__} {_short(description)}")
 
     ds = check.table(data["dataset"], "dataset")
     ds_name = check.string(ds, "name", "dataset")
     ds_params = {k: v for k, v in ds.items() if k not in ("name", "train", "test")}
     ds_params = _check_plugin(check, registry, "dataset", "dataset", ds_name, ds_params)
-    splits = registry.get("dataset", ds_name).obj.splits
-    from benchbench.datasets.splits import parse_split
+    ds_cls = registry.get("dataset", ds_name).obj
+    from benchbench.datasets.splits import check_rows, parse_split
 
     for role in ("train", "test"):
         try:
-            parse_split(check.string(ds, role, "dataset"), splits)
+            check_rows(parse_split(check.string(ds, role, "dataset"), ds_cls.splits),
+                       getattr(ds_cls, "split_sizes", None))
         except ValueError as exc:
             raise check.fail(f"dataset.{role}", str(exc)) from None
     dataset = DatasetRef(ds_name, ds["train"], ds["test"], ds_params)
@@ -171,20 +307,17 @@ def load_suite(path: str | Path, registry) -> Suite:
     items = check.tables(raw_attacks, "attacks") if raw_attacks else []
     for where, name, label, params, raw in _labelled(check, items, "attacks", ("eps", "split"),
                                                      indexed=True):
-        eps = raw.get("eps")
-        eps = [eps] if isinstance(eps, int | float) and not isinstance(eps, bool) else eps
-        if (not isinstance(eps, list) or not eps
-                or not all(isinstance(e, int | float) and not isinstance(e, bool) and e >= 0
-                           for e in eps)):
-            raise check.fail(f"{where}.eps", "required, a non-negative number or a list of them "
-                             f"(e.g. [0.05, 0.1]); got {eps!r}")
+        params = _check_plugin(check, registry, "attack", where, name, params)
+        eps = _eps(check, f"{where}.eps", raw.get("eps"), ds_name, ds_cls,
+                   params.get("norm", getattr(registry.get("attack", name).obj, "norm", None)))
         split = raw.get("split", "test")
         if split not in ATTACK_SPLITS:
             raise check.fail(f"{where}.split", f"must be one of {', '.join(ATTACK_SPLITS)} "
-                             f"(the suite's dataset.train or dataset.test); got {split!r}")
-        params = _check_plugin(check, registry, "attack", where, name, params)
-        attacks.append(AttackRef(name, label, tuple(float(e) for e in eps), split,
-                                 params))
+                             f"(the suite's dataset.train or dataset.test); got {_short(split)}")
+        if label == CLEAN:
+            raise check.fail(f"{where}.label", f"{CLEAN!r} is reserved for the clean metrics; "
+                             "give the attack another label")
+        attacks.append(AttackRef(name, label, eps, split, params))
 
-    return Suite(str(path), suite_name, str(meta.get("description", "")), seeds, dataset,
+    return Suite(str(path), suite_name, description, seeds, dataset,
                  tuple(refs["model"]), tuple(refs["regime"]), tuple(attacks), text)
