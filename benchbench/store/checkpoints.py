@@ -17,8 +17,11 @@ def save_checkpoint(path: Path, model, *, metadata: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
-    os.replace(tmp, path)
+    try:
+        save_file(state, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
+        os.replace(tmp, path)
+    finally:  # a failed save leaves no partial file behind
+        tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path, model) -> dict[str, str]:
