@@ -6,7 +6,7 @@ import json
 
 from benchbench.report.flags import LEGEND, attack_info, flags_by_epoch
 from benchbench.report.tables import summary_tables
-from benchbench.store.results import ResultsStore
+from benchbench.store.results import ResultsStore, run_is_stale
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -18,11 +18,15 @@ def format_seconds(seconds: float | None) -> str:
 
 
 def _runs_section(runs: list[dict]) -> list[str]:
+    """One row per ``benchbench run``. A run still stored as "running" whose process is gone
+    from this host (killed with ``kill -9``, say) shows as "interrupted", as the next ``run``
+    on the directory will store it."""
     lines = ["| run | started (UTC) | wall time | status | device | command |",
              "|---|---|---|---|---|---|"]
     for r in runs:
+        status = "interrupted" if run_is_stale(r) else r["status"]
         lines.append(f"| {r['run_id']} | {r['started']} | {format_seconds(r['wall_s'])} | "
-                     f"{r['status']} | {r['device']} | `{r['command']}` |")
+                     f"{status} | {r['device']} | `{r['command']}` |")
     return lines
 
 

@@ -2,17 +2,29 @@
 
 A cell's results are written in one transaction when the cell finishes, so a store never holds
 half a cell: an interrupted run resumes at the first cell the store does not hold.
+
+Every open checks the file first (``inspect_store``: SQLite header, ``PRAGMA quick_check``, a
+``meta`` table with a schema version), so a damaged or foreign file is refused with one line
+(``StoreDamagedError``) and never written to. Schema versions: 1 (the first), 2 (runs carry
+``host``, ``pid`` and ``pid_started``, so a run killed with ``kill -9`` can be told from one still
+going). A version-1 store is migrated when ``run`` opens it; ``report`` and ``export`` read both.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import socket
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from benchbench.errors import RunDirError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SQLITE_HEADER = b"SQLite format 3\x00"
+DAMAGE_FIX = "move it aside, or rerun the suite with --force to archive it and start over"
 TIDY_COLUMNS = ("model", "regime", "dataset", "seed", "epoch", "split", "attack", "eps",
                 "metric", "value")
 PROVENANCE_COLUMNS = ("cell_id", "dtype", "device", "engine", "suite_hash", "benchbench_version",
@@ -23,7 +35,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL, finished TEXT,
     wall_s REAL, command TEXT, device TEXT, machine TEXT, benchbench_version TEXT,
-    torch_version TEXT, python_version TEXT, commit_sha TEXT, status TEXT NOT NULL);
+    torch_version TEXT, python_version TEXT, commit_sha TEXT, status TEXT NOT NULL,
+    host TEXT, pid INTEGER, pid_started TEXT);
 CREATE TABLE IF NOT EXISTS cells (
     cell_id TEXT PRIMARY KEY, run_id INTEGER, status TEXT NOT NULL, spec TEXT NOT NULL,
     model TEXT, regime TEXT, dataset TEXT, seed INTEGER, dtype TEXT, device TEXT,
@@ -42,6 +55,142 @@ CREATE VIEW IF NOT EXISTS tidy AS
 """
 
 
+RUN_PROCESS_COLUMNS = {"host": "TEXT", "pid": "INTEGER", "pid_started": "TEXT"}  # since v2
+
+
+class StoreDamagedError(RunDirError):
+    """A results.sqlite that is not a readable benchbench store (truncated, garbage, empty)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"{path}: damaged results store ({problem}); {DAMAGE_FIX}")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "no details"
+
+
+def _ro_uri(path: Path) -> str:
+    return f"file:{quote(str(Path(path).absolute()))}?mode=ro"
+
+
+def _roll_back_interrupted_write(path: Path) -> None:
+    """A process killed inside a transaction leaves ``results.sqlite-journal`` (a "hot"
+    journal), which a read-only connection cannot replay. Open the file for writing once, as
+    any SQLite client does, so SQLite rolls the unfinished transaction back: the store is
+    then exactly what was committed. Not damage; nothing committed is lost."""
+    journal = path.with_name(path.name + "-journal")
+    if not (journal.is_file() and journal.stat().st_size > 0):
+        return
+    try:
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.OperationalError as exc:
+        raise RunDirError(f"{path}: a process killed while writing left {journal.name}, and "
+                          f"SQLite cannot roll it back ({_one_line(exc)}); make the directory "
+                          "writable and try again") from None
+    except sqlite3.DatabaseError as exc:
+        raise StoreDamagedError(path, _one_line(exc)) from None
+
+
+def inspect_store(path: Path) -> dict[str, str]:
+    """The ``meta`` of the store at ``path``, read-only, or ``StoreDamagedError`` saying what is
+    wrong: not a file, 0 bytes (always damage: benchbench writes its schema on creation), no
+    SQLite header, ``PRAGMA quick_check`` failing, or no benchbench ``meta``. Writes nothing,
+    except that SQLite rolls back a write a killed process left unfinished."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreDamagedError(path, "not a regular file")
+    with open(path, "rb") as f:
+        header = f.read(len(SQLITE_HEADER))
+    if not header:
+        raise StoreDamagedError(path, "empty file, 0 bytes")
+    if header != SQLITE_HEADER:
+        raise StoreDamagedError(path, "no SQLite header: not a database, or its first page "
+                                      "is overwritten")
+    _roll_back_interrupted_write(path)
+    try:
+        conn = sqlite3.connect(_ro_uri(path), uri=True)
+    except sqlite3.Error as exc:
+        raise StoreDamagedError(path, f"cannot open: {_one_line(exc)}") from None
+    try:
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            first = _one_line(problems[0].replace("*** in database main ***", ""))
+            raise StoreDamagedError(path, f"integrity check: {first}")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        if not {"meta", "runs", "cells", "results"} <= tables:
+            raise StoreDamagedError(path, "not a benchbench results store: tables missing")
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+    except sqlite3.DatabaseError as exc:
+        raise StoreDamagedError(path, _one_line(exc)) from None
+    finally:
+        conn.close()
+    if not str(meta.get("schema_version", "")).isdigit():
+        raise StoreDamagedError(path, "not a benchbench results store: no schema version")
+    if int(meta["schema_version"]) > SCHEMA_VERSION:
+        raise RunDirError(f"{path}: results schema version {meta['schema_version']}, written by "
+                          f"a newer benchbench (this one reads up to {SCHEMA_VERSION}); upgrade "
+                          "benchbench or use another --out directory")
+    return meta
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name, where there is a /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_identity() -> dict:
+    """This process: host name, pid and (on Linux) its start time in clock ticks since boot,
+    which tells a live process from a later one that reused the pid."""
+    stat = _proc_stat(os.getpid())
+    return {"host": socket.gethostname(), "pid": os.getpid(),
+            "pid_started": stat[19] if stat else None}
+
+
+def process_alive(pid: int, pid_started: str | None) -> bool:
+    """Whether the process ``pid`` (started at ``pid_started``, if known) still runs here."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        pass
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True
+    return stat[0] != "Z" and (pid_started is None or stat[19] == pid_started)
+
+
+def run_is_stale(run: dict, host: str | None = None) -> bool:
+    """A run row still "running" whose process is gone: it was killed (``kill -9``, power
+    loss) before it could record how it ended. Only decidable on the host that ran it."""
+    if run.get("status") != "running" or not run.get("pid"):
+        return False
+    return (run.get("host") == (host or socket.gethostname())
+            and not process_alive(int(run["pid"]), run.get("pid_started")))
+
+
+def _reads(method):
+    """A read that meets damage ``inspect_store`` missed says so on one line."""
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise
+            raise StoreDamagedError(self.path, _one_line(exc)) from None
+    return read
+
+
 class ResultsStore:
     """A results database file; use ``open_store`` (writing) or ``read_store`` (reading)."""
 
@@ -58,6 +207,7 @@ class ResultsStore:
         self.close()
 
     # meta -------------------------------------------------------------------------------
+    @_reads
     def meta(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, value FROM meta"))
 
@@ -68,6 +218,8 @@ class ResultsStore:
 
     # runs -------------------------------------------------------------------------------
     def begin_run(self, **info: str) -> int:
+        """Record a run as "running", with this process's host, pid and start time."""
+        info = {**process_identity(), **info}
         cols = ", ".join(info)
         with self.conn:
             cur = self.conn.execute(
@@ -80,12 +232,27 @@ class ResultsStore:
             self.conn.execute("UPDATE runs SET finished = ?, wall_s = ?, status = ? "
                               "WHERE run_id = ?", (finished, wall_s, status, run_id))
 
+    def mark_interrupted(self) -> list[int]:
+        """Mark runs left "running" by a process that is gone as "interrupted"; their ids.
+
+        Rows from a version-1 store (no pid) are marked too: only ``run`` calls this, before
+        it records its own run. A run on another host, or still alive here, is left alone."""
+        host = socket.gethostname()
+        stale = [r["run_id"] for r in self.runs() if r["status"] == "running"
+                 and (r.get("pid") is None or run_is_stale(r, host))]
+        with self.conn:
+            self.conn.executemany("UPDATE runs SET status = 'interrupted' WHERE run_id = ?",
+                                  [(run_id,) for run_id in stale])
+        return stale
+
+    @_reads
     def runs(self) -> list[dict]:
         cur = self.conn.execute("SELECT * FROM runs ORDER BY run_id")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur]
 
     # cells ------------------------------------------------------------------------------
+    @_reads
     def done_cells(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT cell_id FROM cells WHERE status = 'ok'")}
 
@@ -110,43 +277,69 @@ class ResultsStore:
                     [(info["cell_id"], r.epoch, r.split, r.attack, float(r.eps), r.metric,
                       float(r.value)) for r in cell["records"]])
 
+    @_reads
     def cells(self) -> list[dict]:
         cur = self.conn.execute("SELECT * FROM cells ORDER BY rowid")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur]
 
+    @_reads
     def count_results(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
 
+    @_reads
     def tidy(self):
         """Every stored number with its cell's provenance, as a pandas DataFrame."""
         import pandas as pd
 
-        return pd.read_sql_query(
-            f"SELECT {', '.join(TIDY_COLUMNS + PROVENANCE_COLUMNS)} FROM tidy "
-            "ORDER BY model, regime, dataset, seed, epoch, split, attack, eps, metric", self.conn)
+        try:
+            return pd.read_sql_query(
+                f"SELECT {', '.join(TIDY_COLUMNS + PROVENANCE_COLUMNS)} FROM tidy ORDER BY "
+                "model, regime, dataset, seed, epoch, split, attack, eps, metric", self.conn)
+        except pd.errors.DatabaseError as exc:  # pandas wraps sqlite3's errors in its own
+            raise StoreDamagedError(self.path, _one_line(exc.__cause__ or exc)) from None
+
+
+def _migrate(conn: sqlite3.Connection, found: int) -> None:
+    """Bring a store of schema ``found`` up to ``SCHEMA_VERSION``, in one transaction."""
+    with conn:
+        if found < 2:
+            have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+            for name, kind in RUN_PROCESS_COLUMNS.items():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                     (str(SCHEMA_VERSION),))
 
 
 def open_store(path: Path) -> ResultsStore:
-    """Open (creating if needed) the store at ``path`` for writing."""
+    """Open (creating if needed) the store at ``path`` for writing. An existing file is checked
+    first (``inspect_store``) and migrated to ``SCHEMA_VERSION``; a damaged one is refused
+    untouched."""
+    path = Path(path)
+    found = int(inspect_store(path)["schema_version"]) if path.exists() else None
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path)
-    conn.executescript(_SCHEMA)
-    store = ResultsStore(path, conn)
-    found = store.meta().get("schema_version")
-    if found is None:
-        store.set_meta(schema_version=str(SCHEMA_VERSION))
-    elif int(found) != SCHEMA_VERSION:
-        raise RunDirError(f"{path}: results schema version {found}, this benchbench reads "
-                          f"{SCHEMA_VERSION}; use another --out directory")
-    return store
+    try:
+        conn.executescript(_SCHEMA)
+        if found is None or found < SCHEMA_VERSION:
+            _migrate(conn, found or SCHEMA_VERSION)
+    except sqlite3.OperationalError as exc:  # locked, read-only, disk full: not damage
+        conn.close()
+        raise RunDirError(f"{path}: cannot write the results store ({_one_line(exc)}); check "
+                          "the directory's permissions and free space, and that no other "
+                          "program holds the file") from None
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreDamagedError(path, _one_line(exc)) from None
+    return ResultsStore(path, conn)
 
 
 def read_store(run_dir: Path) -> ResultsStore:
-    """Open ``run_dir/results.sqlite`` read-only, or say what is missing."""
+    """Open ``run_dir/results.sqlite`` read-only (checked first), or say what is wrong."""
     path = Path(run_dir) / "results.sqlite"
-    if not path.is_file():
+    if not path.exists():
         raise RunDirError(f"{run_dir}: no results.sqlite here; pass the directory a "
                           "'benchbench run' wrote (default runs/<suite name>/)")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    return ResultsStore(path, conn)
+    inspect_store(path)
+    return ResultsStore(path, sqlite3.connect(_ro_uri(path), uri=True))
