@@ -6,6 +6,8 @@ Layout of a run directory::
     report.md           rendered from results.sqlite alone
     checkpoints/<cell_id>/epoch_0001.safetensors
     checkpoints/resume/<digest>.pt   an unfinished unit's state at its last checkpoint
+    .benchbench-run     the mark of a directory benchbench made (benchbench.store.rundir)
+    archive/<timestamp>/  what --force (or a damaged or missing store) moved aside
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from benchbench.engine.device import resolve_device
 from benchbench.engine.files import write_atomic
 from benchbench.engine.resume import discard_resume, resume_path
 from benchbench.engine.stacked import plan_units, run_unit
-from benchbench.errors import BenchbenchError, RunDirError, SuiteError
+from benchbench.errors import BenchbenchError, SuiteError
 from benchbench.report.markdown import render_report
 from benchbench.store.results import open_store
+from benchbench.store.rundir import claim_run_dir
 from benchbench.suite.load import Suite
 
 ENGINES = ("auto", "sequential")
@@ -82,37 +85,34 @@ def validate_suite(suite: Suite, registry) -> dict[str, str | None]:
             for i, a in enumerate(suite.attacks)]:
         try:
             built = build(registry, kind, ref.name, ref.params)
-        except (ValueError, TypeError) as exc:
-            raise SuiteError(suite.path, key, str(exc)) from None
+        except Exception as exc:  # any plugin failure: the suite's problem, named
+            raise _plugin_error(suite, key, ref.name, exc) from None
         if kind == "attack":
             norms[ref.label] = getattr(built, "norm", None)
     dataset = build(registry, "dataset", suite.dataset.name, suite.dataset.params)
     for i, model in enumerate(suite.models):
         try:
             build_model(registry, model, 0, dataset)
-        except (ValueError, TypeError) as exc:
-            raise SuiteError(suite.path, where("model", i, suite.models), str(exc)) from None
+        except Exception as exc:
+            raise _plugin_error(suite, where("model", i, suite.models), model.name,
+                                exc) from None
     return norms
 
 
-def _claim_run_dir(store_path: Path, suite: Suite, force: bool) -> None:
-    """Refuse a run dir holding another suite's results, or archive them with ``force``."""
-    if not store_path.exists():
-        return
-    with open_store(store_path) as store:
-        found = store.meta().get("suite_hash")
-    if found is None or found == suite.hash:
-        return
-    if not force:
-        raise RunDirError(
-            f"{store_path.parent}: holds results of a different version of suite "
-            f"{suite.name!r} (hash {found}, the file now hashes to {suite.hash}); pass --out "
-            "DIR for a fresh directory, or --force to archive the old results and start over")
-    archive = store_path.parent / "archive" / time.strftime("%Y%m%dT%H%M%S")
-    archive.mkdir(parents=True)
-    for name in ("results.sqlite", "report.md", "checkpoints"):
-        if (store_path.parent / name).exists():
-            shutil.move(str(store_path.parent / name), str(archive / name))
+def _plugin_error(suite: Suite, key: str, plugin: str, exc: Exception) -> BenchbenchError:
+    """A ``SuiteError`` on one line for ``exc``, raised while building ``plugin`` at ``key``.
+
+    ``ValueError`` and ``TypeError`` are a plugin's way of saying a value is wrong: their
+    message is the problem. Anything else is the plugin failing: named, with the error's type
+    and the first line of its message (a C++ stack dump has many)."""
+    if isinstance(exc, BenchbenchError):
+        return exc
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else "no message"
+    text = text if len(text) <= 300 else text[:300] + "..."
+    if not isinstance(exc, ValueError | TypeError):
+        text = f"plugin {plugin!r} raised {type(exc).__name__}: {text}"
+    return SuiteError(suite.path, key, text)
 
 
 def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
@@ -131,11 +131,14 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
     events = events or Events()
     device = resolve_device(device)
     norms = validate_suite(suite, registry)
-    store_path = Path(out_dir) / "results.sqlite"
-    _claim_run_dir(store_path, suite, force)
+    claim_run_dir(Path(out_dir), suite_name=suite.name, suite_hash=suite.hash, force=force,
+                  log=events.log)
     summary = RunSummary(Path(out_dir))
     cells = suite.cells()
-    with open_store(store_path) as store:
+    with open_store(Path(out_dir) / "results.sqlite") as store:
+        for run_id in store.mark_interrupted():  # killed (kill -9, power loss) while running
+            events.log(f"run {run_id} ended without recording how (its process is gone): "
+                       "marked interrupted")
         store.set_meta(suite_name=suite.name, suite_hash=suite.hash, suite_toml=suite.text,
                        suite_path=suite.path, suite_description=suite.description,
                        attack_norms=json.dumps(norms))

@@ -1,0 +1,126 @@
+"""Run directories: which ones benchbench made, and what in them is benchbench's.
+
+A run directory is benchbench's when it holds the marker file ``.benchbench-run`` (written when
+``run`` creates the directory or takes an empty one) or a valid results store (a directory an
+older benchbench made; the marker is added). ``run`` refuses any other non-empty directory,
+``--force`` or not, and checks ``--out`` before it creates anything. Archiving (``--force``, a
+damaged store, checkpoints left without their store) moves only ``OWNED`` names into
+``archive/<timestamp>/``: whatever else is in the directory is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchbench.errors import RunDirError
+from benchbench.store.results import StoreDamagedError, inspect_store
+
+MARKER = ".benchbench-run"
+STORE = "results.sqlite"
+#: every name benchbench writes into a run directory, and the only ones it ever moves
+OWNED = (STORE, f"{STORE}-journal", "report.md", "checkpoints", "figures")
+MARKER_TEXT = ("This directory was made by benchbench (benchbench run). benchbench writes only "
+               "results.sqlite, report.md, checkpoints/ and archive/ here; --force moves only "
+               "those into archive/<timestamp>/.\n")
+
+
+def check_out_dir(run_dir: Path) -> None:
+    """Refuse a run directory that is a file, lies under a file or cannot be written; writes
+    nothing."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: is a file, not a directory; pass --out a new directory, "
+                          "an empty one, or one benchbench made")
+    existing = run_dir
+    while not existing.exists():
+        if existing.is_symlink():
+            raise RunDirError(f"{run_dir}: {existing} is a broken symbolic link; pass --out a "
+                              "directory that can be created")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunDirError(f"{run_dir}: {existing} is a file, so no directory can be made under "
+                          "it; pass --out a directory path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not writable" if existing == run_dir else f"cannot be made: {existing} is " \
+                                                              "not writable"
+        raise RunDirError(f"{run_dir}: {what}; pass --out a directory you can write")
+
+
+def is_marked(run_dir: Path) -> bool:
+    return (Path(run_dir) / MARKER).is_file()
+
+
+def _others(run_dir: Path) -> list[str]:
+    return sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+
+
+def archive_owned(run_dir: Path, *, why: str, log: Callable[[str], None]) -> Path | None:
+    """Move what benchbench wrote in ``run_dir`` (``OWNED``) into ``archive/<timestamp>/``;
+    logs one line and returns the archive, or ``None`` when there was nothing to move."""
+    names = [n for n in OWNED if (run_dir / n).exists() or (run_dir / n).is_symlink()]
+    if not names:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for attempt in range(1000):
+        archive = run_dir / "archive" / (stamp if attempt == 0 else f"{stamp}-{attempt}")
+        try:
+            archive.mkdir(parents=True)
+            break
+        except FileExistsError:
+            continue
+    for name in names:
+        shutil.move(str(run_dir / name), str(archive / name))
+    log(f"{why}: moved {', '.join(names)} to {archive}")
+    return archive
+
+
+def claim_run_dir(run_dir: Path, *, suite_name: str, suite_hash: str, force: bool,
+                  log: Callable[[str], None] = lambda message: None) -> None:
+    """Make ``run_dir`` a benchbench run directory for this suite, or refuse with one line.
+
+    Refused, with nothing written: a path that is a file, under a file or unwritable; a
+    non-empty directory benchbench did not make (``--force`` or not); a damaged store or one of
+    another suite version (``--force`` archives it and starts over). A marked directory whose
+    store is gone while checkpoints or a report remain has those archived, with a log line.
+    """
+    run_dir = Path(run_dir)
+    check_out_dir(run_dir)
+    store = run_dir / STORE
+    meta, damage = None, None
+    if store.exists() or store.is_symlink():
+        try:
+            meta = inspect_store(store)
+        except StoreDamagedError as exc:
+            damage = exc
+    if not is_marked(run_dir) and meta is None and _others(run_dir):
+        if damage is not None:
+            raise RunDirError(f"{run_dir}: not a benchbench run directory (no {MARKER}) and "
+                              f"its {STORE} is not a readable benchbench store "
+                              f"({damage.problem}); benchbench moves nothing it did not "
+                              "write: move the file aside, or pass --out a new directory")
+        raise RunDirError(f"{run_dir}: exists, is not empty and is not a benchbench run "
+                          f"directory (no {MARKER}, no results store); benchbench writes only "
+                          "into directories it made: pass --out a new or empty directory")
+    if damage is not None:
+        if not force:
+            raise damage
+        archive_owned(run_dir, why=f"{store} is damaged ({damage.problem}); --force", log=log)
+    elif meta is not None and meta.get("suite_hash") not in (None, suite_hash):
+        if not force:
+            raise RunDirError(
+                f"{run_dir}: holds results of a different version of suite {suite_name!r} "
+                f"(hash {meta['suite_hash']}, the file now hashes to {suite_hash}); pass "
+                "--out DIR for a fresh directory, or --force to archive the old results and "
+                "start over")
+        archive_owned(run_dir, why=f"{run_dir} held another version of suite {suite_name!r}; "
+                                   "--force", log=log)
+    elif meta is None:
+        archive_owned(run_dir, why=f"{run_dir} has no {STORE} but holds what an earlier run "
+                                   "wrote: starting over without overwriting it", log=log)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not is_marked(run_dir):
+        (run_dir / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
