@@ -20,36 +20,44 @@ class RichEvents(Events):
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TimeElapsedColumn(), console=console)
         self.cells = self.epochs = None
+        self.started = False
 
     def __enter__(self) -> RichEvents:
-        self.progress.start()
-        return self
+        return self  # the bars start with the first event: an error before any prints alone
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self.started:
+            self.progress.stop()
+
+    @property
+    def bars(self) -> Progress:
+        if not self.started:
+            self.progress.start()
+            self.started = True
+        return self.progress
 
     def log(self, message: str) -> None:
-        self.progress.console.print(message)
+        self.bars.console.print(message)
 
     def cell_started(self, spec, epochs, index, total) -> None:
         if self.cells is None:
-            self.cells = self.progress.add_task("cells", total=total)
-        self.progress.update(self.cells, completed=index)
+            self.cells = self.bars.add_task("cells", total=total)
+        self.bars.update(self.cells, completed=index)
         if self.epochs is not None:
-            self.progress.remove_task(self.epochs)
-        self.epochs = self.progress.add_task(f"  {spec.describe()}: epochs", total=epochs)
+            self.bars.remove_task(self.epochs)
+        self.epochs = self.bars.add_task(f"  {spec.describe()}: epochs", total=epochs)
 
     def epoch_done(self, spec, epoch) -> None:
-        self.progress.update(self.epochs, completed=epoch)
+        self.bars.update(self.epochs, completed=epoch)
 
     def evaluating(self, spec, epoch, what) -> None:
-        self.progress.update(self.epochs, description=f"  {spec.describe()}: epoch {epoch}, "
+        self.bars.update(self.epochs, description=f"  {spec.describe()}: epoch {epoch}, "
                                                       f"evaluating {what}")
 
     def cell_finished(self, spec, outcome) -> None:
-        self.progress.update(self.epochs, description=f"  {spec.describe()}: done in "
+        self.bars.update(self.epochs, description=f"  {spec.describe()}: done in "
                                                       f"{outcome.wall_s:.1f}s")
-        self.progress.advance(self.cells)
+        self.bars.advance(self.cells)
 
 
 def print_summary(summary) -> None:
