@@ -64,16 +64,21 @@ def archive_owned(run_dir: Path, *, why: str, log: Callable[[str], None]) -> Pat
     names = [n for n in OWNED if (run_dir / n).exists() or (run_dir / n).is_symlink()]
     if not names:
         return None
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    for attempt in range(1000):
-        archive = run_dir / "archive" / (stamp if attempt == 0 else f"{stamp}-{attempt}")
-        try:
-            archive.mkdir(parents=True)
-            break
-        except FileExistsError:
-            continue
-    for name in names:
-        shutil.move(str(run_dir / name), str(archive / name))
+    stamp, attempt = time.strftime("%Y%m%dT%H%M%S"), 0
+    try:
+        while True:  # two archivings in one second get stamp, stamp-1, ...
+            archive = run_dir / "archive" / (f"{stamp}-{attempt}" if attempt else stamp)
+            try:
+                archive.mkdir(parents=True)
+                break
+            except FileExistsError:
+                attempt += 1
+        for name in names:
+            shutil.move(str(run_dir / name), str(archive / name))
+    except OSError as exc:
+        raise RunDirError(f"{run_dir}: cannot move {', '.join(names)} into archive/ "
+                          f"({exc.strerror or exc}); free space or fix permissions, or move "
+                          "them aside yourself") from None
     log(f"{why}: moved {', '.join(names)} to {archive}")
     return archive
 
