@@ -318,12 +318,18 @@ def _suite(tmp_path: Path) -> str:
     return SUITE
 
 
+def _foreign(tmp_path: Path) -> str:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "report.md").write_text("the user's own")
+    return "mine"
+
+
 def _loop(tmp_path: Path) -> str:
     os.symlink("loop.toml", tmp_path / "loop.toml")
     return "loop.toml"
 
 
-COMMANDS = [  # (id, args with {suite}/{dir}/{file}/{loop} filled in, what the line names)
+COMMANDS = [  # (id, args with {suite}, {dir}, ... filled in, what the line names)
     ("run-no-argument", ["run"], "error: benchbench run: Missing argument 'suite'"),
     ("run-unknown-option", ["run", "{suite}", "--bogus"], "No such option: --bogus"),
     ("run-out-no-value", ["run", "{suite}", "--out"], "'--out' requires an argument"),
@@ -339,6 +345,12 @@ COMMANDS = [  # (id, args with {suite}/{dir}/{file}/{loop} filled in, what the l
      "error: --data-dir afile: is a file"),
     ("run-data-dir-under-file", ["run", "{suite}", "--out", "out/run", "--data-dir",
                                  "{file}/mnist"], "error: --data-dir afile/mnist: is under afile"),
+    ("run-out-file", ["run", "{suite}", "--out", "{file}", "--device", "cpu"],
+     "error: afile: is a file"),
+    ("run-out-under-file", ["run", "{suite}", "--out", "{file}/run", "--device", "cpu"],
+     "error: afile/run: afile is a file"),
+    ("run-out-foreign-dir", ["run", "{suite}", "--out", "{foreign}", "--device", "cpu"],
+     "error: mine: exists, is not empty and is not a benchbench run directory"),
     ("run-force-takes-no-value", ["run", "{suite}", "--force=yes"], "--force"),
     ("export-format", ["export", "{dir}", "--format", "xml"],
      "error: --format 'xml' is not allowed; use one of csv, json"),
@@ -370,7 +382,8 @@ COMMANDS = [  # (id, args with {suite}/{dir}/{file}/{loop} filled in, what the l
 
 @pytest.mark.parametrize(("args", "expected"), [pytest.param(a, e, id=i) for i, a, e in COMMANDS])
 def test_bad_command_line_is_refused(refused, tmp_path, args, expected):
-    fill = {"{suite}": _suite, "{dir}": _directory, "{file}": _file, "{loop}": _loop}
+    fill = {"{suite}": _suite, "{dir}": _directory, "{file}": _file, "{loop}": _loop,
+            "{foreign}": _foreign}
     filled = []
     for arg in args:
         for mark, make in fill.items():
@@ -401,6 +414,65 @@ def test_no_arguments_prints_the_help(monkeypatch):
     monkeypatch.setenv(DISABLE_ENV, "1")
     result = CliRunner().invoke(app, [])
     assert "Usage" in result.output and "Traceback" not in result.output
+
+
+# --- plugins that raise ------------------------------------------------------------------
+
+
+class Exploding:
+    """An attack whose constructor raises something other than ValueError or TypeError."""
+
+    norm = "linf"
+
+    def __init__(self, *, power: int = 1) -> None:
+        raise RuntimeError("cannot find my weights")
+
+
+class Undescribed:
+    """An adapter whose parameter list cannot be read."""
+
+    @classmethod
+    def suite_params(cls) -> list[str]:
+        raise ImportError("libfoo.so: cannot open shared object file")
+
+
+class RaisingAttacks:
+    __name__ = "raising_attacks"
+
+    @staticmethod
+    def register_attacks(register) -> None:
+        register("exploding", Exploding)
+        register("undescribed", Undescribed)
+
+
+@pytest.fixture
+def raising_registry(monkeypatch):
+    from benchbench import cli, hookimpl
+    from benchbench.testing import isolated_registry
+
+    plugin = RaisingAttacks()
+    plugin.register_attacks = hookimpl(RaisingAttacks.register_attacks)
+    registry = isolated_registry(plugin)
+    monkeypatch.setattr(cli, "_registry", lambda: registry)
+    return registry
+
+
+@pytest.mark.parametrize(("attack", "expected"), [
+    ("exploding", "RuntimeError: cannot find my weights"),
+    ("undescribed", "attacks[0].name: attack 'undescribed' from raising_attacks"),
+])
+def test_an_attack_plugin_that_raises_is_named_on_one_line(refused, raising_registry, tmp_path,
+                                                           attack, expected):
+    (tmp_path / SUITE).write_text(edit('name = "fgsm"', f'name = "{attack}"'))
+    line = refused("run", SUITE, *RUN)
+    assert line.startswith(f"error: {SUITE}: attacks[0]") and expected in line, line
+
+
+def test_plugins_check_names_an_adapter_that_cannot_list_its_parameters(refused,
+                                                                        raising_registry):
+    line = refused("plugins", "check", "undescribed", "--param", "x=1")
+    assert line.startswith("error: attack 'undescribed' from raising_attacks"), line
+    assert "libfoo.so" in line
 
 
 # --- BENCHBENCH_DISABLE_PLUGINS ------------------------------------------------------------
