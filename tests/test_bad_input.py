@@ -153,6 +153,13 @@ SUITES = [
     case("model-labels-twice", BASE.replace('[model]\nname = "mlp"\nhidden = [16]',
                                             '[[model]]\nname = "mlp"\n[[model]]\nname = "mlp"'),
          "model[1].label", "already used by model[0]"),
+    case("grid-too-large", suite_with(seeds="1000").replace(
+        '[model]\nname = "mlp"\nhidden = [16]', "".join(
+            f'[[model]]\nname = "mlp"\nlabel = "m{i}"\n' for i in range(11))), "model",
+        "the grid has 11,000 cells (11 models x 1 regimes x 1000 seeds); at most 10,000"),
+    case("attacks-101", BASE + "".join(f'[[attacks]]\nname = "fgsm"\nlabel = "a{i}"\neps = 0.1\n'
+                                       for i in range(100)), "attacks",
+         "101 attacks; at most 100"),
     case("model-label-int", edit("hidden = [16]", "hidden = [16]\nlabel = 5"), "model.label",
          "non-empty string"),
     # --- [regime] ---------------------------------------------------------------------------

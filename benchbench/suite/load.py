@@ -29,6 +29,8 @@ MAX_NESTING = 16  # tables and arrays inside each other (the deepest real suite 
 MAX_SEEDS = 1_000  # seeds per suite
 SEED_LIMIT = 2**31  # seeds are 0 <= s < 2**31 (the engine seeds torch with seed * 100_003 + epoch)
 MAX_EPS = 1_000  # eps values per attack
+MAX_ATTACKS = 100  # [[attacks]] entries
+MAX_CELLS = 10_000  # models x regimes x seeds: a week-long grid is a few hundred
 MAX_NAME = 100  # characters of a suite name (it names the run directory)
 INT_LIMIT = 2**63  # TOML integers are 64-bit
 CLEAN = "none"  # the attack column of clean metrics: no attack may take this label
@@ -302,9 +304,17 @@ def load_suite(path: str | Path, registry) -> Suite:
             params = _check_plugin(check, registry, kind, where, name, params)
             refs[key].append(ComponentRef(name, label, params))
 
+    cells = len(refs["model"]) * len(refs["regime"]) * len(seeds)
+    if cells > MAX_CELLS:
+        raise check.fail("model", f"the grid has {cells:,} cells ({len(refs['model'])} models x "
+                         f"{len(refs['regime'])} regimes x {len(seeds)} seeds); at most "
+                         f"{MAX_CELLS:,} are allowed: split it into several suites")
+
     attacks = []
     raw_attacks = data.get("attacks", [])
     items = check.tables(raw_attacks, "attacks") if raw_attacks else []
+    if len(items) > MAX_ATTACKS:
+        raise check.fail("attacks", f"{len(items):,} attacks; at most {MAX_ATTACKS} are allowed")
     for where, name, label, params, raw in _labelled(check, items, "attacks", ("eps", "split"),
                                                      indexed=True):
         params = _check_plugin(check, registry, "attack", where, name, params)
