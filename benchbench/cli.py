@@ -5,6 +5,7 @@ Nothing heavy is imported at module level, so ``benchbench --help`` never import
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -64,8 +65,8 @@ def check_dir_option(flag: str, path: Path | None) -> None:
     if path is None:
         return
     for existing in (path, *path.parents):
-        if existing.exists():
-            if not existing.is_dir():
+        if os.path.exists(existing):  # (False, not an exception, where a parent is unreadable)
+            if not os.path.isdir(existing):
                 what = "is a file" if existing == path else f"is under {existing}, a file"
                 raise BenchbenchError(f"{flag} {path}: {what}; pass a directory (it is created "
                                       "when missing)")
