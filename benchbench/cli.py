@@ -182,9 +182,8 @@ def plugins_check(
 
 
 def _check_params(registry, name: str, params: dict) -> None:
-    """Refuse ``--param`` keys the attack does not take and values its constructor rejects
-    (ValueError or TypeError); anything else it raises is the plugin's failure, which the
-    conformance checks report."""
+    """Refuse ``--param`` keys the attack does not take (exit 2). A value its constructor
+    refuses is reported by the conformance checks as a failed "builds" check (exit 1)."""
     try:
         allowed = registry.params_of("attack", name)
     except Exception as exc:  # noqa: BLE001 - a missing extra or a broken plugin: one line
@@ -194,13 +193,6 @@ def _check_params(registry, name: str, params: dict) -> None:
         if key not in allowed:
             raise BenchbenchError(f"--param {key}: unknown parameter for attack {name!r}; "
                                   f"allowed: {', '.join(allowed) or 'none'}")
-    try:
-        registry.get("attack", name).obj(**params)
-    except (ValueError, TypeError) as exc:
-        raise BenchbenchError(f"--param: attack {name!r} refuses these parameters: "
-                              f"{exc}") from None
-    except Exception:  # noqa: BLE001 - reported by conformance as a failed "builds" check
-        pass
 
 
 @app.command()

@@ -31,11 +31,12 @@ class PGD:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
         for key, value, most in (("steps", steps, MAX_STEPS), ("restarts", restarts, MAX_RESTARTS)):
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
-                raise ValueError(f"{key} must be an integer from 1 to {most:,}; got {value!r}")
+                raise ValueError(f"{key} must be a positive integer, at most {most:,}; "
+                                 f"got {value!r}")
         if step_size is not None and not (isinstance(step_size, int | float)
                                           and not isinstance(step_size, bool)
                                           and 0 < step_size < math.inf):
-            raise ValueError(f"step_size must be a positive finite number (or absent for "
+            raise ValueError(f"step_size must be a positive number, finite (or absent for "
                              f"2.5 * eps / steps); got {step_size!r}")
         if not isinstance(random_start, bool):
             raise ValueError(f"random_start must be true or false; got {random_start!r}")
