@@ -103,9 +103,11 @@ class Registry:
         obj = self.get(kind, name).obj
         if hasattr(obj, "suite_params"):
             return {}  # an adapter: the wrapped library owns its defaults
+        from benchbench.signatures import keyword_params
+
         allowed = set(self.params_of(kind, name))
         out = {}
-        for p in inspect.signature(obj).parameters.values():
+        for p in keyword_params(obj).values():
             if p.name in allowed and p.default is not p.empty:
                 try:
                     out[p.name] = json.loads(json.dumps(p.default))
@@ -119,10 +121,9 @@ class Registry:
         obj = self.get(kind, name).obj
         if hasattr(obj, "suite_params"):
             return list(obj.suite_params())
-        sig = inspect.signature(obj)
-        skip = {"input_shape", "num_classes", "self"}
-        return [p.name for p in sig.parameters.values()
-                if p.kind is p.KEYWORD_ONLY and p.name not in skip]
+        from benchbench.signatures import keyword_params
+
+        return list(keyword_params(obj))  # a subclass forwarding **kwargs: its base's keys too
 
 
 def _disabled() -> set[str] | bool:

@@ -1,16 +1,17 @@
 """The test kit for plugin authors: an isolated registry, a tiny model and real data, and the
-conformance checks every attack must pass, offline.
+conformance checks every attack and every regime must pass, offline.
 
 From a plugin's own tests::
 
-    from benchbench.testing import check_attack
+    from benchbench.testing import check_attack, check_regime
 
     def test_conformance():
         check_attack(MyAttack, seed=3)      # raises AssertionError naming each failed check
+        check_regime(MyRegime, eps=0.1)
 
-or with the ``benchbench_check_attack`` fixture (this module is a pytest plugin, registered
-through the ``pytest11`` entry point). ``benchbench plugins check NAME`` runs the same checks on
-an installed attack.
+or with the ``benchbench_check_attack`` and ``benchbench_check_regime`` fixtures (this module
+is a pytest plugin, registered through the ``pytest11`` entry point). ``benchbench plugins
+check NAME`` runs the same checks on an installed attack.
 """
 
 from __future__ import annotations
@@ -145,12 +146,22 @@ def check_attack(attack_cls, **params) -> list[Check]:
     return checks
 
 
-try:  # the pytest plugin: a fixture for plugin authors
+from benchbench.testing_regimes import check_regime, regime_conformance  # noqa: E402
+
+__all__ = ["check_attack", "check_regime", "conformance", "isolated_registry",
+           "regime_conformance", "tiny_data", "tiny_model"]
+
+try:  # the pytest plugin: fixtures for plugin authors
     import pytest
 
     @pytest.fixture
     def benchbench_check_attack():
         """``check_attack`` as a fixture: ``benchbench_check_attack(MyAttack, seed=1)``."""
         return check_attack
+
+    @pytest.fixture
+    def benchbench_check_regime():
+        """``check_regime`` as a fixture: ``benchbench_check_regime(MyRegime, eps=0.1)``."""
+        return check_regime
 except ImportError:  # pytest is not needed to use the functions above
     pass

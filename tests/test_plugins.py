@@ -21,7 +21,7 @@ from benchbench.errors import PluginError
 from benchbench.plugins import DISABLE_ENV, KINDS, build_plugin_manager, load_registry
 
 BUILT_INS = {"model": {"mlp"}, "dataset": {"mnist", "digits"}, "attack": {"fgsm", "pgd", "bim"},
-             "regime": {"standard"}}
+             "regime": {"standard", "fgsm_at", "pgd_at", "trades", "mart"}}
 
 
 def make_plugin(name: str, **hooks) -> types.ModuleType:

@@ -18,6 +18,7 @@ from benchbench.engine.runner import run_suite
 from benchbench.regimes.memberwise import MemberwiseOptimizer
 from benchbench.regimes.standard import StandardTraining
 from benchbench.store.results import read_store
+from benchbench.store.rundir import MARKER
 from benchbench.suite.load import load_suite
 from benchbench.testing import isolated_registry
 from tests.test_stacked import GRID
@@ -112,11 +113,11 @@ def register_attacks(register):
 
 
 class OldStyleTraining(StandardTraining):
-    """A plugin regime written before ``state=``: it inherits ``resumable`` but overrides
-    ``train`` without it."""
+    """A plugin regime written for the old contract: it derives from the built-in regime but
+    overrides ``train`` (the harness, which runs every ``Regime``, would never call it)."""
 
     def train(self, *, model, x, y, seed):
-        yield from super().train(model=model, x=x, y=y, seed=seed)
+        yield from range(1, self.epochs + 1)
 
 
 @hookimpl
@@ -124,15 +125,16 @@ def register_regimes(register):
     register("old_style", OldStyleTraining)
 
 
-def test_a_regime_whose_train_takes_no_state_runs_as_before(write_suite, tmp_path):
+def test_a_regime_overriding_train_on_the_harness_base_is_refused(write_suite, tmp_path):
+    from benchbench.errors import SuiteError
+
     registry = isolated_registry(sys.modules[__name__])
     path = write_suite(epochs=3, checkpoints="[1, 3]")
     path.write_text(path.read_text().replace('name = "standard"', 'name = "old_style"'))
     suite = load_suite(path, registry)
-    run(suite, registry, tmp_path / "run", "sequential")
-    with read_store(tmp_path / "run") as store:
-        assert {c["status"] for c in store.cells()} == {"ok"}
-    assert not (tmp_path / "run" / "checkpoints" / "resume").exists()
+    with pytest.raises(SuiteError, match=r"regime: .*'old_style'.*defines train\(\)"):
+        run(suite, registry, tmp_path / "run", "auto")
+    assert not (tmp_path / "run").exists()
 
 
 def test_resuming_restores_the_rng_that_training_draws_from(write_suite, tmp_path):
@@ -160,6 +162,7 @@ def test_an_unreadable_resume_file_means_starting_over(write_suite, registry, tm
     out = tmp_path / "torn"
     target = resume_path(out / "checkpoints", suite.cells())
     target.parent.mkdir(parents=True)
+    (out / MARKER).touch()  # a run directory benchbench made, left with only a resume file
     for junk in (b"not a torch file", [1, 2], {"identity": "another unit"}):
         if isinstance(junk, bytes):
             target.write_bytes(junk)
@@ -171,6 +174,7 @@ def test_an_unreadable_resume_file_means_starting_over(write_suite, registry, tm
         assert tidy(out)[0].equals(tidy(tmp_path / "whole")[0])
         shutil.rmtree(out)
         target.parent.mkdir(parents=True)
+        (out / MARKER).touch()
 
 
 @pytest.mark.parametrize("kind", ["adam", "sgd"])

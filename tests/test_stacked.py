@@ -188,19 +188,18 @@ def test_a_single_cell_trains_as_a_stack_of_one(write_suite, registry, tmp_path)
 
 def test_regimes_are_passed_only_when_member_params_differ(write_suite, registry, tmp_path,
                                                            monkeypatch):
-    """Two regime entries that differ only in their label stack, and train_stacked is called
-    as for seeds alone (a plugin regime without member_params takes no ``regimes=``; nor
-    ``state=`` here, as the spy's ``**kwargs`` does not name it, see ``takes_state``)."""
-    from benchbench.regimes.standard import StandardTraining
+    """Two regime entries that differ only in their label stack, and the harness trains them as
+    seeds alone: one optimiser, no per-member ``regimes``."""
+    from benchbench.engine.training import Trainer
 
     calls = []
-    original = StandardTraining.train_stacked
+    original = Trainer.__init__
 
-    def spy(self, **kwargs):
-        calls.append(sorted(kwargs))
-        return original(self, **kwargs)
+    def spy(self, regime, **kwargs):
+        calls.append((kwargs["regimes"], kwargs["stacked"]))
+        original(self, regime, **kwargs)
 
-    monkeypatch.setattr(StandardTraining, "train_stacked", spy)
+    monkeypatch.setattr(Trainer, "__init__", spy)
     extra = GRID.format(label="again", optimizer="adam", lr=0.01, momentum=0.0,
                         weight_decay=0.0).replace('dtype = "float64"', 'dtype = "float32"')
     path = write_suite(seeds=2, epochs=6, checkpoints="[1, 3, 6]")
@@ -208,4 +207,4 @@ def test_regimes_are_passed_only_when_member_params_differ(write_suite, registry
     suite = load_suite(path, registry)
     assert [len(u) for u in plan_units(suite.cells(), registry, stack=True)] == [4]
     run_suite(suite, registry=registry, out_dir=tmp_path / "run", device="cpu")
-    assert calls == [["model", "seeds", "x", "y"]]
+    assert calls == [(None, True)]

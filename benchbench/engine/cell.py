@@ -12,13 +12,6 @@ import torch
 
 from benchbench.engine.data import DataCache, build
 from benchbench.engine.evaluate import Record, attack_records, clean_records, masking_records
-from benchbench.engine.resume import (
-    Resumed,
-    load_resume,
-    resume_path,
-    save_resume,
-    set_rng_state,
-)
 from benchbench.store.checkpoints import checkpoint_path, save_checkpoint
 from benchbench.suite.cells import CellSpec, ComponentRef
 
@@ -57,6 +50,7 @@ class CellOutcome:
     finished: str
     wall_s: float
     engine: str = "sequential"
+    error: str | None = None  # set when this cell failed (its records are then not stored)
 
 
 def now() -> str:
@@ -73,15 +67,19 @@ def build_model(registry, ref: ComponentRef, seed: int, dataset):
 
 
 def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epoch: int,
-             member_model=None) -> list[list[Record]]:
+             member_model=None, failed: dict[int, str] | None = None) -> list[list[Record]]:
     """Clean metrics on both splits, then every attack, for each of ``specs`` (the members of
     ``model``). Attack randomness is seeded from each cell's seed and the epoch. An attack runs
     on the whole stack only if it declares ``per_example = True`` (each example's result depends
     on that example, its label and the model alone: no random draws, no coupling across the
     batch); any other attack runs member by member on ``member_model(i)``, seeing exactly what it
     would see alone.
+
+    An attack that raises on the whole stack is rerun member by member, so only the members it
+    fails on fail: ``failed[i]`` gets member ``i``'s own error, and failed members are skipped.
     """
     spec, members = specs[0], len(specs)
+    failed = {} if failed is None else failed
     dataset = ctx.data.dataset(spec.dataset)
     records: list[list[Record]] = [[] for _ in specs]
     data = {role: ctx.data.get(spec.dataset, role, dtype=dtype, device=ctx.device)
@@ -99,30 +97,34 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
         mine += new
     devices = [torch.cuda.current_device()] if ctx.device == "cuda" else []
     bounds = tuple(dataset.bounds)
+
+    def measure(net, attack, ref, x, y, size: int, seed: int):
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed * 100_003 + epoch)
+            return attack_records(net, attack, ref, x, y, epoch=epoch, bounds=bounds,
+                                  batch_size=ATTACK_BATCH, members=size)
+
     for ref, attack in attacks:
         ctx.events.evaluating(spec, epoch, ref.label)
         x, y = data[ref.split]
-        together = members == 1 or getattr(attack, "per_example", False)
-        for i in range(1 if together else members):
-            # member_model(i) reloads one shared module: fetch it right before use
-            net, size = (model, members) if together else (member_model(i), 1)
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(specs[i].seed * 100_003 + epoch)
-                per = attack_records(net, attack, ref, x, y, epoch=epoch, bounds=bounds,
-                                     batch_size=ATTACK_BATCH, members=size)
-            for mine, new in zip(records if together else [records[i]], per, strict=True):
-                mine += new
+        if members == 1 or getattr(attack, "per_example", False):
+            try:
+                if not failed:
+                    for mine, new in zip(records, measure(model, attack, ref, x, y, members,
+                                                          specs[0].seed), strict=True):
+                        mine += new
+                    continue
+            except Exception:  # noqa: BLE001 - find which members it fails on, below
+                if members == 1:
+                    raise
+        for i in range(members):
+            if i in failed:
+                continue
+            try:  # member_model(i) reloads one shared module: fetch it right before use
+                records[i] += measure(member_model(i), attack, ref, x, y, 1, specs[i].seed)[0]
+            except Exception as exc:  # noqa: BLE001 - this member fails, the others go on
+                failed[i] = f"{type(exc).__name__}: {exc} (attack {ref.label}, epoch {epoch})"
     return records
-
-
-def takes_state(regime, method) -> bool:
-    """Whether ``method`` (the regime's ``train`` or ``train_stacked``) resumes: the regime says
-    ``resumable`` and the method names ``state`` (a subclass may override it without; one that
-    takes ``**kwargs`` may not pass it on)."""
-    import inspect
-
-    return bool(getattr(regime, "resumable", False)) and \
-        "state" in inspect.signature(method).parameters
 
 
 def plugin_versions(registry, cell: CellSpec) -> dict[str, str]:
@@ -133,73 +135,95 @@ def plugin_versions(registry, cell: CellSpec) -> dict[str, str]:
             for kind, name in used for e in [registry.get(kind, name)]}
 
 
-@dataclass
-class Training:
-    """A unit's training as ``start_training`` starts it: the regime's iterator over epochs,
-    for a resumable regime the ``state`` it keeps current and what the unit's saved states are
-    ``made_by``, and what this run ``resumed`` from, if anything."""
-
-    epochs: Iterator[int]
-    state: dict | None = None
-    made_by: dict | None = None
-    resumed: Resumed | None = None
+def _weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def start_training(specs: list[CellSpec], ctx: CellContext, regime, method,
-                   **kwargs) -> Training:
-    """Start ``method(**kwargs)`` (the regime's ``train`` or ``train_stacked``), passing a
-    resumable regime ``state=`` and resuming the unit if an earlier run saved it
-    (``kwargs["model"]`` then holds the saved weights).
+def _in_stream(epochs: Iterator[int], seed: int, rng: dict | None, device: str):
+    """Run ``epochs`` with torch's RNG in a stream of its own (dropout, say, draws from it):
+    seeded with ``seed``, or set to ``rng`` where a resumed unit stopped. Set when training
+    starts (the attacks are built in between) and kept across the evaluations between epochs
+    (they fork the RNG themselves)."""
+    from benchbench.engine.resume import set_rng_state
 
-    Training draws from torch's RNG (dropout, say) in a stream of its own, seeded from the
-    seed of the unit's first cell, so its numbers do not depend on what the process ran before;
-    a resumed unit goes on with that stream where it stopped."""
-    model, resumed, state, made_by = kwargs["model"], None, None, None
-    if takes_state(regime, method) and ctx.checkpoint_dir is not None:
-        state = kwargs["state"] = {}
-        made_by = {"method": method.__name__, "plugins": plugin_versions(ctx.registry, specs[0])}
-        resumed = load_resume(resume_path(ctx.checkpoint_dir, specs), specs, model, ctx.device,
-                              made_by)
-    if resumed is not None:
-        model.load_state_dict(resumed.model)
-        state.update(epoch=resumed.epoch, optimizer_state=resumed.optimizer)
-        ctx.events.log(f"resuming {', '.join(s.describe() for s in specs)} after epoch "
-                       f"{resumed.epoch}")
-    devices = [torch.cuda.current_device()] if ctx.device == "cuda" else []
-    seed = specs[0].seed * 100_003  # attacks use seed * 100_003 + epoch
-
-    def epochs():
-        # set when training starts (the attacks are built in between), kept across the
-        # evaluations in between epochs (they fork the RNG themselves)
-        with torch.random.fork_rng(devices=devices):
-            if resumed is not None:
-                set_rng_state(resumed.rng)
-            else:  # only the generators forked here
-                torch.default_generator.manual_seed(seed)
-                if devices:
-                    torch.cuda.manual_seed(seed)
-            yield from method(**kwargs)
-
-    return Training(epochs(), state, made_by, resumed)
+    devices = [torch.cuda.current_device()] if device == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        if rng is not None:
+            set_rng_state(rng)
+        else:  # only the generators forked here
+            torch.default_generator.manual_seed(seed)
+            if devices:
+                torch.cuda.manual_seed(seed)
+        yield from epochs
 
 
-def train_and_measure(specs: list[CellSpec], ctx: CellContext, *, regime, model,
-                      training: Training, member_model, engine: str, started: str, t0: float,
-                      index: int = 0, total: int = 1) -> list[CellOutcome]:
-    """Drive ``training`` (``start_training``'s, over ``model``, which holds the members of
-    ``specs``), checkpointing each member and evaluating at the regime's schedule. For a
-    resumable regime, each checkpoint before the last epoch also saves what a later run needs
-    to resume the unit after it."""
+def _self_driven(regime, *, model, x, y, seed: int, tctx) -> Iterator[int]:
+    """A regime that runs its own loop: ``train(*, model, x, y, seed[, context])``."""
+    import inspect
+
+    extra = {"context": tctx} if "context" in inspect.signature(regime.train).parameters else {}
+    return regime.train(model=model, x=x, y=y, seed=seed, **extra)
+
+
+def _problems(records: list[Record]) -> str | None:
+    """The first non-finite number among ``records``, said as a divergence, or None."""
+    import math
+
+    for r in records:
+        if not math.isfinite(r.value):
+            what = r.metric if r.attack == "none" else f"{r.attack} {r.metric}"
+            return f"diverged at epoch {r.epoch}: {r.split} {what} is {r.value}"
+    return None
+
+
+def train_unit(specs: list[CellSpec], ctx: CellContext, *, regime, model, x, y,
+               member_model, member_state, stacked: bool, engine: str, regimes=None,
+               index: int = 0, total: int = 1) -> list[CellOutcome]:
+    """Train ``model`` (``specs``' one model, or their stack) with ``regime``, checkpointing each
+    member and evaluating at the regime's schedule; one outcome per cell.
+
+    A ``Regime`` trains in the harness's loop (``benchbench.engine.training``) and resumes: at
+    each checkpoint before the last epoch the unit saves what a later run needs to train on
+    from there, bit for bit (``benchbench.engine.resume``). A self-driven regime (its own
+    ``train``) starts over. A member whose weights stop being finite, whose numbers are not, or
+    on which an attack raises fails alone, with its own error; if training stops before a
+    scheduled checkpoint, every member fails saying so."""
+    from benchbench.engine.resume import load_resume, resume_path, save_resume
+    from benchbench.engine.training import Trainer
+    from benchbench.regimes.base import harness_driven
+    from benchbench.regimes.context import TrainContext
+
+    started, t0 = now(), time.perf_counter()
     first = specs[0]
-    attacks = [(ref, build(ctx.registry, "attack", ref.name, ref.params)) for ref in first.attacks]
+    dataset = ctx.data.dataset(first.dataset)
     dtype = getattr(torch, regime.dtype)
+    attacks = [(ref, build(ctx.registry, "attack", ref.name, ref.params)) for ref in first.attacks]
+    tctx = TrainContext(len(specs), tuple(s.seed for s in specs), tuple(dataset.bounds), dtype,
+                        ctx.device, ctx.registry, member_model, ctx.events.log)
     ctx.events.cell_started(first, regime.epochs, index, total)
-    resumed, state = training.resumed, training.state
-    records: list[list[Record]] = resumed.records if resumed else [[] for _ in specs]
-    t0 -= resumed.elapsed_s if resumed else 0.0  # the interrupted runs' time counts too
-    schedule = set(regime.checkpoint_epochs)
-    for epoch in training.epochs:
+    trainer, resumed, made_by = None, None, None
+    path = resume_path(ctx.checkpoint_dir, specs) if ctx.checkpoint_dir is not None else None
+    if harness_driven(type(regime)):
+        trainer = Trainer(regime, model=model, x=x, y=y, seeds=[s.seed for s in specs],
+                          ctx=tctx, stacked=stacked, regimes=regimes, member_state=member_state)
+        made_by = {"trainer": "harness", "plugins": plugin_versions(ctx.registry, first)}
+        resumed = load_resume(path, specs, model, ctx.device, made_by) if path else None
+        if resumed is not None:
+            model.load_state_dict(resumed.model)
+            trainer.load_state(resumed.trainer, resumed.epoch, resumed.records)
+            t0 -= resumed.elapsed_s  # the interrupted runs' time counts too
+            ctx.events.log(f"resuming {', '.join(s.describe() for s in specs)} after epoch "
+                           f"{resumed.epoch}")
+        records, epochs = trainer.records, trainer.epochs()
+    else:
+        records = [[] for _ in specs]
+        epochs = _self_driven(regime, model=model, x=x, y=y, seed=first.seed, tctx=tctx)
+    failed: dict[int, str] = {}
+    schedule, reached = set(regime.checkpoint_epochs), 0
+    for epoch in _in_stream(epochs, first.seed * 100_003, resumed.rng if resumed else None,
+                            ctx.device):
         ctx.events.epoch_done(first, epoch)
+        reached = max(reached, epoch)
         if epoch not in schedule:
             continue
         if ctx.checkpoint_dir is not None:
@@ -209,32 +233,67 @@ def train_and_measure(specs: list[CellSpec], ctx: CellContext, *, regime, model,
                                                            "epoch": epoch,
                                                            "spec": spec.to_json()})
         for mine, new in zip(records, evaluate(model, specs, ctx, attacks, dtype, epoch,
-                                               member_model), strict=True):
+                                               member_model, failed), strict=True):
             mine += new
-        if state is not None and epoch < regime.epochs and "optimizer" in state:
-            save_resume(resume_path(ctx.checkpoint_dir, specs), specs, epoch=epoch, model=model,
-                        optimizer=state["optimizer"], records=records,
-                        elapsed_s=time.perf_counter() - t0, device=ctx.device,
-                        made_by=training.made_by)
+        if trainer is not None and path is not None and epoch < regime.epochs:
+            save_resume(path, specs, epoch=epoch, model=model, trainer=trainer.state(),
+                        records=records, elapsed_s=time.perf_counter() - t0,
+                        device=ctx.device, made_by=made_by)
+    missing = sorted(e for e in schedule if e > reached)
+    if missing:
+        error = (f"training stopped after epoch {reached} of {regime.epochs}: scheduled "
+                 f"checkpoints {missing} were never reached")
+        failed.update({i: error for i in range(len(specs))})
+    if trainer is not None:
+        _early_stopped(specs, ctx, trainer, attacks, dtype, member_model, failed)
+    for i in range(len(specs)):
+        if i not in failed and trainer is not None and trainer.diverged[i] is not None:
+            failed[i] = (f"diverged at epoch {trainer.diverged[i]}: the weights are not finite "
+                         "(lower the learning rate?)")
+        problem = None if i in failed else _problems(records[i])
+        if problem:
+            failed[i] = problem
     wall = time.perf_counter() - t0
     outcomes = [CellOutcome(spec, recs, regime.dtype, ctx.device, started, now(),
-                            wall / len(specs), engine=engine)
-                for spec, recs in zip(specs, records, strict=True)]
+                            wall / len(specs), engine=engine, error=failed.get(i))
+                for i, (spec, recs) in enumerate(zip(specs, records, strict=True))]
     for outcome in outcomes:
         ctx.events.cell_finished(outcome.spec, outcome)
     return outcomes
 
 
+def _early_stopped(specs, ctx, trainer, attacks, dtype, member_model, failed) -> None:
+    """With ``early_stop``: evaluate each member's best monitored epoch (unless it was a
+    checkpoint already) and record which epoch it was (``best_epoch``, split ``fit``)."""
+    regime = trainer.regime
+    for i, best in enumerate(trainer.best):
+        if best is None or i in failed:
+            continue
+        epoch, _, weights = best
+        trainer.records[i].append(Record(regime.epochs, "fit", "none", 0.0, "best_epoch",
+                                         float(epoch)))
+        if epoch in regime.checkpoint_epochs:
+            continue
+        net = member_model(i)
+        net.load_state_dict(weights)
+        if ctx.checkpoint_dir is not None:
+            save_checkpoint(checkpoint_path(ctx.checkpoint_dir, specs[i].cell_id, epoch), net,
+                            metadata={"cell_id": specs[i].cell_id, "epoch": epoch,
+                                      "spec": specs[i].to_json(), "early_stop": "best"})
+        mine: dict[int, str] = {}
+        trainer.records[i] += evaluate(net, [specs[i]], ctx, attacks, dtype, epoch,
+                                       lambda _, n=net: n, mine)[0]
+        if mine:
+            failed[i] = mine[0]
+
+
 def run_cell(spec: CellSpec, ctx: CellContext, *, index: int = 0, total: int = 1) -> CellOutcome:
     """Train the cell's model alone, checkpointing and evaluating at the regime's schedule."""
-    started, t0 = now(), time.perf_counter()
     regime = build(ctx.registry, "regime", spec.regime.name, spec.regime.params)
     dtype = getattr(torch, regime.dtype)
     x, y = ctx.data.get(spec.dataset, "train", dtype=dtype, device=ctx.device)
     model = build_model(ctx.registry, spec.model, spec.seed, ctx.data.dataset(spec.dataset))
     model = model.to(device=ctx.device, dtype=dtype)
-    training = start_training([spec], ctx, regime, regime.train, model=model, x=x, y=y,
-                              seed=spec.seed)
-    return train_and_measure([spec], ctx, regime=regime, model=model, training=training,
-                             member_model=lambda i: model, engine="sequential",
-                             started=started, t0=t0, index=index, total=total)[0]
+    return train_unit([spec], ctx, regime=regime, model=model, x=x, y=y,
+                      member_model=lambda i: model, member_state=lambda i: _weights(model),
+                      stacked=False, engine="sequential", index=index, total=total)[0]

@@ -10,8 +10,18 @@ from benchbench.suite.cells import DatasetRef
 
 
 def build(registry, kind: str, name: str, params: dict):
-    """Instantiate a registered dataset, attack or regime class with suite parameters."""
-    return registry.get(kind, name).obj(**params)
+    """Instantiate a registered dataset, attack or regime class with suite parameters.
+
+    A regime class that breaks the regime contract (``contract_problem``) is refused with a
+    TypeError naming it, so it can never run code other than its own."""
+    cls = registry.get(kind, name).obj
+    if kind == "regime":
+        from benchbench.regimes.base import contract_problem
+
+        problem = contract_problem(cls)
+        if problem:
+            raise TypeError(f"regime {name!r} ({getattr(cls, '__qualname__', cls)}) {problem}")
+    return cls(**params)
 
 
 class DataCache:

@@ -1,9 +1,10 @@
 """Resuming a cell (or a stack of cells) from its last checkpoint after an interruption.
 
-At every checkpoint before the regime's final epoch, a unit of cells whose regime is
-``resumable`` writes one file, ``checkpoints/resume/<digest of its cell ids>.pt``: the model's
-weights (the whole stack), the optimiser's state, the RNG state training draws from, the epoch,
-the records measured so far and the time spent. A later run of the same unit loads it and
+At every checkpoint before the regime's final epoch, a unit of cells trained by the harness (a
+``Regime``) writes one file, ``checkpoints/resume/<digest of its cell ids>.pt``: the model's
+weights (the whole stack), the trainer's state (``Trainer.state``: the optimiser's, the crafting
+generators', the early-stop bests), the RNG state training draws from, the epoch, the records
+measured so far and the time spent. A later run of the same unit loads it and
 trains on from the next epoch, so the results equal those of an uninterrupted run bit for bit
 (tested). The runner deletes the file once the unit's results are stored. Files are read with
 ``weights_only=True``: tensors and plain values only, nothing a file could run.
@@ -27,7 +28,7 @@ class Resumed:
 
     epoch: int
     model: dict
-    optimizer: dict
+    trainer: dict  # Trainer.state(): optimiser, crafting generators, divergence, early-stop bests
     rng: dict  # "cpu" and, on CUDA, "cuda": torch's RNG states when training stopped there
     records: list[list[Record]]
     elapsed_s: float
@@ -70,20 +71,23 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def save_resume(path: Path, specs: list[CellSpec], *, epoch: int, model, optimizer, records,
-                elapsed_s: float, device: str, made_by: dict) -> None:
+def save_resume(path: Path, specs: list[CellSpec], *, epoch: int, model, trainer: dict,
+                records, elapsed_s: float, device: str, made_by: dict) -> None:
     """Write the unit's state after ``epoch`` (temporary file, then rename)."""
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"identity": _identity(specs, model, device, made_by), "epoch": epoch,
              "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-             "optimizer": optimizer.state_dict(), "rng": rng_state(device),
+             "trainer": trainer, "rng": rng_state(device),
              "records": json.dumps([[list(r) for r in recs] for recs in records]),
              "elapsed_s": elapsed_s}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:  # a failed save leaves no partial file behind
+        tmp.unlink(missing_ok=True)
 
 
 def load_resume(path: Path, specs: list[CellSpec], model, device: str,
@@ -99,7 +103,7 @@ def load_resume(path: Path, specs: list[CellSpec], model, device: str,
         if state["identity"] != _identity(specs, model, device, made_by):
             return None
         records = [[Record(*r) for r in recs] for recs in json.loads(state["records"])]
-        return Resumed(int(state["epoch"]), state["model"], state["optimizer"],
+        return Resumed(int(state["epoch"]), state["model"], state["trainer"],
                        dict(state["rng"]), records, float(state["elapsed_s"]))
     except Exception:  # torn, foreign or from an older benchbench
         return None

@@ -182,12 +182,19 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
                         continue
                     finally:
                         index += len(unit)
+                    # a member that failed alone (diverged, or an attack raised on it) is
+                    # stored as failed with its own error; its stack-mates' numbers are kept
+                    for o in outcomes:
+                        if o.error:
+                            summary.failed[o.spec.cell_id] = o.error
+                            events.log(f"cell {o.spec.describe()} failed: {o.error}")
                     store.add_cells([dict(
-                        cell_id=o.spec.cell_id, records=o.records, status="ok", dtype=o.dtype,
+                        cell_id=o.spec.cell_id, records=[] if o.error else o.records,
+                        status="failed" if o.error else "ok", error=o.error, dtype=o.dtype,
                         device=o.device, started=o.started, finished=o.finished,
                         wall_s=o.wall_s, engine=o.engine, **info[o.spec.cell_id])
                         for o in outcomes])
-                    summary.ran += [o.spec.cell_id for o in outcomes]
+                    summary.ran += [o.spec.cell_id for o in outcomes if not o.error]
                     # stored: what an interrupted run saved to resume them is spent (the unit
                     # trained as one stack, or cell by cell)
                     for cells in [unit, *([c] for c in unit if len(unit) > 1)]:

@@ -10,19 +10,9 @@ initialisation, shuffles, hyper-parameters, checkpoints and records, as if alone
 
 from __future__ import annotations
 
-import time
-
 import torch
 
-from benchbench.engine.cell import (
-    CellContext,
-    CellOutcome,
-    build_model,
-    now,
-    run_cell,
-    start_training,
-    train_and_measure,
-)
+from benchbench.engine.cell import CellContext, CellOutcome, build_model, run_cell, train_unit
 from benchbench.engine.data import build
 from benchbench.suite.cells import CellSpec
 
@@ -40,9 +30,14 @@ def stackable(a: CellSpec, b: CellSpec, registry) -> bool:
 
 
 def can_stack(registry, spec: CellSpec) -> bool:
+    """Whether the cell's model factory can stack and its regime declares ``stackable`` (a
+    ``Regime`` subclass, trained by the harness; a self-driven regime trains alone)."""
+    from benchbench.regimes.base import harness_driven
+
     factory = registry.get("model", spec.model.name).obj
     regime = registry.get("regime", spec.regime.name).obj
-    return callable(getattr(factory, "stack", None)) and hasattr(regime, "train_stacked")
+    return (callable(getattr(factory, "stack", None)) and harness_driven(regime)
+            and regime.stackable is True)
 
 
 def plan_units(cells: list[CellSpec], registry, *, stack: bool) -> list[list[CellSpec]]:
@@ -72,7 +67,6 @@ def run_unit(specs: list[CellSpec], ctx: CellContext, *, stack: bool = True, ind
     if stacked is None:  # one by one
         return [run_cell(s, ctx, index=index + i, total=total) for i, s in enumerate(specs)]
 
-    started, t0 = now(), time.perf_counter()
     regimes = [build(registry, "regime", s.regime.name, s.regime.params) for s in specs]
     regime = regimes[0]
     dtype = getattr(torch, regime.dtype)
@@ -86,9 +80,7 @@ def run_unit(specs: list[CellSpec], ctx: CellContext, *, stack: bool = True, ind
 
     # only regimes declaring member_params get here with differing parameters (``stackable``)
     differ = any(s.regime.params != first.regime.params for s in specs)
-    per_member = {"regimes": regimes} if differ else {}
-    training = start_training(specs, ctx, regime, regime.train_stacked, model=stacked, x=x, y=y,
-                              seeds=[s.seed for s in specs], **per_member)
-    return train_and_measure(specs, ctx, regime=regime, model=stacked, training=training,
-                             member_model=member_model, engine=f"stacked x{len(specs)}",
-                             started=started, t0=t0, index=index, total=total)
+    return train_unit(specs, ctx, regime=regime, model=stacked, x=x, y=y,
+                      member_model=member_model, member_state=stacked.member_state_dict,
+                      stacked=True, engine=f"stacked x{len(specs)}",
+                      regimes=regimes if differ else None, index=index, total=total)

@@ -77,12 +77,15 @@ def _forward(x, act, weights, biases) -> list[torch.Tensor]:
     return inputs
 
 
-def _backward(grad, inputs, weights, act, grad_w, grad_b, *, input_grad: bool):
+def _backward(grad, inputs, weights, act, grad_w, grad_b, *, input_grad: bool,
+              param_grads: bool = True):
     """Fill ``grad_w``/``grad_b`` from the logits' gradient (writing into the tensors already
-    there, if any); return the input's gradient if asked."""
+    there, if any) unless not ``param_grads`` (an attack's input gradient needs none: a third
+    fewer products); return the input's gradient if asked."""
     for i in reversed(range(len(weights))):
-        grad_w[i] = _bmm(grad.transpose(1, 2), inputs[i], out=grad_w[i])
-        grad_b[i] = torch.sum(grad, dim=1, keepdim=True, out=grad_b[i])
+        if param_grads:
+            grad_w[i] = _bmm(grad.transpose(1, 2), inputs[i], out=grad_w[i])
+            grad_b[i] = torch.sum(grad, dim=1, keepdim=True, out=grad_b[i])
         if i > 0:
             grad = _activation_backward(_bmm(grad, weights[i]), inputs[i], act)
         elif input_grad:
@@ -114,7 +117,8 @@ class _StackedForward(torch.autograd.Function):
         n = len(saved) // 2
         grad_w, grad_b = [None] * n, [None] * n
         grad_x = _backward(grad, saved[:n], saved[n:], ctx.act, grad_w, grad_b,
-                           input_grad=ctx.needs_input_grad[0])
+                           input_grad=ctx.needs_input_grad[0],
+                           param_grads=any(ctx.needs_input_grad[2:]))
         return grad_x, None, *grad_w, *grad_b
 
 

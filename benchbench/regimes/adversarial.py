@@ -1,0 +1,312 @@
+"""Adversarial training: FGSM-AT, PGD-AT, TRADES and MART, torch-native, stackable, resumable.
+
+Each regime crafts its training inputs inside the L-inf ball of radius ``eps`` (projected by
+the same code that projects every attack in evaluation) and says what loss it trains on; the
+harness does the rest (``benchbench.regimes.base``). Random starts come from each member's own
+generator (``TrainContext.uniform``/``normal``), so the members of a stack train exactly as
+they would alone.
+
+Keys every adversarial regime accepts, besides ``Regime``'s:
+
+* ``eps`` (0.1): the L-inf radius trained against;
+* ``eps_ramp`` (0): grow eps linearly from 0 over this many epochs, batch by batch (common on
+  MNIST, where a strong attack from the first step can stall training); 0 = no ramp;
+* ``attack``: craft with a registered attack instead of the regime's own inner maximisation,
+  e.g. ``{ name = "pgd", steps = 10 }`` (any built-in or plugin attack; see
+  ``TrainContext.perturb``);
+* ``monitor`` (true): after every epoch, PGD-10 accuracy at ``eps`` on a fixed batch of
+  training images (catastrophic-overfitting watch, stored as split ``fit``);
+* ``early_stop`` (false): also evaluate each seed's best epoch by that measure (Wong et al.).
+
+Defaults come from the reference implementations, scaled down for an MLP at eps 0.1 where
+noted in each class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from benchbench.regimes.base import Regime, finite, positive_int
+
+if TYPE_CHECKING:  # torch only when training: registering regimes must stay cheap
+    import torch
+
+    from benchbench.regimes.context import TrainContext
+
+MAX_STEPS = 10_000
+
+
+def pgd_linf(ctx: TrainContext, model, x, y, *, eps: float, steps: int, step_size: float,
+             start: torch.Tensor, loss=None) -> torch.Tensor:
+    """``steps`` signed-gradient ascent steps on ``loss(logits, x_adv)`` (summed over examples;
+    default: cross-entropy with ``y``) from ``start``, each projected onto the eps-ball around
+    ``x`` and the bounds. The model is frozen in eval mode meanwhile."""
+    import torch
+    import torch.nn.functional as F
+
+    x_adv = ctx.project(start, x, eps)
+    with ctx.frozen(model):
+        for _ in range(steps):
+            x_adv = x_adv.detach().requires_grad_(True)
+            logits = model(x_adv)
+            value = F.cross_entropy(logits, y, reduction="sum") if loss is None \
+                else loss(logits)
+            (grad,) = torch.autograd.grad(value, x_adv)
+            x_adv = ctx.project(x_adv.detach() + step_size * grad.sign(), x, eps)
+    return x_adv.detach()
+
+
+def kl_per_example(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) per row, from log-probabilities (``F.kl_div``'s pointwise form, summed)."""
+    import torch.nn.functional as F
+
+    return F.kl_div(log_q, log_p, reduction="none", log_target=True).sum(1)
+
+
+def check_attack_table(attack) -> dict | None:
+    if attack is None:
+        return None
+    if not isinstance(attack, Mapping) or not isinstance(attack.get("name"), str):
+        raise ValueError("attack must be a table naming a registered attack, e.g. "
+                         f"{{ name = \"pgd\", steps = 10 }}; got {attack!r}")
+    if "eps" in attack:
+        raise ValueError("attack.eps is the regime's eps: set eps (and eps_ramp) on the regime")
+    return dict(attack)
+
+
+class _Threat:
+    """The keys and helpers every adversarial regime shares (a mixin holding no loop)."""
+
+    def _threat(self, eps, eps_ramp, attack, monitor, early_stop) -> None:
+        self.eps = finite("eps", eps, low=0.0, high=1e3, low_open=True)
+        self.eps_ramp = 0 if eps_ramp == 0 else positive_int("eps_ramp", eps_ramp,
+                                                            self.epochs)
+        self.attack = check_attack_table(attack)
+        for key, value in (("monitor", monitor), ("early_stop", early_stop)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{key} must be true or false; got {value!r}")
+        if early_stop and not monitor:
+            raise ValueError("early_stop needs monitor = true: it keeps the epoch with the best "
+                             "monitored PGD accuracy")
+        self.monitor, self.early_stop = monitor, early_stop
+        self._built = None
+
+    @property
+    def monitor_eps(self) -> float | None:
+        return self.eps if self.monitor else None
+
+    def current_eps(self, ctx: TrainContext) -> float:
+        """``eps``, ramped linearly over the first ``eps_ramp`` epochs batch by batch."""
+        if not self.eps_ramp:
+            return self.eps
+        done = (ctx.epoch - 1) + (ctx.batch + 1) / ctx.batches
+        return self.eps * min(1.0, done / self.eps_ramp)
+
+    def named_attack(self, ctx: TrainContext, model, x, y, eps: float) -> torch.Tensor:
+        if self._built is None:
+            params = {k: v for k, v in self.attack.items() if k not in ("name", "label")}
+            self._built = ctx.attack(self.attack["name"], **params)
+        return ctx.perturb(self._built, model, x, y, eps)
+
+    def crafting_attack(self) -> tuple[str, dict] | None:
+        """The registered attack crafting uses, ``(name, params)``, for validation."""
+        if self.attack is None:
+            return None
+        return self.attack["name"], {k: v for k, v in self.attack.items()
+                                     if k not in ("name", "label")}
+
+
+def _adversarial_loss(ctx: TrainContext, model, x_train, y) -> torch.Tensor:
+    import torch.nn.functional as F
+
+    logits = model(x_train)
+    losses = F.cross_entropy(logits, y, reduction="none")
+    ctx.record("loss", losses)
+    ctx.record("adv_accuracy", logits.argmax(1) == y)
+    return losses
+
+
+class FGSMAT(_Threat, Regime):
+    """FGSM adversarial training with a random start (Wong, Rice and Kolter 2020, "Fast is better
+    than free", arXiv:2001.03994).
+
+    Per batch: ``delta ~ U(-eps, eps)``, one signed-gradient step of size ``alpha`` from
+    ``x + delta``, projected onto the eps-ball and the bounds; train on the cross-entropy there.
+    ``alpha`` defaults to 1.25 eps (their MNIST script: eps 0.3, alpha 0.375). Their known
+    failure, catastrophic overfitting (PGD accuracy collapsing within an epoch while FGSM
+    accuracy stays high), is what ``monitor`` watches.
+    """
+
+    def __init__(self, *, eps: float = 0.1, alpha: float | None = None, eps_ramp: int = 0,
+                 attack: dict | None = None, monitor: bool = True, early_stop: bool = False,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._threat(eps, eps_ramp, attack, monitor, early_stop)
+        self.alpha = None if alpha is None else finite("alpha", alpha, low_open=True, high=1e3)
+
+    def craft(self, ctx, model, x, y):
+        eps = self.current_eps(ctx)
+        if self.attack is not None:
+            return self.named_attack(ctx, model, x, y, eps)
+        alpha = 1.25 * eps if self.alpha is None else self.alpha * eps / self.eps
+        start = x + ctx.uniform(x, -eps, eps)
+        return pgd_linf(ctx, model, x, y, eps=eps, steps=1, step_size=alpha, start=start)
+
+    def loss(self, ctx, model, x, x_train, y):
+        return _adversarial_loss(ctx, model, x_train, y)
+
+
+class PGDAT(_Threat, Regime):
+    """PGD adversarial training (Madry, Makelov, Schmidt, Tsipras and Vladu 2018,
+    arXiv:1706.06083): train on the cross-entropy at a PGD point of the eps-ball.
+
+    ``steps`` (10; Madry's mnist_challenge uses 40 at eps 0.3), ``step_size`` (2.5 eps / steps,
+    benchbench's ``pgd`` attack default; theirs is 0.01 at eps 0.3), ``random_start`` (true, as
+    theirs), ``adv_fraction`` (1.0, theirs: the share of each batch trained adversarially, the
+    rest clean).
+    """
+
+    def __init__(self, *, eps: float = 0.1, steps: int = 10, step_size: float | None = None,
+                 random_start: bool = True, adv_fraction: float = 1.0, eps_ramp: int = 0,
+                 attack: dict | None = None, monitor: bool = True, early_stop: bool = False,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._threat(eps, eps_ramp, attack, monitor, early_stop)
+        self.steps = positive_int("steps", steps, MAX_STEPS)
+        self.step_size = None if step_size is None else finite(
+            "step_size", step_size, low_open=True, high=1e3)
+        if not isinstance(random_start, bool):
+            raise ValueError(f"random_start must be true or false; got {random_start!r}")
+        self.random_start = random_start
+        self.adv_fraction = finite("adv_fraction", adv_fraction, low_open=True, high=1.0)
+
+    def craft(self, ctx, model, x, y):
+        eps = self.current_eps(ctx)
+        rows = len(x) // ctx.members
+        k = max(1, round(self.adv_fraction * rows))
+        if k < rows:  # the first k rows of each member's (shuffled) batch
+            part = x.view(ctx.members, rows, *x.shape[1:])[:, :k].reshape(-1, *x.shape[1:])
+            part_y = y.view(ctx.members, rows)[:, :k].reshape(-1)
+            adv = self._craft(ctx, model, part, part_y, eps)
+            out = x.clone().view(ctx.members, rows, *x.shape[1:])
+            out[:, :k] = adv.view(ctx.members, k, *x.shape[1:])
+            return out.view_as(x)
+        return self._craft(ctx, model, x, y, eps)
+
+    def _craft(self, ctx, model, x, y, eps):
+        if self.attack is not None:
+            return self.named_attack(ctx, model, x, y, eps)
+        step = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
+        start = x + ctx.uniform(x, -eps, eps) if self.random_start else x
+        return pgd_linf(ctx, model, x, y, eps=eps, steps=self.steps, step_size=step,
+                        start=start)
+
+    def loss(self, ctx, model, x, x_train, y):
+        return _adversarial_loss(ctx, model, x_train, y)
+
+
+class TRADES(_Threat, Regime):
+    """TRADES (Zhang, Yu, Jiao, Xing, El Ghaoui and Jordan 2019, arXiv:1901.08573):
+    ``CE(f(x), y) + beta * KL(f(x) || f(x_adv))``, ``x_adv`` maximising the KL from a small
+    Gaussian start (0.001 standard deviation, as their code).
+
+    ``beta`` (1.0, their train_trades_mnist.py), ``steps`` (10; theirs 40 at eps 0.3),
+    ``step_size`` (2.5 eps / steps; theirs 0.01 at eps 0.3).
+    """
+
+    def __init__(self, *, eps: float = 0.1, beta: float = 1.0, steps: int = 10,
+                 step_size: float | None = None, eps_ramp: int = 0, attack: dict | None = None,
+                 monitor: bool = True, early_stop: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._threat(eps, eps_ramp, attack, monitor, early_stop)
+        self.beta = finite("beta", beta, high=1e6)
+        self.steps = positive_int("steps", steps, MAX_STEPS)
+        self.step_size = None if step_size is None else finite(
+            "step_size", step_size, low_open=True, high=1e3)
+
+    def craft(self, ctx, model, x, y):
+        import torch
+        import torch.nn.functional as F
+
+        eps = self.current_eps(ctx)
+        if self.attack is not None:
+            return self.named_attack(ctx, model, x, y, eps)
+        with ctx.frozen(model), torch.no_grad():
+            log_p = F.log_softmax(model(x), dim=1)
+        step = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
+        return pgd_linf(ctx, model, x, y, eps=eps, steps=self.steps, step_size=step,
+                        start=x + ctx.normal(x, 0.001),
+                        loss=lambda logits: kl_per_example(
+                            log_p, F.log_softmax(logits, dim=1)).sum())
+
+    def loss(self, ctx, model, x, x_train, y):
+        import torch.nn.functional as F
+
+        nat, adv = _paired_forward(model, x, x_train, ctx.members)
+        natural = F.cross_entropy(nat, y, reduction="none")
+        robust = kl_per_example(F.log_softmax(nat, dim=1), F.log_softmax(adv, dim=1))
+        losses = natural + self.beta * robust
+        ctx.record("loss", losses)
+        ctx.record("adv_accuracy", adv.argmax(1) == y)
+        return losses
+
+
+class MART(_Threat, Regime):
+    """MART (Wang, Zou, Yi, Bailey, Ma and Gu 2020, "Improving adversarial robustness requires
+    revisiting misclassified examples"): a boosted cross-entropy at ``x_adv`` (cross-entropy plus
+    ``-log(1 - max_{k != y} p_k(x_adv))``) plus ``beta * KL(f(x) || f(x_adv)) * (1 - p_y(x))``.
+
+    ``x_adv`` is PGD on the cross-entropy from a 0.001-std Gaussian start (their code);
+    ``beta`` (6.0, their default), ``steps`` (10), ``step_size`` (2.5 eps / steps).
+    """
+
+    def __init__(self, *, eps: float = 0.1, beta: float = 6.0, steps: int = 10,
+                 step_size: float | None = None, eps_ramp: int = 0, attack: dict | None = None,
+                 monitor: bool = True, early_stop: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._threat(eps, eps_ramp, attack, monitor, early_stop)
+        self.beta = finite("beta", beta, high=1e6)
+        self.steps = positive_int("steps", steps, MAX_STEPS)
+        self.step_size = None if step_size is None else finite(
+            "step_size", step_size, low_open=True, high=1e3)
+
+    def craft(self, ctx, model, x, y):
+        eps = self.current_eps(ctx)
+        if self.attack is not None:
+            return self.named_attack(ctx, model, x, y, eps)
+        step = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
+        return pgd_linf(ctx, model, x, y, eps=eps, steps=self.steps, step_size=step,
+                        start=x + ctx.normal(x, 0.001))
+
+    def loss(self, ctx, model, x, x_train, y):
+        import torch
+        import torch.nn.functional as F
+
+        nat, adv = _paired_forward(model, x, x_train, ctx.members)
+        adv_p = adv.softmax(dim=1)
+        others = adv_p.scatter(1, y.unsqueeze(1), -1.0).argmax(dim=1)  # most likely wrong class
+        boosted = F.cross_entropy(adv, y, reduction="none") \
+            - torch.log(1.0001 - adv_p.gather(1, others.unsqueeze(1)).squeeze(1) + 1e-12)
+        nat_p = nat.softmax(dim=1)
+        kl = kl_per_example(torch.log(nat_p + 1e-12), torch.log(adv_p + 1e-12))
+        losses = boosted + self.beta * kl * (1.0000001 - nat_p.gather(1, y.unsqueeze(1))
+                                             .squeeze(1))
+        ctx.record("loss", losses)
+        ctx.record("adv_accuracy", adv.argmax(1) == y)
+        return losses
+
+
+def _paired_forward(model, x, x_train, members: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits of ``x`` and of ``x_train`` (member-major batches) from one forward pass.
+
+    A stacked model reads member ``i``'s rows as block ``i`` of its input, so the pass interleaves
+    each member's natural and crafted rows into one block of twice the rows."""
+    import torch
+
+    rows = len(x) // members
+    pair = torch.stack([x.view(members, rows, *x.shape[1:]),
+                        x_train.view(members, rows, *x.shape[1:])], dim=1)
+    logits = model(pair.view(-1, *x.shape[1:])).view(members, 2, rows, -1)
+    return (logits[:, 0].reshape(members * rows, -1),
+            logits[:, 1].reshape(members * rows, -1))
