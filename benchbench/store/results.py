@@ -172,7 +172,7 @@ def process_alive(pid: int, pid_started: str | None) -> bool:
 def run_is_stale(run: dict, host: str | None = None) -> bool:
     """A run row still "running" whose process is gone: it was killed (``kill -9``, power
     loss) before it could record how it ended. Only decidable on the host that ran it."""
-    if run.get("status") != "running" or not run.get("pid"):
+    if run.get("status") != "running" or not isinstance(run.get("pid"), int) or run["pid"] <= 0:
         return False
     return (run.get("host") == (host or socket.gethostname())
             and not process_alive(int(run["pid"]), run.get("pid_started")))
