@@ -104,9 +104,15 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
             return attack_records(net, attack, ref, x, y, epoch=epoch, bounds=bounds,
                                   batch_size=ATTACK_BATCH, members=size)
 
+    last = max(ctx.data.registry.get("regime", spec.regime.name).obj(**spec.regime.params)
+               .checkpoint_epochs) if any(ref.at == "last" for ref, _ in attacks) else None
     for ref, attack in attacks:
+        if ref.at == "last" and epoch != last:
+            continue
         ctx.events.evaluating(spec, epoch, ref.label)
         x, y = data[ref.split]
+        if ref.rows is not None:
+            x, y = x[:ref.rows], y[:ref.rows]
         if members == 1 or getattr(attack, "per_example", False):
             try:
                 if not failed:

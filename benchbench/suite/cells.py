@@ -40,6 +40,18 @@ class AttackRef:
     eps: tuple[float, ...]
     split: str = "test"
     params: dict[str, Any] = field(default_factory=dict)
+    rows: int | None = None  # attack only the split's first ``rows`` rows (None: all)
+    at: str = "all"  # "all" checkpoints, or the "last" one only
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data; ``rows`` and ``at`` only when set, so that suites written before they
+        existed keep their cell ids."""
+        out = asdict(self)
+        if self.rows is None:
+            del out["rows"]
+        if self.at == "all":
+            del out["at"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,7 @@ class CellSpec:
     attacks: tuple[AttackRef, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "attacks": [a.to_dict() for a in self.attacks]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

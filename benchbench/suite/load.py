@@ -22,6 +22,7 @@ from benchbench.suite.cells import AttackRef, CellSpec, ComponentRef, DatasetRef
 TOP_KEYS = ("suite", "dataset", "model", "regime", "attacks")
 SUITE_KEYS = ("name", "seeds", "description")
 ATTACK_SPLITS = ("train", "test")
+ATTACK_AT = ("all", "last")  # every checkpoint, or the last one only
 
 # Limits (README, "What benchbench refuses"): each error names the one it hit.
 MAX_SUITE_BYTES = 1_000_000  # a suite file is a few hundred bytes; 1 MB is far beyond any grid
@@ -315,7 +316,8 @@ def load_suite(path: str | Path, registry) -> Suite:
     items = check.tables(raw_attacks, "attacks") if raw_attacks else []
     if len(items) > MAX_ATTACKS:
         raise check.fail("attacks", f"{len(items):,} attacks; at most {MAX_ATTACKS} are allowed")
-    for where, name, label, params, raw in _labelled(check, items, "attacks", ("eps", "split"),
+    for where, name, label, params, raw in _labelled(check, items, "attacks",
+                                                     ("eps", "split", "rows", "at"),
                                                      indexed=True):
         params = _check_plugin(check, registry, "attack", where, name, params)
         eps = _eps(check, f"{where}.eps", raw.get("eps"), ds_name, ds_cls,
@@ -327,7 +329,16 @@ def load_suite(path: str | Path, registry) -> Suite:
         if label == CLEAN:
             raise check.fail(f"{where}.label", f"{CLEAN!r} is reserved for the clean metrics; "
                              "give the attack another label")
-        attacks.append(AttackRef(name, label, eps, split, params))
+        rows = raw.get("rows")
+        if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool)
+                                 or not 1 <= rows <= 10_000_000):
+            raise check.fail(f"{where}.rows", "the number of the split's first rows to attack, "
+                             f"an integer from 1 to 10,000,000 (absent: all); got {_short(rows)}")
+        at = raw.get("at", "all")
+        if at not in ATTACK_AT:
+            raise check.fail(f"{where}.at", f"which checkpoints to attack: one of "
+                             f"{', '.join(ATTACK_AT)}; got {_short(at)}")
+        attacks.append(AttackRef(name, label, eps, split, params, rows=rows, at=at))
 
     return Suite(str(path), suite_name, description, seeds, dataset,
                  tuple(refs["model"]), tuple(refs["regime"]), tuple(attacks), text)
