@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
+
+import pytest
 
 from benchbench import hookspecs
 from benchbench.engine.runner import validate_suite
@@ -14,8 +17,33 @@ README = (ROOT / "README.md").read_text()
 HOOKS = [name for name in vars(hookspecs) if name.startswith("register_")]
 
 
-def code_blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+def code_blocks(lang: str, text: str = README) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
+
+
+def section(title: str) -> str | None:
+    """The README's text under the heading ``title`` (any level), up to the next heading of the
+    same or a higher level, fenced code skipped; None when there is no such heading."""
+    lines, level, out, fenced = README.splitlines(keepends=True), None, [], False
+    for line in lines:
+        if line.startswith("```"):
+            fenced = not fenced
+        heading = None if fenced else re.match(r"(#+) (.*?)\s*$", line)
+        if level is None:
+            if heading and heading[2] == title:
+                level = len(heading[1])
+            continue
+        if heading and len(heading[1]) <= level:
+            break
+        out.append(line)
+    return None if level is None else "".join(out)
+
+
+def is_subtable(part: dict, whole: dict) -> bool:
+    """Every key of ``part`` is in ``whole`` with the same value (tables compared the same way)."""
+    return all(k in whole and (is_subtable(v, whole[k]) if isinstance(v, dict)
+                               and isinstance(whole[k], dict) else v == whole[k])
+               for k, v in part.items())
 
 
 def test_every_hook_is_documented_in_the_readme_and_has_a_test():
@@ -28,11 +56,49 @@ def test_every_hook_is_documented_in_the_readme_and_has_a_test():
 
 
 def test_walkthrough_code_is_the_example_plugin():
+    text = section("Writing an attack plugin")
+    assert text is not None, "README.md lost its 'Writing an attack plugin' section"
     plugin = ROOT / "plugins" / "benchbench-example-attack"
     code = (plugin / "benchbench_example_attack" / "__init__.py").read_text()
-    assert code in code_blocks("python")
-    entry = code_blocks("toml")[-1]
+    assert code in code_blocks("python", text)
+    [entry] = code_blocks("toml", text)
     assert entry in (plugin / "pyproject.toml").read_text()
+
+
+REGIME_SECTION = "Writing a regime plugin"
+
+
+def test_regime_walkthrough_code_is_the_example_regime_plugin():
+    """README "## Writing a regime plugin" shows plugins/benchbench-example-regime as shipped:
+    its whole module, its entry point (part of its pyproject.toml), suite keys the class
+    accepts, and the kit test from its own tests."""
+    text = section(REGIME_SECTION)
+    if text is None:
+        pytest.skip(f"README.md has no '## {REGIME_SECTION}' section yet (to be added with the "
+                    "walk-through of plugins/benchbench-example-regime); once it exists this "
+                    "test must pass")
+    plugin = ROOT / "plugins" / "benchbench-example-regime"
+    code = (plugin / "benchbench_example_regime" / "__init__.py").read_text()
+    python = code_blocks("python", text)
+    assert code in python, "the section's code block is not the plugin's __init__.py, verbatim"
+    tests = "".join(p.read_text() for p in (plugin / "tests").glob("test_*.py"))
+    for block in python:
+        if block != code:  # any other snippet (the kit test) is the plugin's own test code
+            assert block in tests, block
+
+    pyproject = tomllib.loads((plugin / "pyproject.toml").read_text())
+    tables = [tomllib.loads(block) for block in code_blocks("toml", text)]
+    [entry] = [t for t in tables if "entry-points" in t.get("project", {})]
+    assert entry["project"]["entry-points"] == {
+        "benchbench": {"example_regime": "benchbench_example_regime"}}
+    assert is_subtable(entry, pyproject), "the entry-point snippet differs from pyproject.toml"
+
+    from benchbench_example_regime import NoiseTraining
+
+    for table in tables:  # a suite snippet's [regime] keys build the regime
+        regime = table.get("regime")
+        if isinstance(regime, dict) and regime.get("name") == "noise_training":
+            NoiseTraining(**{k: v for k, v in regime.items() if k != "name"})
 
 
 def test_readme_suite_example_is_a_valid_suite(registry, tmp_path):
