@@ -38,12 +38,13 @@ KEYS = {  # the schema's own keys, section by section
     "dataset": ["name", "train", "test", *REGISTRY.params_of("dataset", "digits")],
     "model": ["name", "label", *REGISTRY.params_of("model", "mlp")],
     "regime": ["name", "label", *REGISTRY.params_of("regime", "standard")],
-    "attacks": ["name", "label", "eps", "split",
+    "attacks": ["name", "label", "eps", "split", "rows", "at",
                 *sorted({p for a in ATTACKS for p in REGISTRY.params_of("attack", a)})],
 }
 WORDS = ["", ".", "..", "a/b", "none", "train", "test", "train[5:2]", "train[5000:]",
          "test[-1:]", "train[:1]", "digits", "mnist", "mlp", "standard", "fgsm", "pgd", "bim",
-         "linf", "l2", "adam", "sgd", "relu", "xavier_uniform", "float64", "ce", "margin"]
+         "linf", "l2", "adam", "sgd", "relu", "xavier_uniform", "float64", "ce", "margin",
+         "all", "last"]
 
 scalars = st.one_of(
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
