@@ -10,6 +10,10 @@ Attacks without an eps (Carlini-Wagner, DeepFool, HopSkipJump) run once; the har
 their result onto each eps-ball. ``art.autoattack`` takes ``attacks``, a list of ensemble
 members by name (``apgd_ce``, ``apgd_dlr``, ``deepfool``, ``square``; default all four, ART's
 own ensemble) and ``max_iter`` for each member.
+
+ART's adversarial trainers are registered here too, as regimes (``benchbench.art_regimes``),
+through the same install check: without ART they are listed with "needs benchbench[art]" and a
+suite naming one is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -37,13 +41,23 @@ SPECS = {
 }
 
 
+def art_missing() -> bool:
+    """Whether ART is absent (checked without importing it: registration stays cheap)."""
+    return importlib.util.find_spec("art") is None
+
+
+def art_import(module: str, what: str = "attack"):
+    """ART's ``module`` (e.g. ``"art.attacks.evasion"``), or a ValueError saying that this
+    ``what`` needs the extra and how to install it (a suite naming it is then refused)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ValueError(f"this {what} {INSTALL}") from None
+
+
 def art_class(name: str):
     """The ART attack class, or a ValueError with the install command."""
-    try:
-        from art.attacks import evasion
-    except ImportError:
-        raise ValueError(f"this attack {INSTALL}") from None
-    return getattr(evasion, name)
+    return getattr(art_import("art.attacks.evasion"), name)
 
 
 class ARTAttack:
@@ -174,6 +188,15 @@ def adapters() -> dict[str, type]:
 
 @hookimpl
 def register_attacks(register):
-    missing = importlib.util.find_spec("art") is None
+    missing = art_missing()
     for name, cls in adapters().items():
         register(name, cls, summary=cls.__doc__ + (f" ({INSTALL})" if missing else ""))
+
+
+@hookimpl
+def register_regimes(register):
+    from benchbench.art_regimes import ADAPTERS
+
+    missing = art_missing()
+    for name, cls in ADAPTERS.items():
+        register(name, cls, summary=cls.summary + (f" ({INSTALL})" if missing else ""))
