@@ -21,7 +21,15 @@ def build(registry, kind: str, name: str, params: dict):
         problem = contract_problem(cls)
         if problem:
             raise TypeError(f"regime {name!r} ({getattr(cls, '__qualname__', cls)}) {problem}")
-    return cls(**params)
+    obj = cls(**params)
+    crafting = getattr(obj, "crafting_attack", None)  # optional: the attack a regime crafts with
+    named = crafting() if kind == "regime" and callable(crafting) else None
+    if named is not None:
+        try:
+            build(registry, "attack", *named)
+        except Exception as exc:  # noqa: BLE001 - any plugin error, said with its key
+            raise ValueError(f"attack: {named[0]!r}: {type(exc).__name__}: {exc}") from None
+    return obj
 
 
 class DataCache:
