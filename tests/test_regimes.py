@@ -214,7 +214,7 @@ def test_adversarial_regimes_stack_like_alone_and_record_training(registry, tmp_
     assert stacked[COLS[:-1]].equals(alone[COLS[:-1]])
     assert (stacked.value - alone.value).abs().max() <= 1e-9
     fit = stacked[stacked.split == "fit"]
-    assert set(zip(fit.attack, fit.metric)) == {("none", "loss"), ("none", "adv_accuracy"),
+    assert set(zip(fit.attack, fit.metric, strict=True)) == {("none", "loss"), ("none", "adv_accuracy"),
                                                 ("pgd_monitor", "accuracy")}
     assert sorted(fit.epoch.unique()) == [1, 2]  # every epoch, not only the checkpoints
     # adversarial training is not standard training: crafted inputs are harder
@@ -251,7 +251,7 @@ def test_early_stop_evaluates_each_seeds_best_epoch(registry, tmp_path):
         "fgsm_at", epochs=4, checkpoints="[4]", eps=0.1, early_stop=True, lr=0.01)))
     run(load_suite(path, registry), registry, tmp_path / "run")
     data, _ = tidy(tmp_path / "run")
-    for seed, mine in data.groupby("seed"):
+    for _, mine in data.groupby("seed"):
         monitor = mine[mine.attack == "pgd_monitor"].set_index("epoch").value
         best = int(mine[mine.metric == "best_epoch"].value.iloc[0])
         assert monitor[best] == monitor.max() and best == monitor.idxmax()
