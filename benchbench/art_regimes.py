@@ -172,14 +172,21 @@ class ARTRegime:
                                  clip_values=tuple(float(b) for b in bounds),
                                  device_type="gpu" if str(device).startswith("cuda") else "cpu")
 
-    def train(self, *, model, x, y, seed: int, context) -> Iterator[int]:
+    def train(self, *, model, x, y, seed: int, context=None) -> Iterator[int]:
         """Train ``model`` in place with ART's trainer, yielding after every epoch.
 
-        numpy's and torch's global RNGs are seeded from ``seed`` and kept as this run's own
-        streams; deterministic only as far as ART is."""
+        ``context`` (the harness's ``TrainContext``) gives the data bounds (ART's
+        ``clip_values``) and the device; without one (called outside the harness) the data's
+        own range and ``x``'s device are used. numpy's and torch's global RNGs are seeded from
+        ``seed`` and kept as this run's own streams; deterministic only as far as ART is."""
         import numpy as np
         import torch
 
+        if context is None:
+            from types import SimpleNamespace
+
+            context = SimpleNamespace(bounds=(x.min().item(), x.max().item()),
+                                      device=x.device.type)
         with torch.no_grad():
             classes = int(model(x[:1]).shape[1])
         xn = x.detach().cpu().numpy().astype(np.float32, copy=True)  # ART never sees x itself

@@ -257,3 +257,15 @@ def test_art_madry_pgd_matches_benchbench_pgd_at(tmp_path):
     assert abs(ours.mean() - theirs.mean()) <= 0.03, (ours.tolist(), theirs.tolist())
     assert ((ours - theirs).abs() <= 0.05).all(), (ours.tolist(), theirs.tolist())
     assert min(ours.mean(), theirs.mean()) >= by["standard"].mean() + 0.08
+
+
+@needs_art
+@pytest.mark.parametrize("name", NAMES)
+def test_each_trainer_passes_the_regime_kit(name):
+    """The kit's checks for a self-driven regime (trains to every checkpoint, leaves the data
+    alone, deterministic under a seed); float32, as ART computes."""
+    from benchbench import art_regimes
+    from benchbench.testing import check_regime
+
+    keys = {} if name == "art.fbf" else {"max_iter": 3}
+    check_regime(art_regimes.ADAPTERS[name], dtype="float32", **keys)
