@@ -214,8 +214,8 @@ def test_adversarial_regimes_stack_like_alone_and_record_training(registry, tmp_
     assert stacked[COLS[:-1]].equals(alone[COLS[:-1]])
     assert (stacked.value - alone.value).abs().max() <= 1e-9
     fit = stacked[stacked.split == "fit"]
-    assert set(zip(fit.attack, fit.metric, strict=True)) == {("none", "loss"), ("none", "adv_accuracy"),
-                                                ("pgd_monitor", "accuracy")}
+    assert set(zip(fit.attack, fit.metric, strict=True)) == {
+        ("none", "loss"), ("none", "adv_accuracy"), ("pgd_monitor", "accuracy")}
     assert sorted(fit.epoch.unique()) == [1, 2]  # every epoch, not only the checkpoints
     # adversarial training is not standard training: crafted inputs are harder
     assert (fit[fit.metric == "adv_accuracy"].value < 1).all()
