@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUITE ?= suites/overfit_mnist.toml
 EXAMPLE := plugins/benchbench-example-attack
+EXAMPLE_REGIME := plugins/benchbench-example-regime
 
 .PHONY: run test lint setup clean-venv
 
@@ -17,8 +18,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(EXAMPLE)/pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e ".[dev,art]" -e $(EXAMPLE)
+$(VENV)/.installed-dev: pyproject.toml $(EXAMPLE)/pyproject.toml $(EXAMPLE_REGIME)/pyproject.toml \
+		$(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[dev,art]" -e $(EXAMPLE) -e $(EXAMPLE_REGIME)
 	touch $@
 
 setup: $(VENV)/.installed

@@ -17,7 +17,7 @@ from benchbench.engine.resume import resume_path
 from benchbench.engine.runner import run_suite
 from benchbench.regimes.memberwise import MemberwiseOptimizer
 from benchbench.regimes.standard import StandardTraining
-from benchbench.store.results import read_store
+from benchbench.store.results import open_store, read_store
 from benchbench.store.rundir import MARKER
 from benchbench.suite.load import load_suite
 from benchbench.testing import isolated_registry
@@ -162,8 +162,9 @@ def test_an_unreadable_resume_file_means_starting_over(write_suite, registry, tm
     out = tmp_path / "torn"
     target = resume_path(out / "checkpoints", suite.cells())
     target.parent.mkdir(parents=True)
-    (out / MARKER).touch()  # a run directory benchbench made, left with only a resume file
     for junk in (b"not a torch file", [1, 2], {"identity": "another unit"}):
+        (out / MARKER).touch()  # a run directory benchbench made: its store, a resume file
+        open_store(out / "results.sqlite").close()
         if isinstance(junk, bytes):
             target.write_bytes(junk)
         else:
@@ -174,7 +175,6 @@ def test_an_unreadable_resume_file_means_starting_over(write_suite, registry, tm
         assert tidy(out)[0].equals(tidy(tmp_path / "whole")[0])
         shutil.rmtree(out)
         target.parent.mkdir(parents=True)
-        (out / MARKER).touch()
 
 
 @pytest.mark.parametrize("kind", ["adam", "sgd"])
