@@ -1,6 +1,7 @@
 """Speed of benchbench's engine against the usual ways, as ratios measured in one run.
 
     python benchmarks/engine.py [--repeats 5] [--steps 550] [--full] [--eval] [--synthetic]
+                                [--threads N] [--at]
 
 Variants run interleaved (A B C A B C ...) and each ratio is the median of per-round ratios, so
 machine noise that hits a whole round cancels. Training is timed on ``--steps`` batches of 100
@@ -10,11 +11,20 @@ The floor is the epoch's FLOPs (forward, weight gradients, input gradients of la
 the rate of a large sgemm measured in the same round. ``--eval`` also times evaluating 10
 checkpoints of 5 seeds per checkpoint (the engine) against one stack of all 50. Ends with one
 summary line.
+
+``--at`` times PGD-10 adversarial training instead (eps 0.1, step 0.025, random start; 20
+batches by default): benchbench's ``pgd_at`` with 5 seeds stacked through ``Trainer`` against
+its floor (per batch 10 x [forward + input gradients] + one training step, at the sgemm rate
+of the round), a plain loop calling ``torchattacks.PGD`` per seed (if installed) and ART's
+``AdversarialTrainerMadryPGD.fit``; it ends with ``at_over_floor=X at_speedup_vs_plain=Y
+at_speedup_vs_art=Z`` (nan for a comparison whose library is missing).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
 import platform
 import statistics
@@ -67,10 +77,15 @@ def sgemm_gflops(size: int = 2048, dtype=torch.float32) -> float:
     return 3 * 2 * size**3 / (time.perf_counter() - t) / 1e9
 
 
-def epoch_flops(sizes: list[int], n: int = EPOCH_IMAGES) -> float:
+def epoch_flops(sizes: list[int], n: int = EPOCH_IMAGES, craft_steps: int = 0) -> float:
+    """FLOPs of one epoch of ``n`` images through the MLP of layer widths ``sizes``: per batch
+    one training step (forward, weight gradients, input gradients of layers 2..n) and, for
+    adversarial training, ``craft_steps`` crafting steps (forward and every layer's input
+    gradient, no weight gradients)."""
     layers = list(zip(sizes[:-1], sizes[1:], strict=True))
     fwd = sum(i * o for i, o in layers)
-    return 2 * n * (2 * fwd + sum(i * o for i, o in layers[1:]))
+    train = 2 * fwd + sum(i * o for i, o in layers[1:])
+    return 2 * n * (train + craft_steps * 2 * fwd)
 
 
 def models(seeds=SEEDS, dtype=torch.float32):
@@ -217,6 +232,147 @@ def eval_all_checkpoints(x, y, xt, yt, checkpoints, scale):
     return timed(lambda: evaluate_stack(stack, SEEDS * checkpoints, x, y, xt, yt, scale))
 
 
+# --- adversarial training (--at): PGD-10 training, seconds per model-epoch ------------------
+AT_EPS, AT_STEPS, AT_BATCHES = 0.1, 10, 20
+AT_STEP_SIZE = 2.5 * AT_EPS / AT_STEPS  # pgd_at's default step, given to every variant
+
+
+def at_engine(x, y):
+    """benchbench's ``pgd_at``: ``SEEDS`` seeds stacked through the harness's ``Trainer`` (as
+    ``benchbench run`` trains them), the per-epoch monitor off (timed apart: ``at_monitor``).
+    Returns seconds per model-epoch, of all the work and of ``craft`` alone."""
+    from benchbench.engine.training import Trainer
+    from benchbench.regimes.adversarial import PGDAT
+    from benchbench.regimes.context import TrainContext
+
+    seeds = list(range(SEEDS))
+    regime = PGDAT(eps=AT_EPS, steps=AT_STEPS, lr=0.002, batch_size=BATCH, epochs=1,
+                   monitor=False)
+    ctx = TrainContext(SEEDS, tuple(seeds), (0.0, 1.0), x.dtype, "cpu", log=lambda _: None)
+    trainer = Trainer(regime, model=stack_mlps(models(dtype=x.dtype)), x=x, y=y, seeds=seeds,
+                      ctx=ctx, stacked=True)
+    craft, crafting = regime.craft, []
+
+    def timed_craft(*args):
+        t = time.perf_counter()
+        out = craft(*args)
+        crafting.append(time.perf_counter() - t)
+        return out
+
+    regime.craft = timed_craft  # the trainer calls the instance's craft
+    scale = EPOCH_IMAGES / len(x) / SEEDS
+    return timed(lambda: list(trainer.epochs())) * scale, sum(crafting) * scale
+
+
+def at_monitor(x, y):
+    """What ``pgd_at``'s default monitor adds to every epoch, per model: PGD-10 accuracy on the
+    first 1,000 training images, stacked (``Trainer``'s own method; not scaled: a fixed cost)."""
+    from benchbench.engine.training import Trainer
+    from benchbench.regimes.adversarial import PGDAT
+    from benchbench.regimes.context import TrainContext
+
+    seeds = list(range(SEEDS))
+    ctx = TrainContext(SEEDS, tuple(seeds), (0.0, 1.0), x.dtype, "cpu", log=lambda _: None)
+    trainer = Trainer(PGDAT(eps=AT_EPS, lr=0.002, batch_size=BATCH, epochs=1),
+                      model=stack_mlps(models(dtype=x.dtype)), x=x, y=y, seeds=seeds,
+                      ctx=ctx, stacked=True)
+    return timed(lambda: trainer._monitor(1, AT_EPS)) / SEEDS
+
+
+def at_torchattacks(x, y):
+    """The plain PyTorch loop: per seed its own model, default Adam and ``torchattacks.PGD``
+    (random start, 10 signed steps, clamp) on every batch."""
+    import torchattacks
+
+    total = 0.0
+    for model in models(dtype=x.dtype):
+        opt = torch.optim.Adam(model.parameters(), lr=0.002)
+        atk = torchattacks.PGD(model, eps=AT_EPS, alpha=AT_STEP_SIZE, steps=AT_STEPS,
+                               random_start=True)
+
+        def loop(model=model, opt=opt, atk=atk):
+            perm = torch.randperm(len(x))
+            for start in range(0, len(x), BATCH):
+                idx = perm[start:start + BATCH]
+                xb, yb = x[idx], y[idx]
+                loss = F.cross_entropy(model(atk(xb, yb)), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        total += timed(loop)
+    return total / SEEDS * EPOCH_IMAGES / len(x)
+
+
+def at_art(x, y):
+    """ART's ``AdversarialTrainerMadryPGD.fit``, one seed (its PGD crafts in ART's default
+    batches of 32, which the trainer does not expose)."""
+    from art.defences.trainer import AdversarialTrainerMadryPGD
+    from art.estimators.classification import PyTorchClassifier
+
+    model = models(1, dtype=x.dtype)[0]
+    clf = PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(),
+                            optimizer=torch.optim.Adam(model.parameters(), lr=0.002),
+                            input_shape=(1, 28, 28), nb_classes=10, clip_values=(0.0, 1.0))
+    trainer = AdversarialTrainerMadryPGD(clf, nb_epochs=1, batch_size=BATCH, eps=AT_EPS,
+                                         eps_step=AT_STEP_SIZE, max_iter=AT_STEPS,
+                                         num_random_init=1)
+    xn, yn = x.numpy(), y.numpy()
+    with contextlib.redirect_stderr(io.StringIO()):  # its progress bars
+        return timed(lambda: trainer.fit(xn, yn)) * EPOCH_IMAGES / len(x)
+
+
+def at_section(synthetic: bool, steps: int, repeats: int, have_art: bool) -> None:
+    """PGD-10 adversarial training, interleaved rounds; ends with the ``at_*`` summary line."""
+    try:
+        import torchattacks  # noqa: F401
+        have_torchattacks = True
+    except ImportError:
+        have_torchattacks = False
+        print("torchattacks not installed: no plain-loop comparison "
+              "(pip install torchattacks)")
+    x, y, source = mnist_like(synthetic, steps * BATCH)
+    print(f"benchbench adversarial-training benchmark: {platform.machine()}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, data {source}, "
+          f"{repeats} rounds of {steps} batches of {BATCH}")
+    variants = {"torchattacks": at_torchattacks} if have_torchattacks else {}
+    if have_art:
+        variants["art_madry"] = at_art
+    flops = epoch_flops([784, *HIDDEN, 10], craft_steps=AT_STEPS)
+    times: dict[str, list[float]] = {k: [] for k in ["floor", "pgd_at", *variants]}
+    crafting, monitor = [], []
+    for _ in range(repeats):
+        times["floor"].append(flops / (sgemm_gflops() * 1e9))
+        total, craft = at_engine(x, y)
+        times["pgd_at"].append(total)
+        crafting.append(craft)
+        monitor.append(at_monitor(x, y))
+        for name, fn in variants.items():
+            times[name].append(fn(x, y))
+    med = statistics.median
+    print(f"\nPGD-{AT_STEPS} adversarial training at eps {AT_EPS} (step {AT_STEP_SIZE:g}, random "
+          f"start), {SEEDS} seeds, seconds per model-epoch of {EPOCH_IMAGES:,} images (median of "
+          f"{repeats}; {flops / 1e9:.1f} GFLOP per model-epoch)")
+    refs = [r for r in ("torchattacks", "art_madry") if r in times]
+    for name in times:
+        faster = "".join(f"   {median_ratio(times, name, r):5.2f}x faster than {r}"
+                         for r in refs)
+        print(f"  {name:<13} {med(times[name]):7.3f} s   "
+              f"{median_ratio(times, 'floor', name):5.2f}x floor{faster}")
+        if name == "pgd_at":
+            share = med(c / t for c, t in zip(crafting, times["pgd_at"], strict=True))
+            print(f"    crafting    {med(crafting):7.3f} s   {share:.0%} of pgd_at (the rest: "
+                  "training steps, loop)")
+            print(f"    + monitor   {med(monitor):7.3f} s   per epoch, not in pgd_at (PGD-10 on "
+                  "1,000 training images, on by default)")
+    ratios = {"at_over_floor": median_ratio(times, "floor", "pgd_at"),
+              "at_speedup_vs_plain": median_ratio(times, "pgd_at", "torchattacks")
+              if have_torchattacks else math.nan,
+              "at_speedup_vs_art": median_ratio(times, "pgd_at", "art_madry")
+              if have_art else math.nan}
+    print(" ".join(f"{k}={v:.2f}" for k, v in ratios.items()))
+    assert math.isfinite(ratios["at_over_floor"])
+
+
 def median_ratio(times: dict, a, b) -> float:
     """Median over rounds of time(b) / time(a): how many times faster a is than b."""
     return statistics.median(tb / ta for ta, tb in zip(times[a], times[b], strict=True))
@@ -225,19 +381,30 @@ def median_ratio(times: dict, a, b) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=550,
-                    help="training batches timed per variant (550: one whole epoch)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="training batches timed per variant (default 550: one whole epoch; "
+                         f"with --at, {AT_BATCHES})")
     ap.add_argument("--full", action="store_true", help="also time the whole overfit_mnist suite")
     ap.add_argument("--synthetic", action="store_true", help="random MNIST-sized data")
     ap.add_argument("--eval", action="store_true",
                     help="also time checkpoint evaluation batched across checkpoints (3 rounds)")
+    ap.add_argument("--at", action="store_true",
+                    help="time PGD adversarial training instead (its own rounds and summary)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for every variant and the floor's sgemm (default: torch's)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     keep_freed_memory()  # as `benchbench run` does, for every variant alike
     try:
         import art  # noqa: F401
         have_art = True
     except ImportError:
         have_art = False
+    if args.at:
+        at_section(args.synthetic, args.steps or AT_BATCHES, args.repeats, have_art)
+        return
+    args.steps = args.steps or 550
     x, y, source = mnist_like(args.synthetic, max(args.steps * BATCH, EPOCH_IMAGES))
     xt, yt = x[:10_000], y[:10_000]
     xs, ys = x[:args.steps * BATCH], y[:args.steps * BATCH]
