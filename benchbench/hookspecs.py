@@ -24,29 +24,52 @@ What each kind of object must provide (duck-typed, no base classes needed):
   rows, without autograd; regimes training on cross-entropy then call it instead of
   ``loss.backward()``.
 * dataset class: ``cls(**params)`` with ``splits``, ``bounds``, ``num_classes``, ``input_shape``,
-  ``load(split, *, data_dir) -> (x, y)`` and ``prepare(*, data_dir, log) -> str``.
+  ``load(split, *, data_dir) -> (x, y)`` and ``prepare(*, data_dir, log) -> str``. ``load``
+  returns ``x`` as ``Tensor[N, *input_shape]`` (any float dtype; the harness converts it:
+  digits gives ``[N, 1, 8, 8]``, MNIST ``[N, 1, 28, 28]``, pixels in ``bounds``) and ``y`` as
+  ``Tensor[N]`` of int64 class indices; ``prepare`` makes the data available (download, verify)
+  and returns one line saying where it came from. Optional: ``split_sizes: dict[str, int]``, the
+  number of rows of each base split (e.g. ``{"train": 60000, "test": 10000}``); when present, a
+  suite's split expression that selects no rows, or whose start or stop lies beyond those rows,
+  is refused before anything runs.
 * attack class: ``cls(**params)`` with ``norm`` (``"linf"`` or ``"l2"``) and
   ``perturb(model, x, y, *, eps, bounds) -> Tensor[len(eps), *x.shape]`` (``bounds`` is the
   data range ``(lo, hi)``). The harness puts the model in eval mode, projects onto the eps-ball
   and the data bounds and counts successes. Optional
   capability: ``per_example = True`` when each example's result depends only on that example,
   its label and the model (no random draws, no coupling across the batch); such attacks run on
-  all seeds of a stacked model at once.
-* regime class: ``cls(**params)`` with ``epochs``, ``checkpoint_epochs``, ``dtype`` and
-  ``train(*, model, x, y, seed) -> Iterator[int]`` yielding after every epoch (the harness saves
-  and evaluates at ``checkpoint_epochs``). Optional: ``train_stacked(*, model, x, y, seeds)``,
-  the same for a stacked model whose member ``i`` must see what ``train(seed=seeds[i])`` sees;
-  and a class attribute ``member_params``, the parameter names that may differ between the
-  members of one stack (cells differing only in those and in the seed then stack), in which
-  case ``train_stacked`` also takes ``regimes=`` (member ``i`` trains as ``regimes[i]`` would).
-  And ``resumable = True`` when both take ``state=``, a dict the regime keeps current before
-  every yield: ``state["epoch"]`` (the epoch just trained) and ``state["optimizer"]`` (anything
-  with ``state_dict()``/``load_state_dict()``). Given ``state["epoch"]`` and
-  ``state["optimizer_state"]`` on entry, it loads that state and trains on from the next epoch,
-  drawing the same shuffles as if it had never stopped (the model already holds that epoch's
-  weights, torch's RNG its state, so what runs before the first epoch trained must not draw
-  from it): the harness then resumes an interrupted cell from its last checkpoint, bit for bit
-  (``benchbench.engine.resume``).
+  all seeds of a stacked model at once, in evaluation and when a regime crafts with them.
+* regime class, one of two kinds:
+
+  - **harness-driven** (the usual kind): a subclass of ``benchbench.regimes.Regime``, which
+    owns the training loop (epochs, shuffles, batches, the optimiser, stacking seeds into one
+    model, checkpoints, resume; ``benchbench.engine.training``). The subclass implements either
+    or both of ``craft(ctx, model, x, y) -> x_train`` (the inputs to train on, shaped like the
+    batch ``x``; default ``x``) and ``loss(ctx, model, x, x_train, y) -> Tensor[N]`` (one loss
+    per example; default the cross-entropy of ``model(x_train)``; the harness averages each
+    member's rows). ``ctx`` is a ``benchbench.regimes.context.TrainContext``: the data bounds,
+    dtype and device, one seeded generator per member (``ctx.uniform``, ``ctx.normal``), the
+    evaluation's projection (``ctx.project``), any registered attack (``ctx.attack``,
+    ``ctx.perturb``), frozen-model input gradients (``ctx.frozen``) and per-epoch records
+    (``ctx.record``, stored as split ``fit``). Class capabilities, declared, never inferred:
+    ``stackable`` (default True: ``craft``/``loss`` act on each member's rows alone and draw only
+    from ``ctx``, so a stack's member ``i`` trains exactly as seed ``i`` alone) and
+    ``member_params`` (parameters that may differ within one stack; default ``lr``,
+    ``momentum``, ``weight_decay``). Optional: ``monitor_eps`` (the eps of the per-epoch PGD
+    accuracy on a fixed training batch, the catastrophic-overfitting watch; None: off),
+    ``early_stop`` (also evaluate each seed's best monitored epoch) and ``crafting_attack() ->
+    (name, params) | None`` (the registered attack ``craft`` uses, built during validation).
+    Such a regime resumes bit for bit. It must not define ``train`` or ``train_stacked``: such a
+    class is refused, naming it, since the harness would never call them.
+  - **self-driven** (a library's own ``fit`` loop, e.g. ART's trainers): not a ``Regime``; it
+    has ``epochs``, ``checkpoint_epochs``, ``dtype`` and ``train(*, model, x, y, seed[,
+    context]) -> Iterator[int]`` that trains ``model`` in place and yields after each epoch
+    (``context`` is the ``TrainContext``, passed if ``train`` names it). It trains alone (never
+    stacked) and starts over when a run is resumed.
+
+  Either kind must reach every epoch of ``checkpoint_epochs``: a cell whose training stops
+  before one fails, saying so. A member whose weights or numbers stop being finite fails with
+  "diverged at epoch N"; the other members of its stack are stored.
 """
 
 from __future__ import annotations
@@ -95,8 +118,10 @@ def register_attacks(register: Register) -> None:
 
 @hookspec
 def register_regimes(register: Register) -> None:
-    """Register training regimes, e.g. ``register("standard", StandardTraining)``.
+    """Register training regimes, e.g. ``register("pgd_at", PGDAT)``.
 
-    The class is built with the suite's ``[regime]`` keys and trains a model in place, yielding
-    after every epoch; the harness saves and evaluates the model at ``checkpoint_epochs``.
+    The class is built with the suite's ``[regime]`` keys (its keyword-only ``__init__``
+    parameters, its base's too when it forwards ``**kwargs``). A ``Regime`` subclass supplies
+    ``craft``/``loss`` and the harness trains; a self-driven class trains in ``train``. Either
+    way the harness saves and evaluates the model at ``checkpoint_epochs``.
     """
