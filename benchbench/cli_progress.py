@@ -62,11 +62,12 @@ class RichEvents(Events):
 
 def print_summary(summary) -> None:
     from benchbench.report.tables import summary_tables
+    from benchbench.report.training import split_fit
     from benchbench.store.results import read_store
 
     out = Console()
     with read_store(summary.run_dir) as store:
-        tables = summary_tables(store.tidy())
+        tables = summary_tables(split_fit(store.tidy())[0])  # the report shows training records
     for st in tables:
         table = Table(title=st.title, caption=f"mean ± std over seeds {list(st.seeds)}")
         frame = st.formatted()

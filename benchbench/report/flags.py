@@ -45,7 +45,8 @@ def attack_info(cells: list[dict], norms: dict[str, str | None] | None = None
                 norm = norms[label]
             else:
                 norm = params.get("norm", "linf" if name in CORE else None)
-            info[label] = {"name": name, "params": params, "norm": norm}
+            info[label] = {"name": name, "params": params, "norm": norm,
+                           "rows": attack.get("rows"), "at": attack.get("at", "all")}
     return info
 
 

@@ -6,6 +6,7 @@ import json
 
 from benchbench.report.flags import LEGEND, attack_info, flags_by_epoch
 from benchbench.report.tables import summary_tables
+from benchbench.report.training import split_fit, training_section
 from benchbench.store.results import ResultsStore, run_is_stale
 
 
@@ -54,7 +55,7 @@ def render_report(store: ResultsStore) -> str:
         f"- suite hash: `{meta.get('suite_hash', '?')}`, results schema v"
         f"{meta.get('schema_version', '?')}", ""]
     norms = json.loads(meta["attack_norms"]) if "attack_norms" in meta else None
-    tidy, info, seen = store.tidy(), attack_info(ok, norms), set()
+    (tidy, fit), info, seen = split_fit(store.tidy()), attack_info(ok, norms), set()
     classes, bounds = meta.get("num_classes"), json.loads(meta.get("bounds", "null"))
     chance = 1 / int(classes) if classes else None
     span = bounds[1] - bounds[0] if bounds else None
@@ -78,9 +79,14 @@ def render_report(store: ResultsStore) -> str:
                 part = part.rename(columns={c: c[len(name):].strip() for c in columns})
                 attack = info.get(name, {})
                 params = ", ".join(f"{k}={v}" for k, v in attack.get("params", {}).items())
+                scope = (f" on the first {attack['rows']:,} rows" if attack.get("rows")
+                         else "") + (", at the last checkpoint only"
+                                     if attack.get("at") == "last" else "")
                 out += [f"Accuracy under `{name}` ({attack.get('name', '?')}"
-                        f"{': ' + params if params else ''}):", ""]
+                        f"{': ' + params if params else ''}){scope}:", ""]
             out += [part.to_markdown(), ""]
+        out += training_section(fit[(fit.model == table.model) & (fit.regime == table.regime)
+                                    & (fit.dataset == table.dataset)])
     if seen:
         out += ["Flags (gradient-masking checks, on the mean over seeds):", ""]
         out += [f"- **{letter}**: {LEGEND[letter]}" for letter in sorted(seen)]
