@@ -40,3 +40,27 @@ def test_one_stack_of_all_checkpoints_measures_what_the_per_checkpoint_stacks_do
         assert [r[:5] for r in records] == [r[:5] for r in expected]
         assert [r.value for r in records] == pytest.approx([r.value for r in expected],
                                                            rel=1e-6)
+
+
+def test_adversarial_training_section_runs_and_prints_its_summary_line():
+    # one thread: on a loaded machine two threads' barriers cost more than the work here
+    done = subprocess.run([sys.executable, str(SCRIPT), "--at", "--synthetic", "--steps", "2",
+                           "--repeats", "1", "--threads", "1"], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    # torchattacks (the plain loop) and ART are optional: a comparison without them is nan
+    assert re.fullmatch(r"at_over_floor=[\d.]+ at_speedup_vs_plain=([\d.]+|nan) "
+                        r"at_speedup_vs_art=([\d.]+|nan)", lines[-1]), lines[-1]
+    assert "pgd_at" in done.stdout and "crafting" in done.stdout
+
+
+def test_adversarial_training_floor_counts_ten_input_gradient_passes_and_one_step():
+    spec = importlib.util.spec_from_file_location("engine_benchmark", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    fwd = 784 * 200 + 200 * 300 + 300 * 10
+    step = 2 * fwd + 200 * 300 + 300 * 10  # forward, weight gradients, input gradients 2..n
+    assert bench.epoch_flops([784, 200, 300, 10], n=1) == 2 * step
+    assert bench.epoch_flops([784, 200, 300, 10], n=1, craft_steps=10) == 2 * (step
+                                                                             + 10 * 2 * fwd)
