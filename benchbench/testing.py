@@ -136,14 +136,18 @@ def conformance(attack_cls, **params) -> list[Check]:
     return checks
 
 
-def check_attack(attack_cls, **params) -> list[Check]:
-    """Run ``conformance`` and raise AssertionError naming every failed check."""
-    checks = conformance(attack_cls, **params)
+def passed(kind: str, checks: list[Check]) -> list[Check]:
+    """``checks``, or AssertionError naming every failed one."""
     failed = [c for c in checks if not c.passed]
     if failed:
-        raise AssertionError("attack conformance failed: " + "; ".join(
+        raise AssertionError(f"{kind} conformance failed: " + "; ".join(
             f"{c.name}: {c.detail}" for c in failed))
     return checks
+
+
+def check_attack(attack_cls, **params) -> list[Check]:
+    """Run ``conformance`` and raise AssertionError naming every failed check."""
+    return passed("attack", conformance(attack_cls, **params))
 
 
 from benchbench.testing_regimes import check_regime, regime_conformance  # noqa: E402

@@ -209,9 +209,6 @@ def regime_conformance(regime_cls, **params) -> list[Check]:
 
 def check_regime(regime_cls, **params) -> list[Check]:
     """Run ``regime_conformance`` and raise AssertionError naming every failed check."""
-    checks = regime_conformance(regime_cls, **params)
-    failed = [c for c in checks if not c.passed]
-    if failed:
-        raise AssertionError("regime conformance failed: " + "; ".join(
-            f"{c.name}: {c.detail}" for c in failed))
-    return checks
+    from benchbench.testing import passed
+
+    return passed("regime", regime_conformance(regime_cls, **params))

@@ -92,6 +92,15 @@ class _Threat:
         self.monitor, self.early_stop = monitor, early_stop
         self._built = None
 
+    def _iterations(self, steps, step_size) -> None:
+        """``steps`` of the inner maximisation and their size (None: 2.5 eps / steps)."""
+        self.steps = positive_int("steps", steps, MAX_STEPS)
+        self.step_size = None if step_size is None else finite(
+            "step_size", step_size, low_open=True, high=1e3)
+
+    def step_for(self, eps: float) -> float:
+        return self.step_size if self.step_size is not None else 2.5 * eps / self.steps
+
     @property
     def monitor_eps(self) -> float | None:
         return self.eps if self.monitor else None
@@ -173,9 +182,7 @@ class PGDAT(_Threat, Regime):
                  **kwargs) -> None:
         super().__init__(**kwargs)
         self._threat(eps, eps_ramp, attack, monitor, early_stop)
-        self.steps = positive_int("steps", steps, MAX_STEPS)
-        self.step_size = None if step_size is None else finite(
-            "step_size", step_size, low_open=True, high=1e3)
+        self._iterations(steps, step_size)
         if not isinstance(random_start, bool):
             raise ValueError(f"random_start must be true or false; got {random_start!r}")
         self.random_start = random_start
@@ -197,7 +204,7 @@ class PGDAT(_Threat, Regime):
     def _craft(self, ctx, model, x, y, eps):
         if self.attack is not None:
             return self.named_attack(ctx, model, x, y, eps)
-        step = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
+        step = self.step_for(eps)
         start = x + ctx.uniform(x, -eps, eps) if self.random_start else x
         return pgd_linf(ctx, model, x, y, eps=eps, steps=self.steps, step_size=step,
                         start=start)
@@ -221,9 +228,7 @@ class TRADES(_Threat, Regime):
         super().__init__(**kwargs)
         self._threat(eps, eps_ramp, attack, monitor, early_stop)
         self.beta = finite("beta", beta, high=1e6)
-        self.steps = positive_int("steps", steps, MAX_STEPS)
-        self.step_size = None if step_size is None else finite(
-            "step_size", step_size, low_open=True, high=1e3)
+        self._iterations(steps, step_size)
 
     def craft(self, ctx, model, x, y):
         import torch
@@ -234,7 +239,7 @@ class TRADES(_Threat, Regime):
             return self.named_attack(ctx, model, x, y, eps)
         with ctx.frozen(model), torch.no_grad():
             log_p = F.log_softmax(model(x), dim=1)
-        step = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
+        step = self.step_for(eps)
         return pgd_linf(ctx, model, x, y, eps=eps, steps=self.steps, step_size=step,
                         start=x + ctx.normal(x, 0.001),
                         loss=lambda logits: kl_per_example(
@@ -267,15 +272,13 @@ class MART(_Threat, Regime):
         super().__init__(**kwargs)
         self._threat(eps, eps_ramp, attack, monitor, early_stop)
         self.beta = finite("beta", beta, high=1e6)
-        self.steps = positive_int("steps", steps, MAX_STEPS)
-        self.step_size = None if step_size is None else finite(
-            "step_size", step_size, low_open=True, high=1e3)
+        self._iterations(steps, step_size)
 
     def craft(self, ctx, model, x, y):
         eps = self.current_eps(ctx)
         if self.attack is not None:
             return self.named_attack(ctx, model, x, y, eps)
-        step = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
+        step = self.step_for(eps)
         return pgd_linf(ctx, model, x, y, eps=eps, steps=self.steps, step_size=step,
                         start=x + ctx.normal(x, 0.001))
 
