@@ -93,6 +93,23 @@ def run(
     engine: Annotated[str, typer.Option(
         help="auto: train a cell's seeds as one stacked model where the model can; "
              "sequential: every cell alone.")] = "auto",
+    executor: Annotated[str | None, typer.Option(
+        help="Where cells run: inline (this process), local (a process pool here, see "
+             "--workers), ray (Ray tasks, locally or on a cluster) or a plugin's executor "
+             "[default: inline, or local with --workers].")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="local: worker processes [default: one per core]; implies --executor local.")]
+    = None,
+    ray_address: Annotated[str | None, typer.Option(
+        help="ray: the cluster to join (auto: the one this node is in) [default: start a "
+             "local Ray instance].")] = None,
+    cpus_per_unit: Annotated[float | None, typer.Option(
+        help="ray: CPUs each unit asks for (torch's threads in it) [default: 1].")] = None,
+    gpus_per_unit: Annotated[float | None, typer.Option(
+        help="ray: GPUs each unit asks for [default: 1 with --device cuda, else 0].")] = None,
+    retries: Annotated[int, typer.Option(
+        help="Times a unit whose worker process dies is run again (it resumes from its last "
+             "checkpoint) before it is stored as failed.")] = 2,
 ) -> None:
     """Run a suite end to end: train, checkpoint, attack, store every number, write the report.
 
@@ -111,9 +128,13 @@ def run(
         run_dir = out or Path("runs") / spec.name
         keep_freed_memory()  # this process is ours: recycle freed blocks (engine/memory.py)
         with RichEvents() as events:
-            summary = run_suite(spec, registry=registry, out_dir=run_dir, device=device,
-                                data_dir=data_dir, force=force, events=events, engine=engine,
-                                command=" ".join(["benchbench", *sys.argv[1:]]))
+            summary = run_suite(
+                spec, registry=registry, out_dir=run_dir, device=device, data_dir=data_dir,
+                force=force, events=events, engine=engine, retries=retries,
+                executor=executor or ("local" if workers is not None else "inline"),
+                executor_options=dict(workers=workers, address=ray_address,
+                                      cpus_per_unit=cpus_per_unit, gpus_per_unit=gpus_per_unit),
+                command=" ".join(["benchbench", *sys.argv[1:]]))
     except BenchbenchError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:

@@ -14,12 +14,15 @@ console = Console(stderr=True)
 
 
 class RichEvents(Events):
-    """Progress bars for cells, epochs and the evaluation step."""
+    """Progress bars: the run's cells, and the epochs of each unit training now (several at
+    once with a parallel executor: each unit's bar is keyed by its first cell)."""
 
     def __init__(self) -> None:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TimeElapsedColumn(), console=console)
-        self.cells = self.epochs = None
+        self.cells = None
+        self.epochs: dict[str, int] = {}  # first cell id -> its bar
+        self.finished: set[str] = set()
         self.started = False
 
     def __enter__(self) -> RichEvents:
@@ -42,22 +45,30 @@ class RichEvents(Events):
     def cell_started(self, spec, epochs, index, total) -> None:
         if self.cells is None:
             self.cells = self.bars.add_task("cells", total=total)
-        self.bars.update(self.cells, completed=index)
-        if self.epochs is not None:
-            self.bars.remove_task(self.epochs)
-        self.epochs = self.bars.add_task(f"  {spec.describe()}: epochs", total=epochs)
+        for key in [k for k in self.epochs if k in self.finished]:  # done: make room
+            self.bars.remove_task(self.epochs.pop(key))
+        if spec.cell_id in self.epochs:  # started again (a retried unit)
+            self.bars.remove_task(self.epochs.pop(spec.cell_id))
+        self.finished.discard(spec.cell_id)
+        self.epochs[spec.cell_id] = self.bars.add_task(f"  {spec.describe()}: epochs",
+                                                       total=epochs)
 
     def epoch_done(self, spec, epoch) -> None:
-        self.bars.update(self.epochs, completed=epoch)
+        if spec.cell_id in self.epochs:
+            self.bars.update(self.epochs[spec.cell_id], completed=epoch)
 
     def evaluating(self, spec, epoch, what) -> None:
-        self.bars.update(self.epochs, description=f"  {spec.describe()}: epoch {epoch}, "
-                                                      f"evaluating {what}")
+        if spec.cell_id in self.epochs:
+            self.bars.update(self.epochs[spec.cell_id], description=(
+                f"  {spec.describe()}: epoch {epoch}, evaluating {what}"))
 
     def cell_finished(self, spec, outcome) -> None:
-        self.bars.update(self.epochs, description=f"  {spec.describe()}: done in "
-                                                      f"{outcome.wall_s:.1f}s")
-        self.bars.advance(self.cells)
+        if spec.cell_id in self.epochs:
+            self.bars.update(self.epochs[spec.cell_id], description=(
+                f"  {spec.describe()}: done in {outcome.wall_s:.1f}s"))
+            self.finished.add(spec.cell_id)
+        if self.cells is not None:
+            self.bars.advance(self.cells)
 
 
 def print_summary(summary) -> None:

@@ -70,6 +70,19 @@ What each kind of object must provide (duck-typed, no base classes needed):
   Either kind must reach every epoch of ``checkpoint_epochs``: a cell whose training stops
   before one fails, saying so. A member whose weights or numbers stop being finite fails with
   "diverged at epoch N"; the other members of its stack are stored.
+* executor class (where units of cells run; ``benchbench run --executor NAME``): built as
+  ``cls(**options)`` with the keyword-only options it declares among ``workers``, ``address``,
+  ``cpus_per_unit`` and ``gpus_per_unit`` (the flags ``--workers``, ``--ray-address``,
+  ``--cpus-per-unit``, ``--gpus-per-unit``; only those the user set are passed, and a set
+  option the class does not declare is refused). ``run(units, *, emit, retries) ->
+  Iterator[UnitDone]`` runs each ``benchbench.engine.units.Unit`` (plain data: the cells' JSON
+  specs, device, data and checkpoint directories, the plugin recipe) by calling
+  ``benchbench.engine.units.run_caught(unit, emit_here)`` in whatever process it chooses, passes
+  every ``Progress`` event to ``emit`` in the calling process, and yields one ``UnitDone`` per
+  unit as each finishes, in any order. A unit whose process dies is run again up to
+  ``retries`` times (it resumes from its last checkpoint), then yielded with an ``error``. An
+  executor never writes the results store; the runner stores each unit as it arrives, and a
+  unit is planned the same way whatever runs it, so every executor stores the same numbers.
 """
 
 from __future__ import annotations
@@ -124,4 +137,15 @@ def register_regimes(register: Register) -> None:
     parameters, its base's too when it forwards ``**kwargs``). A ``Regime`` subclass supplies
     ``craft``/``loss`` and the harness trains; a self-driven class trains in ``train``. Either
     way the harness saves and evaluates the model at ``checkpoint_epochs``.
+    """
+
+
+@hookspec
+def register_executors(register: Register) -> None:
+    """Register executors, e.g. ``register("local", LocalPool)``.
+
+    An executor decides where the runner's units run (this process, a process pool, a Ray
+    cluster); what runs and what is stored do not change with it. The class is built with the
+    ``benchbench run`` options it declares as keyword-only parameters, and its ``run(units, *,
+    emit, retries)`` yields each unit's ``UnitDone``.
     """

@@ -34,8 +34,9 @@ DEFAULT_PLUGINS = (
     "benchbench.default_plugins.datasets",
     "benchbench.default_plugins.attacks",
     "benchbench.default_plugins.regimes",
+    "benchbench.default_plugins.executors",
 )
-KINDS = ("model", "dataset", "attack", "regime")
+KINDS = ("model", "dataset", "attack", "regime", "executor")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class Registry:
         default_factory=lambda: {kind: {} for kind in KINDS}
     )
     failures: list[Failure] = field(default_factory=list)
+    #: how to build this registry again in another process (``registry_from_recipe``)
+    recipe: dict = field(default_factory=dict)
 
     def add(self, entry: Entry) -> None:
         known = self.entries[entry.kind]
@@ -203,4 +206,27 @@ def collect(pm: pluggy.PluginManager, sources: dict[str, Source],
 def load_registry(*, load_entry_points: bool = True, extra: tuple[object, ...] = ()) -> Registry:
     """The registry of built-ins plus installed plugins: what the CLI and the runner use."""
     pm, sources, failures = build_plugin_manager(load_entry_points=load_entry_points, extra=extra)
-    return collect(pm, sources, failures)
+    registry = collect(pm, sources, failures)
+    registry.recipe = {
+        "entry_points": load_entry_points, "disable": os.environ.get(DISABLE_ENV, ""),
+        "modules": [obj.__name__ for obj in extra if inspect.ismodule(obj)],
+        "in_memory": [getattr(obj, "__name__", type(obj).__name__) for obj in extra
+                      if not inspect.ismodule(obj)]}
+    return registry
+
+
+def registry_from_recipe(recipe: dict) -> Registry:
+    """The registry ``load_registry`` built where ``recipe`` was taken (``Registry.recipe``): the
+    same entry points (with the same ``BENCHBENCH_DISABLE_PLUGINS`` setting) and extra plugin
+    modules, imported by name. Plugins that were passed as objects cannot be rebuilt."""
+    saved = os.environ.get(DISABLE_ENV)
+    os.environ[DISABLE_ENV] = recipe.get("disable", "")
+    try:
+        extra = tuple(importlib.import_module(name) for name in recipe.get("modules", ()))
+        registry = load_registry(load_entry_points=recipe.get("entry_points", True), extra=extra)
+    finally:
+        if saved is None:
+            os.environ.pop(DISABLE_ENV, None)
+        else:
+            os.environ[DISABLE_ENV] = saved
+    return registry

@@ -21,7 +21,8 @@ from benchbench.errors import PluginError
 from benchbench.plugins import DISABLE_ENV, KINDS, build_plugin_manager, load_registry
 
 BUILT_INS = {"model": {"mlp"}, "dataset": {"mnist", "digits"}, "attack": {"fgsm", "pgd", "bim"},
-             "regime": {"standard", "fgsm_at", "pgd_at", "trades", "mart"}}
+             "regime": {"standard", "fgsm_at", "pgd_at", "trades", "mart"},
+             "executor": {"inline", "local", "ray"}}
 
 
 def make_plugin(name: str, **hooks) -> types.ModuleType:

@@ -1,4 +1,9 @@
-"""Running a whole suite into a run directory: validate, resume, store, report.
+"""Running a whole suite into a run directory: validate, plan, run, store, report.
+
+``run_suite`` validates the suite, takes the run directory's lock (one writer), claims the
+directory, records the suite, plans units (``plan``: stacks of cells, as plain data), hands them
+to an executor (``benchbench.engine.executors``: where they run) and stores each unit in one
+transaction as it comes back (``store_unit``), then renders the report.
 
 Layout of a run directory::
 
@@ -7,6 +12,7 @@ Layout of a run directory::
     checkpoints/<cell_id>/epoch_0001.safetensors
     checkpoints/resume/<digest>.pt   an unfinished unit's state at its last checkpoint
     .benchbench-run     the mark of a directory benchbench made (benchbench.store.rundir)
+    .benchbench-lock(.json)  held while a run writes (benchbench.store.lock)
     archive/<timestamp>/  what --force (or a damaged or missing store) moved aside
 """
 
@@ -22,16 +28,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchbench import __version__
-from benchbench.engine.cell import CellContext, Events, build_model, now, plugin_versions
+from benchbench.engine.cell import Events, build_model, now, plugin_versions
 from benchbench.engine.data import DataCache, build
 from benchbench.engine.device import resolve_device
+from benchbench.engine.executors import make_executor
 from benchbench.engine.files import write_atomic
 from benchbench.engine.resume import discard_resume, resume_path
-from benchbench.engine.stacked import plan_units, run_unit
+from benchbench.engine.stacked import plan_units
+from benchbench.engine.units import Unit, UnitDone, hosted, portable, replay
 from benchbench.errors import BenchbenchError, SuiteError
 from benchbench.report.markdown import render_report
+from benchbench.store.lock import hold_run_dir
 from benchbench.store.results import open_store
 from benchbench.store.rundir import claim_run_dir
+from benchbench.suite.cells import CellSpec
 from benchbench.suite.load import Suite
 
 ENGINES = ("auto", "sequential")
@@ -115,97 +125,153 @@ def _plugin_error(suite: Suite, key: str, plugin: str, exc: Exception) -> Benchb
     return SuiteError(suite.path, key, text)
 
 
-def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
-              data_dir: Path | None = None, force: bool = False, events: Events | None = None,
-              command: str = "", engine: str = "auto") -> RunSummary:
-    """Run every cell of ``suite`` not yet stored under ``out_dir``; write the report.
-
-    ``engine = "auto"`` trains cells that differ only in seed as one stacked model where the
-    model plugin can stack; ``"sequential"`` trains every cell alone.
-    """
-    import torch
-
+def check_run_options(*, engine: str, retries: int) -> None:
     if engine not in ENGINES:
         raise BenchbenchError(f"--engine {engine!r} is not allowed; use one of "
                               f"{', '.join(ENGINES)}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
+        raise BenchbenchError(f"--retries must be a whole number from 0 to 100; got {retries!r}")
+
+
+def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
+              data_dir: Path | None = None, force: bool = False, events: Events | None = None,
+              command: str = "", engine: str = "auto", executor: str = "inline",
+              executor_options: dict | None = None, retries: int = 2) -> RunSummary:
+    """Run every cell of ``suite`` not yet stored under ``out_dir``; write the report.
+
+    ``engine = "auto"`` trains cells that differ only in seed as one stacked model where the
+    model plugin can stack; ``"sequential"`` trains every cell alone. ``executor`` names where
+    the units run (a registered executor, built with ``executor_options``); a unit whose
+    process dies is run again up to ``retries`` times. Only this process writes the store, one
+    transaction per unit as it arrives; what runs where never changes a number.
+    """
+    check_run_options(engine=engine, retries=retries)
     events = events or Events()
     device = resolve_device(device)
     norms = validate_suite(suite, registry)
-    claim_run_dir(Path(out_dir), suite_name=suite.name, suite_hash=suite.hash, force=force,
-                  log=events.log)
-    summary = RunSummary(Path(out_dir))
-    cells = suite.cells()
-    with open_store(Path(out_dir) / "results.sqlite") as store:
-        for run_id in store.mark_interrupted():  # killed (kill -9, power loss) while running
-            events.log(f"run {run_id} ended without recording how (its process is gone): "
-                       "marked interrupted")
-        store.set_meta(suite_name=suite.name, suite_hash=suite.hash, suite_toml=suite.text,
-                       suite_path=suite.path, suite_description=suite.description,
-                       attack_norms=json.dumps(norms))
-        done = store.done_cells()
-        todo = [c for c in cells if c.cell_id not in done]
-        summary.skipped = [c.cell_id for c in cells if c.cell_id in done]
-        dataset = build(registry, "dataset", suite.dataset.name, suite.dataset.params)
-        store.set_meta(num_classes=str(dataset.num_classes),
-                       bounds=json.dumps(list(dataset.bounds)))
-        if todo:
-            events.log(f"data: {dataset.prepare(data_dir=data_dir, log=events.log)}")
-            t0 = time.perf_counter()
-            run_id = store.begin_run(
-                started=now(), command=command, device=device, machine=machine_description(),
-                benchbench_version=__version__, torch_version=torch.__version__,
-                python_version=platform.python_version(), commit_sha=commit_sha() or "")
-            ctx = CellContext(registry, DataCache(registry, data_dir), device,
-                              Path(out_dir) / "checkpoints", events)
-            status = "interrupted"
-            try:
-                index = 0
-                stack = engine == "auto"
-                for unit in plan_units(todo, registry, stack=stack):
-                    info = {c.cell_id: dict(
-                        run_id=run_id, spec=c.to_json(), model=c.model.label,
-                        regime=c.regime.label, dataset=c.dataset.name, seed=c.seed,
-                        suite_hash=suite.hash, benchbench_version=__version__,
-                        torch_version=torch.__version__, plugins=plugin_versions(registry, c))
-                        for c in unit}
-                    try:
-                        outcomes = run_unit(unit, ctx, stack=stack, index=index,
-                                            total=len(todo))
-                    except Exception as exc:  # one broken unit must not lose the others
-                        error = f"{type(exc).__name__}: {exc}"
-                        for cell in unit:
-                            summary.failed[cell.cell_id] = error
-                            events.log(f"cell {cell.describe()} failed: {error}")
-                        store.add_cells([dict(cell_id=c.cell_id, records=[], status="failed",
-                                              error=error, device=device, finished=now(),
-                                              **info[c.cell_id]) for c in unit])
-                        continue
-                    finally:
-                        index += len(unit)
-                    # a member that failed alone (diverged, or an attack raised on it) is
-                    # stored as failed with its own error; its stack-mates' numbers are kept
-                    for o in outcomes:
-                        if o.error:
-                            summary.failed[o.spec.cell_id] = o.error
-                            events.log(f"cell {o.spec.describe()} failed: {o.error}")
-                    store.add_cells([dict(
-                        cell_id=o.spec.cell_id, records=[] if o.error else o.records,
-                        status="failed" if o.error else "ok", error=o.error, dtype=o.dtype,
-                        device=o.device, started=o.started, finished=o.finished,
-                        wall_s=o.wall_s, engine=o.engine, **info[o.spec.cell_id])
-                        for o in outcomes])
-                    summary.ran += [o.spec.cell_id for o in outcomes if not o.error]
-                    # stored: what an interrupted run saved to resume them is spent (the unit
-                    # trained as one stack, or cell by cell)
-                    for cells in [unit, *([c] for c in unit if len(unit) > 1)]:
-                        discard_resume(resume_path(ctx.checkpoint_dir, cells))
-                status = "failed" if summary.failed else "ok"
-            finally:
-                summary.wall_s = time.perf_counter() - t0
-                store.finish_run(run_id, finished=now(), wall_s=summary.wall_s, status=status)
-        if not summary.failed:  # every cell stored: left-overs (of another grouping, say a
-            # stack interrupted and then run with --engine sequential, or torn writes) are spent
-            shutil.rmtree(Path(out_dir) / "checkpoints" / "resume", ignore_errors=True)
-        write_atomic(Path(out_dir) / "report.md", render_report(store))
+    runner = make_executor(registry, executor, executor_options or {})
+    problem = None if getattr(runner, "in_process", False) else portable(registry.recipe)
+    if problem:
+        raise BenchbenchError(f"--executor {executor}: {problem}")
+    out_dir = Path(out_dir)
+    summary = RunSummary(out_dir)
+    with hold_run_dir(out_dir, command=command):
+        claim_run_dir(out_dir, suite_name=suite.name, suite_hash=suite.hash, force=force,
+                      log=events.log)
+        with open_store(out_dir / "results.sqlite") as store:
+            todo = _todo(store, suite, registry, norms, summary, events)
+            if todo:
+                dataset = _dataset(suite, registry)
+                events.log(f"data: {dataset.prepare(data_dir=data_dir, log=events.log)}")
+                _run_units(store, todo, suite=suite, registry=registry, device=device,
+                           data_dir=data_dir, out_dir=out_dir, engine=engine, runner=runner,
+                           retries=retries, events=events, summary=summary, command=command)
+            if not summary.failed:  # every cell stored: left-overs (of another grouping, say
+                # a stack interrupted and then run with --engine sequential, or torn writes)
+                shutil.rmtree(out_dir / "checkpoints" / "resume", ignore_errors=True)
+            write_atomic(out_dir / "report.md", render_report(store))
     return summary
 
+
+def _dataset(suite: Suite, registry):
+    return build(registry, "dataset", suite.dataset.name, suite.dataset.params)
+
+
+def _todo(store, suite: Suite, registry, norms: dict, summary: RunSummary,
+          events: Events) -> list[CellSpec]:
+    """Record the suite in the store; the cells it does not hold yet, in suite order."""
+    for run_id in store.mark_interrupted():  # killed (kill -9, power loss) while running
+        events.log(f"run {run_id} ended without recording how (its process is gone): "
+                   "marked interrupted")
+    dataset = _dataset(suite, registry)
+    store.set_meta(suite_name=suite.name, suite_hash=suite.hash, suite_toml=suite.text,
+                   suite_path=suite.path, suite_description=suite.description,
+                   attack_norms=json.dumps(norms), num_classes=str(dataset.num_classes),
+                   bounds=json.dumps(list(dataset.bounds)))
+    done, cells = store.done_cells(), suite.cells()
+    summary.skipped = [c.cell_id for c in cells if c.cell_id in done]
+    return [c for c in cells if c.cell_id not in done]
+
+
+def plan(todo: list[CellSpec], registry, *, engine: str, device: str, out_dir: Path,
+         data_dir: Path | None, plugins: dict) -> list[Unit]:
+    """The units to run: stacks of cells (``plan_units``), as plain data any process can run.
+    Stacking is decided here, never by an executor, so every executor runs the same units."""
+    stack, units, index = engine == "auto", [], 0
+    for uid, cells in enumerate(plan_units(todo, registry, stack=engine == "auto")):
+        units.append(Unit(uid=uid, cells=tuple(c.to_json() for c in cells), stack=stack,
+                          index=index, total=len(todo), device=device,
+                          checkpoint_dir=str(Path(out_dir).absolute() / "checkpoints"),
+                          data_dir=str(Path(data_dir).absolute()) if data_dir else None,
+                          plugins=plugins))
+        index += len(cells)
+    return units
+
+
+def provenance(cell: CellSpec, *, run_id: int, suite: Suite, registry) -> dict:
+    """What the store keeps with a cell besides its numbers (see ``store.results``)."""
+    import torch
+
+    return dict(run_id=run_id, spec=cell.to_json(), model=cell.model.label,
+                regime=cell.regime.label, dataset=cell.dataset.name, seed=cell.seed,
+                suite_hash=suite.hash, benchbench_version=__version__,
+                torch_version=torch.__version__, plugins=plugin_versions(registry, cell))
+
+
+def _run_units(store, todo: list[CellSpec], *, suite, registry, device, data_dir, out_dir,
+               engine, runner, retries, events, summary, command) -> None:
+    """Run ``todo`` on ``runner`` and store each unit as it comes back, under one run row."""
+    import torch
+
+    t0 = time.perf_counter()
+    run_id = store.begin_run(
+        started=now(), command=command, device=device, machine=machine_description(),
+        benchbench_version=__version__, torch_version=torch.__version__,
+        python_version=platform.python_version(), commit_sha=commit_sha() or "")
+    status = "interrupted"
+    try:
+        with hosted(registry, DataCache(registry, data_dir)) as token:
+            units = plan(todo, registry, engine=engine, device=device, out_dir=out_dir,
+                         data_dir=data_dir, plugins={**registry.recipe, "token": token})
+            by_uid = {u.uid: u for u in units}
+            for done in runner.run(units, emit=lambda p: replay(p, events), retries=retries):
+                unit = by_uid.pop(done.uid)
+                store_unit(store, unit, done, {c.cell_id: provenance(
+                    c, run_id=run_id, suite=suite, registry=registry) for c in unit.specs},
+                    device=device, summary=summary, events=events)
+            if by_uid:  # an executor that lost units must not pass for a finished run
+                raise BenchbenchError(f"executor {type(runner).__name__} returned no result for "
+                                      f"{len(by_uid)} unit(s); rerun to go on")
+        status = "failed" if summary.failed else "ok"
+    finally:
+        summary.wall_s = time.perf_counter() - t0
+        store.finish_run(run_id, finished=now(), wall_s=summary.wall_s, status=status)
+
+
+def store_unit(store, unit: Unit, done: UnitDone, info: dict[str, dict], *, device: str,
+               summary: RunSummary, events: Events) -> None:
+    """Store one unit's cells in one transaction: each its numbers, or failed with its error
+    (the whole unit's, or a member's own: diverged, an attack raised on it; its stack-mates'
+    numbers are kept). Then what an interrupted run saved to resume the unit is spent."""
+    specs = unit.specs
+    if done.error is not None:
+        for cell in specs:
+            summary.failed[cell.cell_id] = done.error
+            events.log(f"cell {cell.describe()} failed: {done.error}")
+        store.add_cells([dict(cell_id=c.cell_id, records=[], status="failed", error=done.error,
+                              device=device, finished=now(), **info[c.cell_id]) for c in specs])
+    else:
+        for o in done.outcomes:
+            events.cell_finished(o.spec, o)
+            if o.error:
+                summary.failed[o.spec.cell_id] = o.error
+                events.log(f"cell {o.spec.describe()} failed: {o.error}")
+        store.add_cells([dict(
+            cell_id=o.spec.cell_id, records=[] if o.error else o.records,
+            status="failed" if o.error else "ok", error=o.error, dtype=o.dtype,
+            device=o.device, started=o.started, finished=o.finished, wall_s=o.wall_s,
+            engine=o.engine, **info[o.spec.cell_id]) for o in done.outcomes])
+        summary.ran += [o.spec.cell_id for o in done.outcomes if not o.error]
+    # the unit trained as one stack, or cell by cell
+    for cells in [specs, *([c] for c in specs if len(specs) > 1)]:
+        discard_resume(resume_path(Path(unit.checkpoint_dir), cells))

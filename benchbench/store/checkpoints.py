@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -16,7 +17,9 @@ def save_checkpoint(path: Path, model, *, metadata: dict[str, str]) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)  # a name of its own: two processes saving one checkpoint never share it
+    tmp = Path(tmp)
     try:
         save_file(state, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
         os.replace(tmp, path)

@@ -23,6 +23,9 @@ from urllib.parse import quote
 from benchbench.errors import RunDirError
 
 SCHEMA_VERSION = 2
+#: how long a connection waits for another's transaction (a run storing a unit, a report
+#: reading its snapshot) before it gives up
+BUSY_TIMEOUT_S = 60.0
 SQLITE_HEADER = b"SQLite format 3\x00"
 DAMAGE_FIX = "move it aside, or rerun the suite with --force to archive it and start over"
 TIDY_COLUMNS = ("model", "regime", "dataset", "seed", "epoch", "split", "attack", "eps",
@@ -83,7 +86,7 @@ def _roll_back_interrupted_write(path: Path) -> None:
     if not (journal.is_file() and journal.stat().st_size > 0):
         return
     try:
-        conn = sqlite3.connect(path)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
         try:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         finally:
@@ -113,7 +116,7 @@ def inspect_store(path: Path) -> dict[str, str]:
                                       "is overwritten")
     _roll_back_interrupted_write(path)
     try:
-        conn = sqlite3.connect(_ro_uri(path), uri=True)
+        conn = sqlite3.connect(_ro_uri(path), uri=True, timeout=BUSY_TIMEOUT_S)
     except sqlite3.Error as exc:
         raise StoreDamagedError(path, f"cannot open: {_one_line(exc)}") from None
     try:
@@ -319,7 +322,7 @@ def open_store(path: Path) -> ResultsStore:
     path = Path(path)
     found = int(inspect_store(path)["schema_version"]) if path.exists() else None
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
     try:
         conn.executescript(_SCHEMA)
         if found is None or found < SCHEMA_VERSION:
@@ -336,10 +339,19 @@ def open_store(path: Path) -> ResultsStore:
 
 
 def read_store(run_dir: Path) -> ResultsStore:
-    """Open ``run_dir/results.sqlite`` read-only (checked first), or say what is wrong."""
+    """Open ``run_dir/results.sqlite`` read-only (checked first), or say what is wrong. Every
+    read through it sees one snapshot (a read transaction held until ``close``), so ``report``
+    and ``export`` on a directory a run is writing see whole units, never half of one."""
     path = Path(run_dir) / "results.sqlite"
     if not path.exists():
         raise RunDirError(f"{run_dir}: no results.sqlite here; pass the directory a "
                           "'benchbench run' wrote (default runs/<suite name>/)")
     inspect_store(path)
-    return ResultsStore(path, sqlite3.connect(_ro_uri(path), uri=True))
+    conn = sqlite3.connect(_ro_uri(path), uri=True, timeout=BUSY_TIMEOUT_S)
+    try:  # one read transaction for the store's life: a consistent snapshot while a run
+        conn.execute("BEGIN")  # writes (its next unit waits for this reader to close)
+        conn.execute("SELECT COUNT(*) FROM meta").fetchone()
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreDamagedError(path, _one_line(exc)) from None
+    return ResultsStore(path, conn)

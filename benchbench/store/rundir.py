@@ -55,7 +55,12 @@ def is_marked(run_dir: Path) -> bool:
 
 
 def _others(run_dir: Path) -> list[str]:
-    return sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+    """What is in ``run_dir``, leaving out the run lock (``benchbench.store.lock``): ``run``
+    takes it before it claims the directory."""
+    from benchbench.store.lock import NAMES
+
+    return sorted(p.name for p in run_dir.iterdir()
+                  if p.name not in NAMES) if run_dir.is_dir() else []
 
 
 def archive_owned(run_dir: Path, *, why: str, log: Callable[[str], None]) -> Path | None:

@@ -1,0 +1,140 @@
+"""The ``local`` executor: a pool of worker processes on this machine (``--workers N``).
+
+``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start method (no forked copy of
+the main process's threads or CUDA state). Each worker sets torch's threads to
+``cores // workers`` so the pool does not oversubscribe the cores; with ``--device cuda`` and
+several GPUs, worker ``i`` sees only GPU ``i mod count`` (``CUDA_VISIBLE_DEVICES``, set before
+torch loads). Progress travels back through a ``multiprocessing`` manager queue (a worker killed
+mid-write cannot wedge it). A worker that dies (``kill -9``, out of memory) breaks the pool:
+the units that had started in it are charged one attempt and rerun in a fresh pool, resuming
+from their last checkpoint; the ones that had not started are rerun free.
+"""
+
+from __future__ import annotations
+
+import os
+import queue as queue_module
+
+from benchbench.engine.units import UnitDone, run_caught
+
+_QUEUE = None
+
+
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when the process that started it dies, so a worker
+    never outlives a ``kill -9``ed runner (and never writes into a directory a rerun owns)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the pool's own pipes end the worker
+        pass
+
+
+def _init(queue, threads: int, gpus: list[str], counter) -> None:
+    global _QUEUE
+    _die_with_parent()
+    _QUEUE = queue
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    if gpus:  # before torch loads: this worker sees one GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _emit(progress) -> None:
+    _QUEUE.put(progress)
+
+
+def _work(unit):
+    return run_caught(unit, _emit)
+
+
+class LocalPool:
+    """Run units in a pool of worker processes on this machine (--workers N, default: one per
+    core); a worker that dies is replaced and its unit resumed."""
+
+    def __init__(self, *, workers: int | None = None) -> None:
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                    or workers < 1):
+            raise ValueError(f"--workers must be a whole number of at least 1; got {workers!r}")
+        self.workers = workers or os.cpu_count() or 1
+
+    def _gpus(self, units) -> list[str]:
+        if not units or units[0].device != "cuda":
+            return []
+        import torch
+
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        ids = ([v.strip() for v in visible.split(",") if v.strip()] if visible is not None
+               else [str(i) for i in range(torch.cuda.device_count())])
+        return ids if len(ids) > 1 else []
+
+    def run(self, units, *, emit, retries: int):
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        mp = multiprocessing.get_context("spawn")
+        workers = min(self.workers, max(1, len(units)))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        gpus = self._gpus(units)
+        attempts = {u.uid: 0 for u in units}
+        pending = list(units)
+        with mp.Manager() as manager:
+            queue = manager.Queue()
+            started: set[int] = set()
+
+            def drain() -> None:
+                while True:
+                    try:
+                        event = queue.get_nowait()
+                    except queue_module.Empty:
+                        return
+                    if event.kind == "unit_started":
+                        started.add(event.uid)
+                    emit(event)
+
+            while pending:
+                started.clear()
+                pool = ProcessPoolExecutor(workers, mp_context=mp, initializer=_init,
+                                           initargs=(queue, threads, gpus, mp.Value("i", 0)))
+                try:
+                    futures = {pool.submit(_work, unit): unit for unit in pending}
+                    pending, died = [], []
+                    while futures:
+                        done, _ = wait(futures, timeout=0.1, return_when=FIRST_COMPLETED)
+                        drain()
+                        for future in done:
+                            unit = futures.pop(future)
+                            try:
+                                yield future.result()
+                            except BrokenProcessPool as exc:
+                                died.append((unit, exc))
+                finally:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                drain()
+                charged = [u for u, _ in died if u.uid in started] or [u for u, _ in died]
+                for unit, exc in died:
+                    if unit in charged:
+                        attempts[unit.uid] += 1
+                    if attempts[unit.uid] > retries:
+                        yield UnitDone(unit.uid, error=(
+                            f"its worker process died {attempts[unit.uid]} times (killed, or "
+                            f"out of memory?); gave up after {retries} retries: "
+                            f"{type(exc).__name__}: {exc}"))
+                    else:
+                        pending.append(unit)
+                if pending:
+                    emit_log = [u for u in pending if u in charged]
+                    for unit in emit_log:
+                        from benchbench.engine.units import Progress
+
+                        emit(Progress(unit.uid, "log", (
+                            f"a worker died running unit {unit.uid + 1}: retrying it (attempt "
+                            f"{attempts[unit.uid] + 1} of {retries + 1})",)))
