@@ -103,27 +103,35 @@ def timed(fn) -> float:
 
 
 # --- training variants: each returns seconds per model-epoch -------------------------------
+def train_with_harness(x, y, models_, *, stacked: bool) -> float:
+    """Seconds for one epoch of ``StandardTraining`` through the harness's ``Trainer`` (as
+    ``benchbench run`` trains): the ``models_`` as one stack, or the one model alone."""
+    from benchbench.engine.training import Trainer
+    from benchbench.regimes.context import TrainContext
+
+    seeds = list(range(len(models_)))
+    model = stack_mlps(models_) if stacked else models_[0]
+    ctx = TrainContext(len(seeds), tuple(seeds), (0.0, 1.0), x.dtype, "cpu",
+                       log=lambda _: None)
+    trainer = Trainer(StandardTraining(lr=0.002, batch_size=BATCH, epochs=1), model=model,
+                      x=x, y=y, seeds=seeds, ctx=ctx, stacked=stacked)
+    return timed(lambda: list(trainer.epochs()))
+
+
 def train_engine_stacked(x, y):
-    stack = stack_mlps(models(dtype=x.dtype))
-    regime = StandardTraining(lr=0.002, batch_size=BATCH, epochs=1)
-    dt = timed(lambda: list(regime.train_stacked(model=stack, x=x, y=y,
-                                                 seeds=list(range(SEEDS)))))
-    return dt / SEEDS * EPOCH_IMAGES / len(x)
+    return train_with_harness(x, y, models(dtype=x.dtype), stacked=True) / SEEDS \
+        * EPOCH_IMAGES / len(x)
 
 
 def train_engine_single(x, y):
     """One seed under ``--engine auto``: a stack of one (the stack's own training step)."""
-    stack = stack_mlps(models(1, dtype=x.dtype))
-    regime = StandardTraining(lr=0.002, batch_size=BATCH, epochs=1)
-    dt = timed(lambda: list(regime.train_stacked(model=stack, x=x, y=y, seeds=[0])))
-    return dt * EPOCH_IMAGES / len(x)
+    return train_with_harness(x, y, models(1, dtype=x.dtype), stacked=True) \
+        * EPOCH_IMAGES / len(x)
 
 
 def train_engine_sequential(x, y):
-    model = models(1)[0]
-    regime = StandardTraining(lr=0.002, batch_size=BATCH, epochs=1)
-    dt = timed(lambda: list(regime.train(model=model, x=x, y=y, seed=0)))
-    return dt * EPOCH_IMAGES / len(x)
+    return train_with_harness(x, y, models(1, dtype=x.dtype), stacked=False) \
+        * EPOCH_IMAGES / len(x)
 
 
 def train_plain(x, y):
