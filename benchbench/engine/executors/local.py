@@ -79,6 +79,7 @@ class LocalPool:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
         from concurrent.futures.process import BrokenProcessPool
+        from multiprocessing.managers import SyncManager
 
         mp = multiprocessing.get_context("spawn")
         workers = min(self.workers, max(1, len(units)))
@@ -86,7 +87,9 @@ class LocalPool:
         gpus = self._gpus(units)
         attempts = {u.uid: 0 for u in units}
         pending = list(units)
-        with mp.Manager() as manager:
+        manager = SyncManager(ctx=mp)
+        manager.start(_die_with_parent)  # the queue's server, too, ends with this process
+        with manager:
             queue = manager.Queue()
             started: set[int] = set()
 
