@@ -45,16 +45,18 @@ def pgd_linf(ctx: TrainContext, model, x, y, *, eps: float, steps: int, step_siz
     import torch
     import torch.nn.functional as F
 
-    x_adv = ctx.project(start, x, eps)
+    lo, hi = ctx.limits(x, eps)  # the projection ctx.project applies, computed once
+    x_adv = torch.clamp(start, lo, hi)
     with ctx.frozen(model):
         for _ in range(steps):
-            x_adv = x_adv.detach().requires_grad_(True)
+            x_adv.requires_grad_(True)
             logits = model(x_adv)
             value = F.cross_entropy(logits, y, reduction="sum") if loss is None \
                 else loss(logits)
             (grad,) = torch.autograd.grad(value, x_adv)
-            x_adv = ctx.project(x_adv.detach() + step_size * grad.sign(), x, eps)
-    return x_adv.detach()
+            # x + step * sign (exact: sign is -1, 0 or 1), clamped, in place: ctx.project's bits
+            x_adv = x_adv.detach().add_(grad.sign_(), alpha=step_size).clamp_(lo, hi)
+    return x_adv
 
 
 def kl_per_example(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:

@@ -74,6 +74,12 @@ class TrainContext:
 
     # --- the threat model -----------------------------------------------------------------
 
+    def limits(self, x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(lo, hi)``: the L-inf ball of radius ``eps`` around ``x`` within the bounds, for
+        projecting many points around the same ``x`` (``torch.clamp(x_adv, lo, hi)`` gives
+        ``project``'s bits)."""
+        return linf_limits(x, eps, self.bounds)
+
     def project(self, x_adv: torch.Tensor, x: torch.Tensor, eps: float,
                 norm: str = "linf") -> torch.Tensor:
         """``x_adv`` projected onto the ``norm`` ball of radius ``eps`` around ``x`` and the data
