@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml $(EXAMPLE)/pyproject.toml $(EXAMPLE_REGIME)/pyproject.toml \
 		$(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e ".[dev,art]" -e $(EXAMPLE) -e $(EXAMPLE_REGIME)
+	$(BIN)/python -m pip install --quiet -e ".[dev,art,ray]" -e $(EXAMPLE) -e $(EXAMPLE_REGIME)
 	touch $@
 
 setup: $(VENV)/.installed
