@@ -159,8 +159,8 @@ def test_a_killed_local_worker_is_retried_and_resumes(registry, tmp_path):
     # the unit that died resumed after epoch 2: its epoch 3 ran twice, epochs 1-2 once
     # (a unit killed beside it, if any, resumed the same way)
     assert events.seen.count(("h16", 1)) == 1 and events.seen.count(("h24", 1)) == 1
-    marker.write_text("1")  # already died: the same suite, uninterrupted
-    run(suite, registry, tmp_path / "whole", "local", workers=2)
+    marker.write_text("1")  # already died: the same suite, uninterrupted (and safe inline)
+    run(suite, registry, tmp_path / "whole")
     got, cells = numbers(tmp_path / "killed")
     assert got.equals(numbers(tmp_path / "whole")[0])
     assert len(cells) == 4 and {c["status"] for c in cells} == {"ok"}
@@ -188,6 +188,22 @@ def test_a_unit_that_keeps_dying_fails_alone_on_the_local_pool(registry, tmp_pat
     assert {c["regime"] for c in failed} == {"crashy"}
     assert all("died 2 times" in c["error"] for c in failed)
     assert len(summary.failed) == 4 and len(summary.ran) == 4
+
+
+def test_plugins_passed_in_memory_cannot_go_to_other_processes(tmp_path):
+    from benchbench import hookimpl
+    from benchbench.errors import BenchbenchError
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, register):
+            register("mlp2", lambda **kw: None)
+
+    mine = load_registry(load_entry_points=False, extra=(Plugin(),))
+    suite = load_suite(write(tmp_path), mine)
+    with pytest.raises(BenchbenchError, match="cannot be loaded by another process"):
+        run(suite, mine, tmp_path / "run", "local", workers=2)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_killed_ray_task_is_retried_and_resumes(registry, tmp_path, ray_instance):

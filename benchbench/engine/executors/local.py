@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import queue as queue_module
 
-from benchbench.engine.units import UnitDone, run_caught
+from benchbench.engine.units import Progress, UnitDone, run_caught
 
 _QUEUE = None
 
@@ -133,11 +133,8 @@ class LocalPool:
                             f"{type(exc).__name__}: {exc}"))
                     else:
                         pending.append(unit)
-                if pending:
-                    emit_log = [u for u in pending if u in charged]
-                    for unit in emit_log:
-                        from benchbench.engine.units import Progress
-
+                for unit in pending:
+                    if unit in charged:
                         emit(Progress(unit.uid, "log", (
                             f"a worker died running unit {unit.uid + 1}: retrying it (attempt "
                             f"{attempts[unit.uid] + 1} of {retries + 1})",)))
