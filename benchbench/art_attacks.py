@@ -119,6 +119,9 @@ class ARTAttack:
         if "verbose" in inspect.signature(cls.__init__).parameters:
             kwargs["verbose"] = False
         if self.art_name == "AutoAttack":
+            # ART's default batch of 32 costs 10x on a CPU (74 s against 7.2 s for 200 MNIST
+            # images, APGD-CE and APGD-DLR at 50 iterations); the harness's chunks are small
+            kwargs.setdefault("batch_size", len(x))
             kwargs = _autoattack_members(clf, kwargs, eps)
         if not self.takes_eps:
             adv = cls(clf, **kwargs).generate(xn, y=yn)
@@ -145,6 +148,7 @@ def _autoattack_members(clf, kwargs: dict, eps) -> dict:
     max_iter = kwargs.pop("max_iter", None)
     norm = kwargs.get("norm")
     it = {} if max_iter is None else {"max_iter": max_iter}
+    it["batch_size"] = kwargs.get("batch_size", 32)  # ART's default
 
     def build(e: float) -> list:
         made = []
