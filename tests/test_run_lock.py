@@ -40,7 +40,7 @@ checkpoints = [1, 3]
 name = "fgsm"
 eps = [0.1]
 """
-MODEL = '\n[[model]]\nname = "mlp"\nlabel = "h{h}"\nhidden = [{h}]\n'
+MODEL = '\n[[model]]\nname = "mlp"\nlabel = "h{h}"\nhidden = [{h}, {h}]\n'
 
 
 def suite(tmp_path, hidden=(8,)) -> Path:
@@ -116,7 +116,8 @@ def test_export_and_report_read_one_snapshot_while_another_process_writes(tmp_pa
 
 
 def test_a_killed_parallel_run_loses_and_duplicates_nothing(tmp_path):
-    path = suite(tmp_path, hidden=(8, 10, 12, 14))
+    # two quick units, then two slow ones: the kill lands while the slow ones train
+    path = suite(tmp_path, hidden=(8, 10, 1200, 1300))
     run_dir = tmp_path / "run"
     main = subprocess.Popen(
         [str(Path(sys.executable).parent / "benchbench"), "run", str(path), "--out", str(run_dir),
@@ -126,7 +127,7 @@ def test_a_killed_parallel_run_loses_and_duplicates_nothing(tmp_path):
     try:
         deadline = time.monotonic() + 240
         while not stored and time.monotonic() < deadline and main.poll() is None:
-            time.sleep(0.2)
+            time.sleep(0.05)
             try:
                 with sqlite3.connect(f"file:{run_dir / 'results.sqlite'}?mode=ro", uri=True,
                                      timeout=10) as conn:

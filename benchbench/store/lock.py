@@ -41,10 +41,10 @@ def hold_run_dir(run_dir: Path, *, command: str = "") -> Iterator[None]:
     from filelock import FileLock, Timeout
 
     from benchbench.engine.files import write_atomic
-    from benchbench.store.rundir import check_out_dir
+    from benchbench.store.rundir import check_claimable
 
     run_dir = Path(run_dir)
-    check_out_dir(run_dir)  # a file, a path under a file, unwritable: refused, nothing made
+    check_claimable(run_dir)  # a file, unwritable, another program's: refused, nothing made
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(run_dir / LOCK), timeout=0)

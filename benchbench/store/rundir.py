@@ -88,16 +88,10 @@ def archive_owned(run_dir: Path, *, why: str, log: Callable[[str], None]) -> Pat
     return archive
 
 
-def claim_run_dir(run_dir: Path, *, suite_name: str, suite_hash: str, force: bool,
-                  log: Callable[[str], None] = lambda message: None) -> None:
-    """Make ``run_dir`` a benchbench run directory for this suite, or refuse with one line.
-
-    Refused, with nothing written: a path that is a file, under a file or unwritable; a
-    non-empty directory benchbench did not make (``--force`` or not); a damaged store or one of
-    another suite version (``--force`` archives it and starts over). A marked directory whose
-    store is gone while checkpoints or a report remain has those archived, with a log line.
-    """
-    run_dir = Path(run_dir)
+def check_claimable(run_dir: Path) -> tuple[dict | None, StoreDamagedError | None]:
+    """Refuse, writing nothing, a path ``run`` may not use: a file, under a file, unwritable,
+    or a non-empty directory benchbench did not make (``--force`` or not). Returns the store's
+    meta (None without a store) and its damage, if any, for ``claim_run_dir``."""
     check_out_dir(run_dir)
     store = run_dir / STORE
     meta, damage = None, None
@@ -115,6 +109,21 @@ def claim_run_dir(run_dir: Path, *, suite_name: str, suite_hash: str, force: boo
         raise RunDirError(f"{run_dir}: exists, is not empty and is not a benchbench run "
                           f"directory (no {MARKER}, no results store); benchbench writes only "
                           "into directories it made: pass --out a new or empty directory")
+    return meta, damage
+
+
+def claim_run_dir(run_dir: Path, *, suite_name: str, suite_hash: str, force: bool,
+                  log: Callable[[str], None] = lambda message: None) -> None:
+    """Make ``run_dir`` a benchbench run directory for this suite, or refuse with one line.
+
+    Refused, with nothing written: a path that is a file, under a file or unwritable; a
+    non-empty directory benchbench did not make (``--force`` or not); a damaged store or one of
+    another suite version (``--force`` archives it and starts over). A marked directory whose
+    store is gone while checkpoints or a report remain has those archived, with a log line.
+    """
+    run_dir = Path(run_dir)
+    meta, damage = check_claimable(run_dir)
+    store = run_dir / STORE
     if damage is not None:
         if not force:
             raise damage
