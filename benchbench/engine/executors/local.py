@@ -5,9 +5,12 @@ the main process's threads or CUDA state). Each worker sets torch's threads to
 ``cores // workers`` so the pool does not oversubscribe the cores; with ``--device cuda`` and
 several GPUs, worker ``i`` sees only GPU ``i mod count`` (``CUDA_VISIBLE_DEVICES``, set before
 torch loads). Progress travels back through a ``multiprocessing`` manager queue (a worker killed
-mid-write cannot wedge it). A worker that dies (``kill -9``, out of memory) breaks the pool:
-the units that had started in it are charged one attempt and rerun in a fresh pool, resuming
-from their last checkpoint; the ones that had not started are rerun free.
+mid-write cannot wedge it). A worker that dies (``kill -9``, out of memory) breaks the pool,
+and every unfinished unit is rerun in a fresh pool, resuming from its last checkpoint. The pool
+does not say which worker died: if one unit alone was running, it is charged one attempt;
+if several were, none is charged and each of them next runs alone (a pool of one), where a
+death can only be its own. So a unit that keeps dying fails after ``retries`` retries, and the
+units that happened to run beside it never do.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ class LocalPool:
         threads = max(1, (os.cpu_count() or 1) // workers)
         gpus = self._gpus(units)
         attempts = {u.uid: 0 for u in units}
+        suspects: set[int] = set()  # running when a pool of several broke: next run alone
         pending = list(units)
         manager = SyncManager(ctx=mp)
         manager.start(_die_with_parent)  # the queue's server, too, ends with this process
@@ -105,11 +109,15 @@ class LocalPool:
 
             while pending:
                 started.clear()
-                pool = ProcessPoolExecutor(workers, mp_context=mp, initializer=_init,
+                alone = next((u for u in pending if u.uid in suspects), None)
+                batch = [alone] if alone is not None else pending
+                pending = [u for u in pending if u not in batch]
+                size = 1 if alone is not None else workers
+                pool = ProcessPoolExecutor(size, mp_context=mp, initializer=_init,
                                            initargs=(queue, threads, gpus, mp.Value("i", 0)))
                 try:
-                    futures = {pool.submit(_work, unit): unit for unit in pending}
-                    pending, died = [], []
+                    futures = {pool.submit(_work, unit): unit for unit in batch}
+                    died = []
                     while futures:
                         done, _ = wait(futures, timeout=0.1, return_when=FIRST_COMPLETED)
                         drain()
@@ -122,7 +130,12 @@ class LocalPool:
                 finally:
                     pool.shutdown(wait=False, cancel_futures=True)
                 drain()
-                charged = [u for u, _ in died if u.uid in started] or [u for u, _ in died]
+                running = [u for u, _ in died if u.uid in started] or [u for u, _ in died]
+                if alone is not None or len(running) == 1:
+                    charged = running  # it ran alone: the death was its own
+                else:  # several ran: nobody is charged, each runs alone next
+                    charged = []
+                    suspects.update(u.uid for u in running)
                 for unit, exc in died:
                     if unit in charged:
                         attempts[unit.uid] += 1
