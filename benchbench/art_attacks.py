@@ -60,6 +60,15 @@ def art_class(name: str):
     return getattr(art_import("art.attacks.evasion"), name)
 
 
+def check_known(art_name: str, params: dict, allowed: list[str]) -> list[str]:
+    """``allowed``, or a ValueError naming the keys ART's ``art_name`` does not take."""
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for ART's "
+                         f"{art_name}; allowed: {', '.join(allowed)}")
+    return allowed
+
+
 class ARTAttack:
     """Base of the generated adapters (one subclass per entry of ``SPECS``)."""
 
@@ -83,11 +92,7 @@ class ARTAttack:
         return names + (["norm"] if cls.choose_norm else [])
 
     def __init__(self, **params) -> None:
-        allowed = self.suite_params()
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for ART's "
-                             f"{self.art_name}; allowed: {', '.join(allowed)}")
+        check_known(self.art_name, params, self.suite_params())
         members = params.get("attacks")
         if self.art_name == "AutoAttack" and members is not None and (
                 not isinstance(members, list) or not set(members) <= set(AUTOATTACK_MEMBERS)):

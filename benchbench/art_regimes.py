@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ClassVar
 
-from benchbench.art_attacks import art_import
+from benchbench.art_attacks import art_import, check_known
 from benchbench.regimes.base import (
     MAX_BATCH,
     MAX_EPOCHS,
@@ -110,11 +110,7 @@ class ARTRegime:
         return names + [k for k in (*cls.extra, *OWN) if k not in names]
 
     def __init__(self, **params) -> None:
-        allowed = self.suite_params()
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for ART's "
-                             f"{self.art_name}; allowed: {', '.join(allowed)}")
+        allowed = check_known(self.art_name, params, self.suite_params())
         merged = {k: v for k, v in {**self.defaults, **params}.items() if k in allowed}
         for key, value in merged.items():
             if key in CHECKS:
