@@ -156,9 +156,10 @@ def test_a_killed_local_worker_is_retried_and_resumes(registry, tmp_path):
     summary = run(suite, registry, tmp_path / "killed", "local", events=events, workers=2)
     assert marker.read_text() == "1" and not summary.failed and len(summary.ran) == 4
     assert any("a worker died" in m for m in events.logs)
-    # the unit that died resumed after epoch 2: its epoch 3 ran twice, epochs 1-2 once
-    # (a unit killed beside it, if any, resumed the same way)
-    assert events.seen.count(("h16", 1)) == 1 and events.seen.count(("h24", 1)) == 1
+    # the unit that died resumed after epoch 2: its epoch 3 ran twice, epochs 1-2 once; a unit
+    # killed beside it resumes from its own last checkpoint, which it may not have reached yet
+    # (killed within its epoch 1: that epoch runs again), so its count is 1 or 2
+    assert events.seen.count(("h16", 1)) == 1 and events.seen.count(("h24", 1)) in (1, 2)
     marker.write_text("1")  # already died: the same suite, uninterrupted (and safe inline)
     run(suite, registry, tmp_path / "whole")
     got, cells = numbers(tmp_path / "killed")

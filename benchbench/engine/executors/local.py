@@ -136,6 +136,10 @@ class LocalPool:
                 else:  # several ran: nobody is charged, each runs alone next
                     charged = []
                     suspects.update(u.uid for u in running)
+                    for unit in running:
+                        emit(Progress(unit.uid, "log", (
+                            f"a worker died while unit {unit.uid + 1} ran beside others: "
+                            "rerunning it alone (no attempt charged)",)))
                 for unit, exc in died:
                     if unit in charged:
                         attempts[unit.uid] += 1
