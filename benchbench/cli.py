@@ -277,5 +277,16 @@ def data_fetch(
     typer.echo(f"{name}: ready ({source})")
 
 
+def _add_command_modules() -> None:
+    """Commands kept in their own small modules (each imports nothing heavy at module level)."""
+    from benchbench import cli_compare, cli_leaderboard
+
+    for module in (cli_compare, cli_leaderboard):
+        module.register(app)
+
+
+_add_command_modules()
+
+
 def main() -> None:
     app()
