@@ -1,6 +1,8 @@
 # Two entry points for a fresh clone; both are idempotent and need only Python 3.11 and make.
 #   make run    set up .venv and run the founding study (suites/overfit_mnist.toml)
 #   make test   set up .venv with the test extras and run ruff and pytest
+# Both install from requirements.lock (pip constraints), so a fresh clone gets the versions the
+# committed reports were made with; `make lock` re-resolves it.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,19 +10,20 @@ SUITE ?= suites/overfit_mnist.toml
 EXAMPLE := plugins/benchbench-example-attack
 EXAMPLE_REGIME := plugins/benchbench-example-regime
 
-.PHONY: run test lint setup clean-venv
+.PHONY: run test lint setup clean-venv lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(EXAMPLE)/pyproject.toml $(EXAMPLE_REGIME)/pyproject.toml \
-		$(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e ".[dev,art,ray]" -e $(EXAMPLE) -e $(EXAMPLE_REGIME)
+$(VENV)/.installed-dev: pyproject.toml requirements.lock $(EXAMPLE)/pyproject.toml \
+		$(EXAMPLE_REGIME)/pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,art,ray]" -e $(EXAMPLE) \
+		-e $(EXAMPLE_REGIME)
 	touch $@
 
 setup: $(VENV)/.installed
@@ -34,6 +37,14 @@ lint: $(VENV)/.installed-dev
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# Re-resolve requirements.lock from pyproject.toml (every extra), keeping the pins it can keep.
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra art --extra ray --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --no-header --no-emit-index-url \
+		-c requirements.lock -o requirements.lock.new
+	head -5 requirements.lock | cat - requirements.lock.new > requirements.lock && rm requirements.lock.new
 
 clean-venv:
 	rm -rf $(VENV)
