@@ -1,0 +1,206 @@
+"""One leaderboard entry per (model, regime) of a run: plain data, written as one JSON file.
+
+Every number is a fraction in [0, 1] with its per-seed values, mean, sample standard deviation
+and 95% t-interval over seeds (``summary``). The worst case over attacks at the threat model's
+eps is, in order of preference: the stored per-example ensemble (``worst_<norm>`` rows: an input
+counts as robust only if every attack of that norm failed on it), the one attack when there is
+only one (exact too), or the per-seed minimum over the attacks' accuracies, an upper bound
+(per-example results not stored). See ``render.FIELDS`` for every field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+from benchbench.leaderboard import ENTRY_SCHEMA, SCHEMA_VERSION
+from benchbench.leaderboard.runs import RunData, ThreatModel, eps_key
+from benchbench.store.worst import is_worst, worst_name
+
+CHECKPOINTS = ("last", "best")
+#: flags that describe the model rather than a symptom of a misled attack: shown, but alone they
+#: do not mark an evaluation unreliable ("S": p_y rounds to 1.0, so plain cross-entropy loses
+#: its gradient; the symptoms it causes are the other letters, "L" above all)
+INFORMATIVE = frozenset("S")
+WORST_KINDS = {
+    "per_example": "exact: per example, an input counts only if every {norm} attack of the "
+                   "run failed on it (AutoAttack's rule)",
+    "single_attack": "exact: the run has one {norm} attack at this eps",
+    "upper_bound": "upper bound: per-example results not stored, so the minimum over the "
+                   "attacks' accuracies (per seed, then the mean); the ensemble can only be lower",
+}
+
+
+def summary(values: list[float]) -> dict:
+    """Mean, sample std and 95% t-interval over seeds of ``values`` (in seed order)."""
+    n = len(values)
+    mean = sum(values) / n
+    out = {"mean": mean, "std": None, "ci95": None, "n": n, "values": list(values)}
+    if n >= 2:
+        from scipy import stats
+
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+        half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+        out.update(std=std, ci95=[mean - half, mean + half])
+    return out
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "entry"
+
+
+def _per_seed(rows) -> dict[int, float]:
+    return {int(s): float(v) for s, v in rows[["seed", "value"]].itertuples(index=False)}
+
+
+def _at_eps(group, threat: ThreatModel, info: dict):
+    """Test accuracy rows of ``threat``'s norm and eps: ({label: rows}, worst rows)."""
+    test = group[(group["split"] == "test") & (group["metric"] == "accuracy")
+                 & (group["attack"] != "none")]
+    test = test[[eps_key(e) == threat.eps for e in test["eps"]]]
+    attacks = {label: rows for label, rows in test.groupby("attack")
+               if not is_worst(label) and info.get(label, {}).get("norm") == threat.norm}
+    return attacks, test[test["attack"] == worst_name(threat.norm)]
+
+
+def _worst_per_seed(attacks: dict, worst, epoch: int, labels=None) -> tuple[dict, str, list]:
+    """Seed -> worst-case accuracy at ``epoch``, its kind and the attacks it covers."""
+    here = {label: rows[rows["epoch"] == epoch] for label, rows in attacks.items()
+            if labels is None or label in labels}
+    here = {label: rows for label, rows in here.items() if not rows.empty}
+    stored = worst[worst["epoch"] == epoch]
+    if labels is None and not stored.empty:
+        return _per_seed(stored), "per_example", sorted(here)
+    per = {label: _per_seed(rows) for label, rows in here.items()}
+    seeds = set.intersection(*(set(p) for p in per.values())) if per else set()
+    values = {s: min(p[s] for p in per.values()) for s in sorted(seeds)}
+    return values, ("single_attack" if len(per) == 1 else "upper_bound"), sorted(per)
+
+
+def choose_epoch(attacks: dict, worst, epochs: list[int], rule: str) -> tuple[int, str]:
+    """The checkpoint for ``rule`` and a sentence saying how it was chosen."""
+    last = max(epochs)
+    if rule == "last" or len(epochs) == 1:
+        return last, f"last: the final checkpoint, epoch {last}"
+    per_epoch = {e: {label for label, rows in attacks.items() if (rows["epoch"] == e).any()}
+                 for e in epochs}
+    common = set.intersection(*per_epoch.values())
+    stored = all(s == per_epoch[last] for s in per_epoch.values()) and all(
+        (worst["epoch"] == e).any() for e in epochs)
+    scores = {}
+    for e in epochs:
+        if stored:
+            values = _per_seed(worst[worst["epoch"] == e])
+        else:
+            values, _, _ = _worst_per_seed(attacks, worst, e, labels=common or per_epoch[e])
+        if values:
+            scores[e] = sum(values.values()) / len(values)
+    best = max(sorted(scores), key=lambda e: scores[e])  # ties: the earliest epoch
+    basis = ("the stored per-example worst case" if stored else
+             "the minimum over " + ", ".join(sorted(common)) + " (the attacks run at every "
+             "checkpoint)" if common else "the minimum over each checkpoint's attacks")
+    return best, (f"best: epoch {best} of {epochs}, the highest worst-case robust accuracy "
+                  f"(mean over seeds, {basis}); chosen on the test split itself, so optimistic")
+
+
+def _versions(cells: list[dict]) -> dict:
+    plugins: dict[str, set] = {}
+    for c in cells:
+        for k, v in json.loads(c["plugins"] or "{}").items():
+            plugins.setdefault(k, set()).add(v)
+    join = lambda values: ", ".join(sorted(str(v) for v in values if v)) or None  # noqa: E731
+    return {"benchbench": join({c["benchbench_version"] for c in cells}),
+            "torch": join({c["torch_version"] for c in cells}),
+            "plugins": {k: join(v) for k, v in sorted(plugins.items())}}
+
+
+def _architecture(model: dict) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in sorted(model.get("params", {}).items()))
+    return f"{model['name']}({params})"
+
+
+def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str,
+                link: str | None) -> list[dict]:
+    """The entries of ``run`` at ``threat``: one per (model, regime) with attacks at its eps."""
+    from benchbench.report.flags import LEGEND, flags_by_epoch
+    from benchbench.report.training import collapses
+
+    classes, bounds = run.meta.get("num_classes"), json.loads(run.meta.get("bounds", "null"))
+    chance = 1 / int(classes) if classes else None
+    span = bounds[1] - bounds[0] if bounds else None
+    stale = {s.cell_id: s for s in run.stale}
+    out = []
+    for (model, regime), group in run.tidy.groupby(["model", "regime"], sort=False):
+        attacks, worst = _at_eps(group, threat, run.info)
+        if not attacks and worst.empty:
+            continue
+        epochs = sorted({int(e) for rows in attacks.values() for e in rows["epoch"]}
+                        | {int(e) for e in worst["epoch"]})
+        epoch, how = choose_epoch(attacks, worst, epochs, checkpoint)
+        values, kind, covered = _worst_per_seed(attacks, worst, epoch)
+        clean = group[(group["split"] == "test") & (group["attack"] == "none")
+                      & (group["metric"] == "accuracy") & (group["epoch"] == epoch)]
+        flags = flags_by_epoch(group[[not is_worst(a) for a in group["attack"]]], run.info,
+                               chance=chance, span=span).get(epoch, "")
+        cells = [c for c in run.cells if c["model"] == model and c["regime"] == regime]
+        spec = json.loads(cells[0]["spec"])
+        fit = run.fit[(run.fit["model"] == model) & (run.fit["regime"] == regime)]
+        robust = {}
+        for label, rows in sorted(attacks.items()):
+            rows = rows[rows["epoch"] == epoch]
+            if rows.empty:
+                continue
+            meta = run.info.get(label, {})
+            robust[label] = {"attack": meta.get("name"), "params": meta.get("params", {}),
+                             "rows": meta.get("rows"), **summary(list(_per_seed(rows).values()))}
+        differences = sorted({(d.name, d.stored, d.installed) for c in cells
+                              if c["cell_id"] in stale for d in stale[c["cell_id"]].differences})
+        notes = []
+        if kind == "upper_bound":
+            notes.append("worst case is an upper bound: per-example results not stored")
+        if checkpoint == "best":
+            notes.append("checkpoint chosen on the test split (optimistic)")
+        overfit = collapses(fit)
+        if overfit:
+            notes.append(f"catastrophic overfitting: the PGD monitor collapsed in {len(overfit)} "
+                         f"of {len(cells)} seeds while training")
+        if differences:
+            notes.append("stale: measured with other versions than the installed ones (" +
+                         ", ".join(f"{n} {s} (installed: {i})" for n, s, i in differences) + ")")
+        out.append({
+            "schema": ENTRY_SCHEMA, "schema_version": SCHEMA_VERSION,
+            "id": slug(f"{run.path.name}--{model}--{regime}"),
+            "name": f"{model} · {regime}",
+            "run": {"name": run.meta.get("suite_name"), "dir": str(run.path),
+                    "description": run.meta.get("suite_description"),
+                    "suite_path": run.meta.get("suite_path")},
+            "link": link,
+            "dataset": threat.dataset, "test_split": threat.test,
+            "train_split": run.dataset.get("train"),
+            "threat_model": threat.norm, "eps": threat.eps,
+            "model": spec["model"], "architecture": _architecture(spec["model"]),
+            "regime": spec["regime"], "dtype": cells[0]["dtype"],
+            "seeds": sorted({int(c["seed"]) for c in cells}),
+            "epochs": spec["regime"]["params"].get("epochs"),
+            "checkpoint": {"rule": checkpoint, "epoch": epoch, "stored": epochs, "how": how},
+            "clean_accuracy": summary(list(_per_seed(clean).values())) if not clean.empty
+            else None,
+            "robust_accuracy": robust,
+            "worst_case": {"kind": kind, "exact": kind != "upper_bound",
+                           "meaning": WORST_KINDS[kind].format(norm=threat.norm),
+                           "attacks": covered, **summary(list(values.values()))},
+            "flags": flags, "flag_meanings": {f: LEGEND.get(f, "") for f in flags},
+            "unreliable": bool(set(flags) - INFORMATIVE),
+            "unreliable_because": "".join(sorted(set(flags) - INFORMATIVE)),
+            "catastrophic_overfitting": {str(s): e for s, e in overfit.items()},
+            "stale": [{"name": n, "stored": s, "installed": i} for n, s, i in differences],
+            "wall_time_s": sum(c["wall_s"] or 0.0 for c in cells),
+            "device": ", ".join(sorted({c["device"] for c in cells if c["device"]})),
+            "engine": ", ".join(sorted({c["engine"] for c in cells if c["engine"]})),
+            "suite_hash": run.meta.get("suite_hash"),
+            "versions": _versions(cells),
+            "finished": max((c["finished"] or "" for c in cells), default="") or None,
+            "notes": notes,
+        })
+    return out
