@@ -1,0 +1,329 @@
+"""Comparing stored results: B minus A for every measurement both sides hold, with a CI.
+
+A side is a tidy frame (``ResultsStore.tidy``) of one run, optionally narrowed to some of its
+cells (``--a regime=standard``). Rows are matched on every key of ``KEYS`` that the selections do
+not name; for each match, the values over seeds give the mean difference B - A and its
+confidence interval: a paired t interval where both sides have the same seeds (each seed's
+difference), Welch's t interval otherwise (``scipy.stats``). A difference is *significant* when
+its interval excludes 0 (no correction for multiple comparisons). Training records (split
+``fit``) are not results and are left out; worst-case rows compare like any attack.
+
+Two runs are compared only where they measure the same thing: the same data (dataset, test split
+and parameters, classes) and threat model (input bounds); an attack label whose norm differs is
+left out, with a note. Labels whose stored specs differ (a model's width, a regime's dtype, an
+attack's steps) are compared but noted, so the table never hides what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from benchbench.errors import BenchbenchError
+from benchbench.report.tables import CLEAN_ORDER
+from benchbench.report.training import split_fit
+from benchbench.store.worst import is_worst
+
+KEYS = ("model", "regime", "dataset", "epoch", "split", "attack", "eps", "metric")
+SELECT_KEYS = ("model", "regime", "epoch", "split", "attack", "eps")
+ROW_COLUMNS = ("n_a", "n_b", "seeds_a", "seeds_b", "test", "mean_a", "mean_b", "b_minus_a",
+               "ci_low", "ci_high", "p_value", "significant")
+
+
+class CompareError(BenchbenchError):
+    """Two sides that cannot be compared, or a selection that selects nothing."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The matched rows (``on`` keys + ``ROW_COLUMNS``) and what the sides were."""
+
+    a: str
+    b: str
+    on: tuple[str, ...]
+    rows: pd.DataFrame
+    confidence: float
+    notes: tuple[str, ...] = field(default=())
+
+
+# selections ------------------------------------------------------------------------------
+def parse_selection(items: Sequence[str], *, flag: str) -> dict[str, str]:
+    """``["regime=standard", "epoch=10"]`` -> ``{"regime": "standard", "epoch": "10"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not value or key not in SELECT_KEYS:
+            raise CompareError(f"{flag} {item!r}: write key=value with key one of "
+                               f"{', '.join(SELECT_KEYS)}, e.g. {flag} regime=standard")
+        if key in out:
+            raise CompareError(f"{flag} {item!r}: {key} is already selected ({key}={out[key]})")
+        out[key] = value
+    return out
+
+
+def _matches(column: pd.Series, value: str, *, flag: str, key: str) -> pd.Series:
+    if key in ("epoch", "eps"):
+        try:
+            number = float(value)
+        except ValueError:
+            raise CompareError(f"{flag} {key}={value}: {key} must be a number") from None
+        return (column.astype(float) - number).abs() <= 1e-9 * max(1.0, abs(number))
+    return column.astype(str) == value
+
+
+def select(tidy: pd.DataFrame, *, where: dict[str, str], flag: str, run: str) -> pd.DataFrame:
+    """The rows of ``tidy`` whose keys have the selected values, or an error naming what the
+    run has."""
+    keep = pd.Series(True, index=tidy.index)
+    for key, value in where.items():
+        hit = _matches(tidy[key], value, flag=flag, key=key)
+        if not hit.any():
+            have = ", ".join(_fmt_key(v) for v in sorted(tidy[key].unique().tolist()))
+            raise CompareError(f"{flag} {key}={value}: no such {key} in {run}; it has: {have}")
+        keep &= hit
+    if not keep.any():
+        raise CompareError(f"{flag} {_describe(where)}: no cell of {run} has all of these")
+    return tidy[keep]
+
+
+def _fmt_key(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _describe(where: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in where.items())
+
+
+# the statistics ---------------------------------------------------------------------------
+def seed_difference(*, a: pd.Series, b: pd.Series, confidence: float = 0.95) -> dict:
+    """B - A for one measurement, ``a`` and ``b`` its values indexed by seed: paired by seed
+    when both have the same seeds, Welch otherwise. Keys: ``ROW_COLUMNS``; CI, p and
+    significance are NaN/None when the seeds cannot give one (fewer than 2 on a side)."""
+    from scipy import stats
+
+    a, b = a.astype(float).sort_index(), b.astype(float).sort_index()
+    paired = sorted(a.index) == sorted(b.index)
+    diff = float(b.mean() - a.mean())
+    out = {"n_a": len(a), "n_b": len(b), "seeds_a": ",".join(str(int(s)) for s in a.index),
+           "seeds_b": ",".join(str(int(s)) for s in b.index),
+           "test": "paired" if paired else "welch", "mean_a": float(a.mean()),
+           "mean_b": float(b.mean()), "b_minus_a": diff, "ci_low": math.nan,
+           "ci_high": math.nan, "p_value": math.nan, "significant": None}
+    if paired:
+        d = b - a.reindex(b.index)
+        if len(d) < 2:
+            return out
+        spread = float(d.std(ddof=1))
+    else:
+        if len(a) < 2 or len(b) < 2:
+            return out
+        spread = float(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    if spread == 0.0:  # every seed agrees exactly: the interval is the point itself
+        out.update(ci_low=diff, ci_high=diff, p_value=1.0 if diff == 0 else 0.0,
+                   significant=diff != 0)
+        return out
+    result = (stats.ttest_rel(b.to_numpy(), a.reindex(b.index).to_numpy()) if paired
+              else stats.ttest_ind(b.to_numpy(), a.to_numpy(), equal_var=False))
+    low, high = result.confidence_interval(confidence)
+    out.update(ci_low=float(low), ci_high=float(high), p_value=float(result.pvalue),
+               significant=bool(low > 0 or high < 0))
+    return out
+
+
+def compare_frames(*, a: pd.DataFrame, b: pd.DataFrame, on: Sequence[str],
+                   confidence: float = 0.95) -> pd.DataFrame:
+    """One row per ``on`` key both tidy frames hold: the keys and ``ROW_COLUMNS``."""
+    on = list(on)
+    for name, frame in (("A", a), ("B", b)):
+        if frame.duplicated([*on, "seed"]).any():
+            raise CompareError(f"side {name} holds several values per seed for one measurement; "
+                               f"select fewer cells (--a/--b) so {', '.join(on)} tell them apart")
+    groups_b = {k: g for k, g in b.groupby(on, sort=False)}
+    rows = []
+    for key, group_a in a.groupby(on, sort=False):
+        if key not in groups_b:
+            continue
+        group_b = groups_b[key]
+        stats = seed_difference(a=group_a.set_index("seed")["value"],
+                                b=group_b.set_index("seed")["value"], confidence=confidence)
+        rows.append({**dict(zip(on, key, strict=True)), **stats})
+    frame = pd.DataFrame(rows, columns=[*on, *ROW_COLUMNS])
+    if frame.empty:
+        return frame
+    order = [_order(*(row.get(k, d) for k, d in MEASURE_DEFAULTS.items()))
+             for row in frame[[k for k in MEASURE_DEFAULTS if k in on]].to_dict("records")]
+    frame["_order"] = [sorted(set(order)).index(o) for o in order]
+    cells = [k for k in ("model", "regime", "dataset", "epoch") if k in on]
+    return (frame.sort_values([*cells, "_order"], kind="stable").drop(columns="_order")
+            .reset_index(drop=True))
+
+
+MEASURE_DEFAULTS = {"split": "test", "attack": "", "eps": 0.0, "metric": "accuracy"}
+
+
+def _order(split: str, attack: str, eps: float, metric: str) -> tuple:
+    """Clean rows first (as in the report), then attacks by label and eps, worst case last."""
+    if attack == "none":
+        return (0, CLEAN_ORDER.get((split, metric), 9), split, metric, 0.0)
+    return (2 if is_worst(attack) else 1, 0, attack, split + metric, eps)
+
+
+# what two runs are ------------------------------------------------------------------------
+def run_facts(*, meta: dict, cells: list[dict]) -> dict:
+    """What a run measured, from its ``meta`` and ``cells``: datasets (name -> test split and
+    parameters), input bounds, classes, attack norms and the specs behind each label."""
+    norms = json.loads(meta["attack_norms"]) if meta.get("attack_norms") else {}
+    facts: dict = {"data": {}, "bounds": json.loads(meta.get("bounds") or "null"),
+                   "classes": meta.get("num_classes"), "norms": dict(norms),
+                   "model": {}, "regime": {}, "attack": {}}
+    for cell in cells:
+        if cell.get("status") != "ok":
+            continue
+        spec = json.loads(cell["spec"])
+        data = spec.get("dataset", {})
+        facts["data"].setdefault(data.get("name"), {"test": data.get("test"),
+                                                    **data.get("params", {})})
+        for kind in ("model", "regime"):
+            part = spec.get(kind, {})
+            facts[kind].setdefault(part.get("label"), {"name": part.get("name"),
+                                                       **part.get("params", {})})
+        for attack in spec.get("attacks", []):
+            facts["attack"].setdefault(attack["label"], {
+                "name": attack.get("name"), "rows": attack.get("rows"),
+                "split": attack.get("split"), **attack.get("params", {})})
+            facts["norms"].setdefault(attack["label"], attack.get("params", {}).get("norm"))
+    return facts
+
+
+def _spec_difference(a: dict, b: dict) -> str:
+    keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    shown = "; ".join(f"{k} {json.dumps(a.get(k))} (A) vs {json.dumps(b.get(k))} (B)"
+                      for k in keys[:4])
+    return shown + (f"; and {len(keys) - 4} more" if len(keys) > 4 else "")
+
+
+def check_runs(*, a: dict, b: dict, a_name: str, b_name: str) -> tuple[set[str], list[str]]:
+    """Refuse runs on different data or threat models (naming what differs); else the attack
+    labels to leave out (norm differs) and notes on labels whose specs differ."""
+    head = f"{a_name} and {b_name} share nothing to compare"
+    for name, facts in ((a_name, a), (b_name, b)):
+        if not facts["data"]:
+            raise CompareError(f"{name}: no finished cell stored yet; nothing to compare")
+    shared = set(a["data"]) & set(b["data"])
+    if not shared:
+        raise CompareError(f"{head}: different data (A: {', '.join(map(str, a['data']))}; "
+                           f"B: {', '.join(map(str, b['data']))})")
+    for name in sorted(shared):
+        if a["data"][name] != b["data"][name]:
+            raise CompareError(f"{head}: different data: dataset {name}: "
+                               f"{_spec_difference(a['data'][name], b['data'][name])}")
+    if a["classes"] != b["classes"]:
+        raise CompareError(f"{head}: different data: {a['classes']} classes (A) vs "
+                           f"{b['classes']} (B)")
+    if a["bounds"] != b["bounds"]:
+        raise CompareError(f"{head}: different threat model: input bounds {a['bounds']} (A) "
+                           f"vs {b['bounds']} (B)")
+    left_out, notes = set(), []
+    for label in sorted(set(a["norms"]) & set(b["norms"])):
+        if a["norms"][label] != b["norms"][label]:
+            left_out.add(label)
+            notes.append(f"attack {label} left out: norm {a['norms'][label]} (A) vs "
+                         f"{b['norms'][label]} (B)")
+    for kind in ("model", "regime", "attack"):
+        for label in sorted(set(a[kind]) & set(b[kind]) - left_out):
+            if a[kind][label] != b[kind][label]:
+                notes.append(f"{kind} {label} differs: "
+                             f"{_spec_difference(a[kind][label], b[kind][label])}")
+    for norm in sorted({n for n in (*a["norms"].values(), *b["norms"].values()) if n}):
+        members = [sorted(k for k, v in side["norms"].items() if v == norm) for side in (a, b)]
+        if members[0] != members[1] and all(members):
+            notes.append(f"worst_{norm} is over different attacks: {', '.join(members[0])} (A) "
+                         f"vs {', '.join(members[1])} (B)")
+    return left_out, notes
+
+
+def _nothing_shared(a: pd.DataFrame, b: pd.DataFrame, on: Sequence[str], head: str) -> str:
+    for key in on:
+        have_a, have_b = set(a[key].unique().tolist()), set(b[key].unique().tolist())
+        if not have_a & have_b:
+            listed = [", ".join(_fmt_key(v) for v in sorted(s)) for s in (have_a, have_b)]
+            return f"{head}: no {key} in both (A: {listed[0]}; B: {listed[1]})"
+    return f"{head}: no measurement is in both ({', '.join(on)} never all match)"
+
+
+# the comparison ---------------------------------------------------------------------------
+def compare(*, a: pd.DataFrame, b: pd.DataFrame, a_run: str, b_run: str | None = None,
+            a_where: dict[str, str] | None = None, b_where: dict[str, str] | None = None,
+            a_facts: dict | None = None, b_facts: dict | None = None,
+            metrics: Sequence[str] = (), epochs: Sequence[str] = (),
+            confidence: float = 0.95) -> Comparison:
+    """B - A over the tidy frames ``a`` and ``b`` (the same frame for one run, with
+    ``a_where``/``b_where`` selecting its cells); ``a_facts``/``b_facts`` (``run_facts``)
+    for two runs. ``metrics`` and ``epochs`` (numbers or ``last``: the last both hold) narrow
+    the rows."""
+    a_where, b_where = dict(a_where or {}), dict(b_where or {})
+    if not 0 < confidence < 1:
+        raise CompareError(f"--confidence {confidence}: give a level between 0 and 1, e.g. 0.95")
+    if b_run is None and not (a_where and b_where):
+        raise CompareError("comparing cells of one run needs --a and --b, e.g. --a "
+                           "regime=standard --b regime=trades")
+    if set(a_where) != set(b_where):
+        raise CompareError(f"--a {_describe(a_where) or '(none)'} and --b "
+                           f"{_describe(b_where) or '(none)'}: select the same keys on both "
+                           "sides")
+    if epochs and "epoch" in a_where:
+        raise CompareError("--epoch and --a/--b epoch=...: give one or the other")
+    a_name = a_run + (f" [{_describe(a_where)}]" if a_where else "")
+    b_name = (b_run or a_run) + (f" [{_describe(b_where)}]" if b_where else "")
+    left_out, notes = set(), []
+    if b_run is not None and a_facts is not None and b_facts is not None:
+        left_out, notes = check_runs(a=a_facts, b=b_facts, a_name=a_run, b_name=b_run)
+    a, b = split_fit(a)[0], split_fit(b)[0]
+    for frame, run in ((a, a_run), (b, b_run or a_run)):
+        if frame.empty:
+            raise CompareError(f"{run}: no finished cell stored yet; nothing to compare")
+    if metrics:
+        have = sorted(set(a["metric"]) | set(b["metric"]))
+        for metric in metrics:
+            if metric not in have:
+                raise CompareError(f"--metric {metric}: not stored; use one of {', '.join(have)}")
+        a, b = a[a["metric"].isin(metrics)], b[b["metric"].isin(metrics)]
+    a = select(a, where=a_where, flag="--a", run=a_run)
+    b = select(b, where=b_where, flag="--b", run=b_run or a_run)
+    a, b = a[~a["attack"].isin(left_out)], b[~b["attack"].isin(left_out)]
+    if epochs:
+        a, b = _epochs(a, b, epochs)
+    on = tuple(k for k in KEYS if k not in a_where)
+    rows = compare_frames(a=a, b=b, on=on, confidence=confidence)
+    if rows.empty:
+        head = (f"{a_run} and {b_run} share nothing to compare" if b_run is not None
+                else f"{a_name} and {b_name} share nothing to compare")
+        raise CompareError(_nothing_shared(a, b, on, head)
+                           + "".join(f"; {n}" for n in notes if "left out" in n))
+    only = (len(a.drop_duplicates(list(on))) - len(rows), len(b.drop_duplicates(list(on)))
+            - len(rows))
+    if any(only):
+        notes.append(f"measurements in one side only, not compared: {only[0]} in A, "
+                     f"{only[1]} in B")
+    return Comparison(a_name, b_name, on, rows, confidence, tuple(notes))
+
+
+def _epochs(a: pd.DataFrame, b: pd.DataFrame, epochs: Sequence[str]):
+    wanted = set()
+    for epoch in epochs:
+        if epoch == "last":
+            both = set(a["epoch"]) & set(b["epoch"])
+            if not both:
+                raise CompareError("--epoch last: the sides share no epoch")
+            wanted.add(max(both))
+        elif str(epoch).isdigit():
+            wanted.add(int(epoch))
+        else:
+            raise CompareError(f"--epoch {epoch}: give an epoch number or 'last'")
+    return a[a["epoch"].isin(wanted)], b[b["epoch"].isin(wanted)]
+
