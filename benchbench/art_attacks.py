@@ -41,6 +41,13 @@ SPECS = {
 }
 
 
+# the flags' capability (benchbench.attacks.attack_capabilities): iterative within the eps-ball,
+# or a single gradient step; the rest (minimal-perturbation, decision-based, random search)
+# declare nothing, so no flag compares them
+ITERATIVE = {"art.fgsm": False, "art.pgd": True, "art.autoattack": True}
+GRADIENT_MEMBERS = ("apgd_ce", "apgd_dlr")  # AutoAttack members that iterate on gradients
+
+
 def art_missing() -> bool:
     """Whether ART is absent (checked without importing it: registration stays cheap)."""
     return importlib.util.find_spec("art") is None
@@ -77,6 +84,7 @@ class ARTAttack:
     norm = "linf"
     choose_norm = True
     per_example = False  # ART attacks may draw random numbers or couple a batch
+    iterative: bool | None = None  # see ITERATIVE; minimal-perturbation ones: undeclared
 
     @property
     def bounded(self) -> bool:
@@ -102,6 +110,8 @@ class ARTAttack:
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
         self.norm, self.params = norm, params
+        if self.art_name == "AutoAttack" and members is not None:  # iterative if APGD runs
+            self.iterative = bool(set(members) & set(GRADIENT_MEMBERS))
 
     def perturb(self, model, x, y, *, eps: Sequence[float], bounds=(0.0, 1.0)):
         import numpy as np
@@ -191,6 +201,7 @@ def _cast_inputs(model, dtype):
 def adapters() -> dict[str, type]:
     return {name: type(f"ART{art}", (ARTAttack,), {
         "art_name": art, "takes_eps": takes_eps, "norm": norm, "choose_norm": choose,
+        "iterative": ITERATIVE.get(name),
         "__doc__": f"ART's {art} ({norm}{', one call per eps' if takes_eps else ''})."})
         for name, (art, takes_eps, norm, choose) in SPECS.items()}
 

@@ -222,16 +222,14 @@ def report(
     out: Annotated[Path | None, typer.Option(help="Where to write [default: DIR/report.md]")]
     = None,
 ) -> None:
-    """Re-render the markdown report from the stored results alone."""
-    from benchbench.engine.files import write_atomic
-    from benchbench.report.markdown import render_report
+    """Re-render the markdown report and its figures (figures/<suite>/*.png beside it) from
+    the stored results alone."""
+    from benchbench.report.write import write_report
     from benchbench.store.results import read_store
 
-    target = out or run_dir / "report.md"
     try:
         with read_store(run_dir) as store:
-            text = render_report(store)
-        write_atomic(target, text)
+            target = write_report(store, run_dir, out=out)
     except BenchbenchError as exc:
         raise fail(exc) from None
     typer.echo(f"wrote {target}")

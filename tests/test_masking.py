@@ -111,9 +111,10 @@ def tidy_rows(points):
                               value=v, seed=s) for a, e, v in points for s in (0, 1)])
 
 
-INFO = {"fgsm": {"name": "fgsm", "params": {"loss": "ce"}, "norm": "linf"},
-        "fgsm_m": {"name": "fgsm", "params": {"loss": "margin"}, "norm": "linf"},
-        "pgd": {"name": "pgd", "params": {}, "norm": "linf"}}
+INFO = {"fgsm": {"name": "fgsm", "params": {"loss": "ce"}, "norm": "linf", "iterative": False},
+        "fgsm_m": {"name": "fgsm", "params": {"loss": "margin"}, "norm": "linf",
+                   "iterative": False},
+        "pgd": {"name": "pgd", "params": {}, "norm": "linf", "iterative": True}}
 
 
 @pytest.mark.parametrize(("points", "expected"), [

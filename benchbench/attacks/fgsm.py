@@ -19,6 +19,7 @@ class FGSM:
 
     norm = "linf"
     needs_gradients = True
+    iterative = False  # one gradient step: the flags' single-step reference
     per_example = True  # no randomness, no coupling across the batch
 
     def __init__(self, *, loss: str = "ce") -> None:

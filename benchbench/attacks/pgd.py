@@ -24,6 +24,7 @@ class PGD:
     """Projected gradient descent, L-inf or L2, with random starts and restarts."""
 
     needs_gradients = True
+    iterative = True  # several steps: never weaker than one (the flags' "I" check)
 
     def __init__(self, *, norm: str = "linf", steps: int = 40, step_size: float | None = None,
                  random_start: bool = True, restarts: int = 1, loss: str = "ce") -> None:
@@ -43,6 +44,7 @@ class PGD:
         self.norm, self.steps, self.step_size = norm, steps, step_size
         self.random_start, self.restarts, self.loss = random_start, restarts, check_loss(loss)
         self.per_example = not random_start  # random starts draw from torch's RNG
+        self.iterative = steps > 1  # a single step is compared with nothing
 
     def _start(self, x, eps: float):
         import torch

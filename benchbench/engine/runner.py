@@ -32,12 +32,11 @@ from benchbench.engine.cell import Events, build_model, now, plugin_versions
 from benchbench.engine.data import DataCache, build
 from benchbench.engine.device import resolve_device
 from benchbench.engine.executors import make_executor
-from benchbench.engine.files import write_atomic
 from benchbench.engine.resume import discard_resume, resume_path
 from benchbench.engine.stacked import plan_units
 from benchbench.engine.units import Unit, UnitDone, hosted, portable, replay
 from benchbench.errors import BenchbenchError, SuiteError
-from benchbench.report.markdown import render_report
+from benchbench.report.write import write_report
 from benchbench.store.lock import hold_run_dir
 from benchbench.store.results import open_store
 from benchbench.store.rundir import claim_run_dir
@@ -169,7 +168,7 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
             if not summary.failed:  # every cell stored: left-overs (of another grouping, say
                 # a stack interrupted and then run with --engine sequential, or torn writes)
                 shutil.rmtree(out_dir / "checkpoints" / "resume", ignore_errors=True)
-            write_atomic(out_dir / "report.md", render_report(store))
+            write_report(store, out_dir)
     return summary
 
 

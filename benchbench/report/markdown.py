@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
-from benchbench.report.flags import LEGEND, attack_info, flags_by_epoch
+from benchbench.report.flags import LEGEND, flags_by_epoch, stored_attack_info
+from benchbench.report.plots import NORM_LABEL, FigureSpec, plan_figures, slug
 from benchbench.report.tables import summary_tables
 from benchbench.report.training import split_fit, training_section
 from benchbench.store.results import ResultsStore, run_is_stale
+from benchbench.store.worst import is_worst, worst_norm
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -31,8 +33,45 @@ def _runs_section(runs: list[dict]) -> list[str]:
     return lines
 
 
+FIGURES = "figures"  # beside the report: figures/<suite name>/*.png
+
+
+def figures_dir(meta: dict[str, str]) -> str:
+    """Where a report's figures go, relative to the report: one folder per suite, so the
+    reports of several runs can share a folder (``reports/``) without sharing figures."""
+    return f"{FIGURES}/{slug(meta.get('suite_name', 'suite'))}"
+
+
+def _figures_section(figures: list[FigureSpec], notes: list[str], where: str) -> list[str]:
+    if not figures and not notes:
+        return []
+    out, caption = ["Figures (the tables' numbers):", ""], None
+    for fig in figures:
+        if fig.caption != caption:
+            out += ([""] if caption else []) + [f"*{fig.caption}*", ""]
+            caption = fig.caption
+        out.append(f"![{fig.alt}]({where}/{fig.name})")
+    out += [""] if figures else []
+    out += [f"*{note}*" for note in notes] + ([""] if notes else [])
+    return out
+
+
+def _worst_heading(name: str, info: dict[str, dict]) -> str:
+    norm = worst_norm(name)
+    members = ", ".join(f"`{label}`" for label, a in info.items() if a.get("norm") == norm)
+    return (f"Worst case over every {NORM_LABEL.get(norm, norm)} attack (`{name}`: an input "
+            f"counts as robust only if every attack failed on it; attacks: "
+            f"{members or 'none declared'}):")
+
+
 def render_report(store: ResultsStore) -> str:
-    """The whole report as markdown: tables, the suite, the command, versions and machine."""
+    """The whole report as markdown: tables, figures (linked, see ``render_with_figures``),
+    the suite, the command, versions and machine."""
+    return render_with_figures(store)[0]
+
+
+def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
+    """The report's markdown and the figures it links (under ``figures_dir``), undrawn."""
     meta, runs, cells = store.meta(), store.runs(), store.cells()
     ok = [c for c in cells if c["status"] == "ok"]
     failed = [c for c in cells if c["status"] != "ok"]
@@ -54,8 +93,8 @@ def render_report(store: ResultsStore) -> str:
         f"commit {last.get('commit_sha') or 'n/a'}",
         f"- suite hash: `{meta.get('suite_hash', '?')}`, results schema v"
         f"{meta.get('schema_version', '?')}", ""]
-    norms = json.loads(meta["attack_norms"]) if "attack_norms" in meta else None
-    (tidy, fit), info, seen = split_fit(store.tidy()), attack_info(ok, norms), set()
+    (tidy, fit), info, seen = split_fit(store.tidy()), stored_attack_info(meta, ok), set()
+    where, figures, bases = figures_dir(meta), [], set()
     classes, bounds = meta.get("num_classes"), json.loads(meta.get("bounds", "null"))
     chance = 1 / int(classes) if classes else None
     span = bounds[1] - bounds[0] if bounds else None
@@ -77,6 +116,10 @@ def render_report(store: ResultsStore) -> str:
                 part = part.assign(flags=[flags.get(int(e), "") for e in frame.index])
             else:
                 part = part.rename(columns={c: c[len(name):].strip() for c in columns})
+                if is_worst(name):
+                    out += [_worst_heading(name, info), ""]
+                    out += [part.to_markdown(), ""]
+                    continue
                 attack = info.get(name, {})
                 params = ", ".join(f"{k}={v}" for k, v in attack.get("params", {}).items())
                 scope = (f" on the first {attack['rows']:,} rows" if attack.get("rows")
@@ -87,6 +130,13 @@ def render_report(store: ResultsStore) -> str:
             out += [part.to_markdown(), ""]
         out += training_section(fit[(fit.model == table.model) & (fit.regime == table.regime)
                                     & (fit.dataset == table.dataset)])
+        base = slug(f"{table.model}-{table.regime}-{table.dataset}")
+        while base in bases:
+            base += "_"
+        bases.add(base)
+        made, notes = plan_figures(group, info, base=base, title=table.title, chance=chance)
+        figures += made
+        out += _figures_section(made, notes, where)
     if seen:
         out += ["Flags (gradient-masking checks, on the mean over seeds):", ""]
         out += [f"- **{letter}**: {LEGEND[letter]}" for letter in sorted(seen)]
@@ -104,4 +154,4 @@ def render_report(store: ResultsStore) -> str:
     out += ["", "## Runs", "", *_runs_section(runs), "",
             f"## Suite (`{meta.get('suite_path', '?')}`)", "", "```toml",
             meta.get("suite_toml", "").rstrip(), "```", ""]
-    return "\n".join(out)
+    return "\n".join(out), figures
