@@ -39,6 +39,14 @@ What each kind of object must provide (duck-typed, no base classes needed):
   capability: ``per_example = True`` when each example's result depends only on that example,
   its label and the model (no random draws, no coupling across the batch); such attacks run on
   all seeds of a stacked model at once, in evaluation and when a regime crafts with them.
+  Optional capability for the report's gradient-masking flags: ``iterative = True`` for an
+  attack that ascends its loss inside the eps-ball in several gradient steps (PGD, BIM: flag
+  "I" when it is weaker than a single-step attack of the same norm at the same eps),
+  ``iterative = False`` for a single gradient step (FGSM: the reference it is compared with;
+  with a ``loss`` parameter, also flag "L"); leave it out (``None``) for anything else
+  (minimal-perturbation, decision-based, random search), which no flag compares. A class or
+  instance attribute, declared, never inferred; ``benchbench run`` stores it per attack label
+  (``benchbench.attacks.attack_capabilities``), so reports read it from the store.
 * regime class, one of two kinds:
 
   - **harness-driven** (the usual kind): a subclass of ``benchbench.regimes.Regime``, which

@@ -265,7 +265,15 @@ def _draw_series(ax, s: Series, style: dict):
 
 
 def draw(spec: FigureSpec, path: Path) -> None:
-    """Draw ``spec`` into the PNG ``path`` (deterministic bytes for the same numbers)."""
+    """Draw ``spec`` into the PNG ``path`` (the same bytes for the same numbers)."""
+    import matplotlib
+
+    with matplotlib.rc_context(RC):
+        figure(spec).savefig(path, format="png", dpi=DPI, metadata=PNG_METADATA)
+
+
+def figure(spec: FigureSpec):
+    """``spec`` as a matplotlib ``Figure`` (no pyplot, no global state)."""
     import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -291,4 +299,4 @@ def draw(spec: FigureSpec, path: Path) -> None:
         axes[0].set_ylabel(spec.panels[0].ylabel)
         fig.legend(list(handles.values()), list(handles), loc="outside right upper",
                    fontsize=8, frameon=False)
-        fig.savefig(path, format="png", dpi=DPI, metadata=PNG_METADATA)
+    return fig
