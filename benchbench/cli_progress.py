@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -71,6 +73,52 @@ class RichEvents(Events):
             self.bars.advance(self.cells)
 
 
+def summary_renderables(tables, *, width: int) -> list[Table]:
+    """Rich tables for ``summary_tables``' tables, each at most ``width`` columns wide: short
+    two-line headers, fewer decimals, and a wide table split into several (each repeating the
+    epoch column) rather than folded."""
+    from rich.measure import Measurement
+
+    from benchbench.report.tables import terminal_columns
+
+    probe = Console(width=100_000, file=io.StringIO())  # measures what a table would take
+
+    def build(st, columns, title: str, caption: str | None) -> Table:
+        table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, collapse_padding=True,
+                      min_width=min(width, len(title) + 4))  # a title on one line
+        table.add_column("epoch", justify="right", no_wrap=True)
+        for header, _ in columns:
+            table.add_column(header, justify="right", no_wrap=True)
+        for i, epoch in enumerate(st.mean.index):
+            table.add_row(str(epoch), *(cells[i] for _, cells in columns))
+        return table
+
+    def fits(table: Table) -> bool:
+        return Measurement.get(probe, probe.options, table).maximum <= width
+
+    out = []
+    for st in tables:
+        columns = terminal_columns(st)
+        chunks: list[list] = [[]]
+        for column in columns:  # as many columns as fit in each part
+            if chunks[-1] and not fits(build(st, [*chunks[-1], column], st.title, None)):
+                chunks.append([])
+            chunks[-1].append(column)
+        # as many parts, evened out (no last part of one column) where they still fit
+        size, extra = divmod(len(columns), len(chunks))
+        bounds = [i * size + min(i, extra) for i in range(len(chunks) + 1)]
+        even = [columns[lo:hi] for lo, hi in zip(bounds, bounds[1:], strict=False)]
+        if all(fits(build(st, chunk, st.title, None)) for chunk in even):
+            chunks = even
+        for i, chunk in enumerate(chunks, 1):
+            title = st.title + (f" ({i}/{len(chunks)})" if len(chunks) > 1 else "")
+            what = (f"mean±std over seeds {list(st.seeds)}" if len(st.seeds) > 1
+                    else f"seed {st.seeds[0]}" if st.seeds else "no seeds")
+            caption = f"{what}; accuracies and fractions in %" if i == len(chunks) else None
+            out.append(build(st, chunk, title, caption))
+    return out
+
+
 def print_summary(summary) -> None:
     from benchbench.report.tables import summary_tables
     from benchbench.report.training import split_fit
@@ -79,14 +127,7 @@ def print_summary(summary) -> None:
     out = Console()
     with read_store(summary.run_dir) as store:
         tables = summary_tables(split_fit(store.tidy())[0])  # the report shows training records
-    for st in tables:
-        table = Table(title=st.title, caption=f"mean ± std over seeds {list(st.seeds)}")
-        frame = st.formatted()
-        table.add_column("epoch", justify="right")
-        for col in frame.columns:
-            table.add_column(col + (" %" if col in st.percent else ""), justify="right")
-        for epoch, row in frame.iterrows():
-            table.add_row(str(epoch), *row.tolist())
+    for table in summary_renderables(tables, width=out.width):
         out.print(table)
     out.print(f"ran {len(summary.ran)} cell(s), skipped {len(summary.skipped)} already stored, "
               f"{len(summary.failed)} failed, in {summary.wall_s:.1f}s")

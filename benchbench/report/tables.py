@@ -77,3 +77,25 @@ def summary_tables(tidy: pd.DataFrame) -> list[SummaryTable]:
                                    stats["mean"][ordered], stats["std"][ordered], percent,
                                    tuple((g, tuple(cols)) for g, cols in by_group.items())))
     return tables
+
+
+def terminal_columns(table: SummaryTable) -> list[tuple[str, list[str]]]:
+    """``(header, cells)`` per column of ``table`` for a narrow terminal: a two-line header
+    (what, then which: ``fgsm`` / ``ε=0.05 %``), and ``mean±std`` with fewer decimals (one for
+    percentages, three otherwise), no spaces. The report keeps ``formatted()``'s full form."""
+    owner = {col: name for name, cols in table.groups for col in cols}
+    out = []
+    for col in table.mean.columns:
+        group = owner.get(col, "clean")
+        if group == "clean":
+            first, _, rest = col.partition(" ")
+        else:
+            first, rest = group, col[len(group):].strip()
+        percent = col in table.percent
+        scale, digits = (100.0, 1) if percent else (1.0, 3)
+        cells = [
+            "" if pd.isna(m) else f"{m * scale:.{digits}f}" if len(table.seeds) < 2 or pd.isna(s)
+            else f"{m * scale:.{digits}f}±{s * scale:.{digits}f}"
+            for m, s in zip(table.mean[col], table.std[col], strict=True)]
+        out.append((f"{first}\n{rest}{' %' if percent else ''}".strip(), cells))
+    return out
