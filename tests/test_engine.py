@@ -45,7 +45,10 @@ def test_same_seed_same_numbers_different_seed_different(write_suite, registry):
                      ("test", "none", 0.0, "accuracy"), ("test", "none", 0.0, "loss"),
                      ("test", "none", 0.0, "zero_grad_frac"),
                      ("test", "none", 0.0, "saturated_frac"),
-                     ("test", "fgsm", 0.05, "accuracy"), ("test", "fgsm", 0.2, "accuracy")}
+                     ("test", "fgsm", 0.05, "accuracy"), ("test", "fgsm", 0.2, "accuracy"),
+                     # which examples stayed correct (benchbench.store.examples)
+                     ("train", "none", 0.0, "correct"), ("test", "none", 0.0, "correct"),
+                     ("test", "fgsm", 0.05, "correct"), ("test", "fgsm", 0.2, "correct")}
 
 
 def test_float64_regime_trains_in_float64(write_suite, registry, tmp_path):

@@ -35,8 +35,8 @@ def test_rerun_does_no_work_and_adds_no_rows(write_suite, registry, tmp_path):
     first = run_suite(suite, registry=registry, out_dir=tmp_path / "run", device="cpu")
     assert len(first.ran) == 2 and not first.skipped
     n = rows(tmp_path / "run")
-    # 2 cells x 2 checkpoints x (4 clean + 2 masking checks + 2 fgsm eps) numbers
-    assert n == 2 * 2 * 8
+    # 2 cells x 2 checkpoints x (4 clean + 2 masking checks + 2 fgsm eps + 2 worst_linf eps)
+    assert n == 2 * 2 * 10
     second = run_suite(suite, registry=registry, out_dir=tmp_path / "run", device="cpu")
     assert not second.ran and len(second.skipped) == 2
     assert rows(tmp_path / "run") == n
@@ -75,7 +75,7 @@ def test_changed_suite_is_refused_then_archived_with_force(write_suite, registry
     run_suite(changed, registry=registry, out_dir=run_dir, device="cpu", force=True)
     archived = list((run_dir / "archive").glob("*/results.sqlite"))
     assert len(archived) == 1 and archived[0].read_bytes() == before
-    assert rows(run_dir) == 2 * 1 * 8
+    assert rows(run_dir) == 2 * 1 * 10  # with 2 worst_linf rows a checkpoint
 
 
 def test_comments_do_not_change_the_suite(write_suite, registry, tmp_path):

@@ -13,6 +13,7 @@ import torch
 from benchbench.engine.data import DataCache, build
 from benchbench.engine.evaluate import Record, attack_records, clean_records, masking_records
 from benchbench.store.checkpoints import checkpoint_path, save_checkpoint
+from benchbench.store.examples import CORRECT
 from benchbench.suite.cells import CellSpec, ComponentRef
 
 EVAL_BATCH = 10_000  # rows per forward pass when measuring clean accuracy and loss
@@ -69,11 +70,11 @@ def build_model(registry, ref: ComponentRef, seed: int, dataset):
 def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epoch: int,
              member_model=None, failed: dict[int, str] | None = None) -> list[list[Record]]:
     """Clean metrics on both splits, then every attack, for each of ``specs`` (the members of
-    ``model``). Attack randomness is seeded from each cell's seed and the epoch. An attack runs
-    on the whole stack only if it declares ``per_example = True`` (each example's result depends
-    on that example, its label and the model alone: no random draws, no coupling across the
-    batch); any other attack runs member by member on ``member_model(i)``, seeing exactly what it
-    would see alone.
+    ``model``), with which examples stayed correct (``benchbench.store.examples``). Attack
+    randomness is seeded from each cell's seed and the epoch. An attack runs on the whole stack
+    only if it declares ``per_example = True`` (each example's result depends on that example,
+    its label and the model alone: no random draws, no coupling across the batch); any other
+    attack runs member by member on ``member_model(i)``, seeing exactly what it would see alone.
 
     An attack that raises on the whole stack is rerun member by member, so only the members it
     fails on fail: ``failed[i]`` gets member ``i``'s own error, and failed members are skipped.
@@ -87,7 +88,7 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
     for role, (x, y) in data.items():
         ctx.events.evaluating(spec, epoch, f"clean {role}")
         per = clean_records(model, x, y, epoch=epoch, split=role, batch_size=EVAL_BATCH,
-                            members=members)
+                            members=members, examples=True)
         for mine, new in zip(records, per, strict=True):
             mine += new
     ctx.events.evaluating(spec, epoch, "gradient-masking checks")
@@ -102,7 +103,7 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed * 100_003 + epoch)
             return attack_records(net, attack, ref, x, y, epoch=epoch, bounds=bounds,
-                                  batch_size=ATTACK_BATCH, members=size)
+                                  batch_size=ATTACK_BATCH, members=size, examples=True)
 
     last = max(ctx.data.registry.get("regime", spec.regime.name).obj(**spec.regime.params)
                .checkpoint_epochs) if any(ref.at == "last" for ref, _ in attacks) else None
@@ -176,7 +177,7 @@ def _problems(records: list[Record]) -> str | None:
     import math
 
     for r in records:
-        if not math.isfinite(r.value):
+        if r.metric != CORRECT and not math.isfinite(r.value):
             what = r.metric if r.attack == "none" else f"{r.attack} {r.metric}"
             return f"diverged at epoch {r.epoch}: {r.split} {what} is {r.value}"
     return None

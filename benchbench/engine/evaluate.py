@@ -3,6 +3,10 @@
 Both functions take ``members``: the model may be a stack of ``members`` independent models
 that reads a member-major batch (``members`` copies of the inputs, one after the other) and
 returns member-major logits. ``members == 1`` is an ordinary model. Results come back per member.
+
+With ``examples=True``, clean and attack measurements also return which examples stayed correct:
+one record per split (clean) or eps (attack), metric ``CORRECT``, whose value is the packed bits
+as text (``benchbench.store.examples``); the store keeps them and derives the worst case.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from benchbench.attacks.harness import attack_batch
+from benchbench.store.examples import CORRECT, encode
 
 
 class Record(NamedTuple):
-    """One stored number: ``attack == "none"`` and ``eps == 0`` for clean metrics."""
+    """One stored number: ``attack == "none"`` and ``eps == 0`` for clean metrics. With metric
+    ``CORRECT``, ``value`` is not a number but the text of packed per-example correctness."""
 
     epoch: int
     split: str
@@ -30,6 +36,21 @@ def _repeat(t: torch.Tensor, members: int) -> torch.Tensor:
     return t if members == 1 else t.repeat(members, *([1] * (t.dim() - 1)))
 
 
+_BIT_WEIGHTS = (128, 64, 32, 16, 8, 4, 2, 1)
+
+
+def packed_correct(correct: torch.Tensor) -> str:
+    """A record's value for the bools ``correct`` [n]: ``numpy.packbits`` order (first example
+    in the first byte's high bit), zero-padded to whole bytes, as ``encode``'s text."""
+    bits = correct.to(torch.uint8).cpu()
+    pad = (-len(bits)) % 8
+    if pad:
+        bits = torch.cat([bits, bits.new_zeros(pad)])
+    weights = torch.tensor(_BIT_WEIGHTS, dtype=torch.uint8)
+    return encode(len(correct), bytes((bits.view(-1, 8) * weights).sum(1, dtype=torch.uint8)
+                                      .tolist()))
+
+
 def _member_chunks(x, y, batch_size: int, members: int):
     """``(x, y)`` in chunks of ``batch_size`` rows in all, each repeated once per member."""
     chunk = max(1, batch_size // members)
@@ -39,35 +60,57 @@ def _member_chunks(x, y, batch_size: int, members: int):
 
 
 def clean_records(model, x, y, *, epoch: int, split: str, batch_size: int,
-                  members: int = 1) -> list[list[Record]]:
-    """Accuracy and mean cross-entropy on the whole split, one list per member."""
+                  members: int = 1, examples: bool = False) -> list[list[Record]]:
+    """Accuracy and mean cross-entropy on the whole split, one list per member (and which
+    examples were correct, with ``examples``)."""
     was_training = model.training
     model.eval()
     correct = torch.zeros(members, dtype=torch.int64, device=x.device)
     loss = torch.zeros(members, dtype=torch.float64, device=x.device)
+    chunks = []
     with torch.inference_mode():
         for xb, yb in _member_chunks(x, y, batch_size, members):
             logits = model(xb)
-            correct += (logits.argmax(1) == yb).view(members, -1).sum(1)
+            hits = (logits.argmax(1) == yb).view(members, -1)
+            correct += hits.sum(1)
+            if examples:
+                chunks.append(hits)
             loss += F.cross_entropy(logits, yb, reduction="none").view(members, -1) \
                 .double().sum(1)
     model.train(was_training)
     n = len(x)
-    return [[Record(epoch, split, "none", 0.0, "accuracy", c / n),
-             Record(epoch, split, "none", 0.0, "loss", s / n)]
-            for c, s in zip(correct.tolist(), loss.tolist(), strict=True)]
+    out = [[Record(epoch, split, "none", 0.0, "accuracy", c / n),
+            Record(epoch, split, "none", 0.0, "loss", s / n)]
+           for c, s in zip(correct.tolist(), loss.tolist(), strict=True)]
+    if examples:
+        hits = torch.cat(chunks, dim=1)
+        for i, mine in enumerate(out):
+            mine.append(Record(epoch, split, "none", 0.0, CORRECT, packed_correct(hits[i])))
+    return out
 
 
 def attack_records(model, attack, ref, x, y, *, epoch: int, bounds: tuple[float, float],
-                   batch_size: int, members: int = 1) -> list[list[Record]]:
-    """Accuracy under ``attack`` at each of ``ref.eps`` on the whole split, per member."""
+                   batch_size: int, members: int = 1,
+                   examples: bool = False) -> list[list[Record]]:
+    """Accuracy under ``attack`` at each of ``ref.eps`` on the whole split, per member (and,
+    with ``examples``, which examples stayed correct at each eps)."""
     n_correct = torch.zeros(members, len(ref.eps), dtype=torch.int64, device=x.device)
+    chunks = []
     for xb, yb in _member_chunks(x, y, batch_size, members):
         result = attack_batch(attack, model, xb, yb, eps=ref.eps, bounds=bounds)
-        n_correct += result.correct.view(len(ref.eps), members, -1).sum(2).T
-    return [[Record(epoch, ref.split, ref.label, eps, "accuracy", c / len(x))
-             for eps, c in zip(ref.eps, counts, strict=True)]
-            for counts in n_correct.tolist()]
+        hits = result.correct.view(len(ref.eps), members, -1)
+        n_correct += hits.sum(2).T
+        if examples:
+            chunks.append(hits)
+    out = [[Record(epoch, ref.split, ref.label, eps, "accuracy", c / len(x))
+            for eps, c in zip(ref.eps, counts, strict=True)]
+           for counts in n_correct.tolist()]
+    if examples:
+        hits = torch.cat(chunks, dim=2)
+        for i, mine in enumerate(out):
+            mine += [Record(epoch, ref.split, ref.label, eps, CORRECT, packed_correct(hits[j, i]))
+                     for j, eps in enumerate(ref.eps)]
+    return out
 
 
 def masking_records(model, x, y, *, epoch: int, split: str, batch_size: int,

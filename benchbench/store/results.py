@@ -7,7 +7,10 @@ Every open checks the file first (``inspect_store``: SQLite header, ``PRAGMA qui
 ``meta`` table with a schema version), so a damaged or foreign file is refused with one line
 (``StoreDamagedError``) and never written to. Schema versions: 1 (the first), 2 (runs carry
 ``host``, ``pid`` and ``pid_started``, so a run killed with ``kill -9`` can be told from one still
-going). A version-1 store is migrated when ``run`` opens it; ``report`` and ``export`` read both.
+going), 3 (the ``examples`` table: which examples stayed correct, and ``worst_<norm>`` rows derived
+from them; ``benchbench.store.examples``). An older store is migrated when ``run`` opens it
+(version 2 to 3: worst rows only where exact without bits); ``report`` and ``export`` read every
+version, deriving those same rows on the fly from a store they may not write.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from benchbench.errors import RunDirError
+from benchbench.store import examples
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: how long a connection waits for another's transaction (a run storing a unit, a report
 #: reading its snapshot) before it gives up
 BUSY_TIMEOUT_S = 60.0
@@ -55,7 +59,7 @@ CREATE VIEW IF NOT EXISTS tidy AS
            r.value, c.cell_id, c.dtype, c.device, c.engine, c.suite_hash, c.benchbench_version,
            c.torch_version, c.plugins, c.finished
     FROM results r JOIN cells c USING (cell_id) WHERE c.status = 'ok';
-"""
+""" + examples.SCHEMA
 
 
 RUN_PROCESS_COLUMNS = {"host": "TEXT", "pid": "INTEGER", "pid_started": "TEXT"}  # since v2
@@ -265,9 +269,12 @@ class ResultsStore:
 
     def add_cells(self, cells: list[dict]) -> None:
         """Store several cells (``add_cell``'s keywords each) in one transaction: the cells of
-        a stack are stored together or not at all."""
+        a stack are stored together or not at all. Records carrying per-example correctness
+        go to ``examples``, with the worst-case rows they give (``benchbench.store.examples``)."""
+        norms = examples.attack_norms(self.conn)
         with self.conn:
             for cell in cells:
+                numbers, bits = examples.split_records(cell["records"])
                 info = {k: v for k, v in cell.items() if k != "records"}
                 if "plugins" in info:
                     info["plugins"] = json.dumps(info["plugins"], sort_keys=True)
@@ -278,7 +285,8 @@ class ResultsStore:
                 self.conn.executemany(
                     "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [(info["cell_id"], r.epoch, r.split, r.attack, float(r.eps), r.metric,
-                      float(r.value)) for r in cell["records"]])
+                      float(r.value)) for r in numbers])
+                examples.store_cell(self.conn, info["cell_id"], bits, norms)
 
     @_reads
     def cells(self) -> list[dict]:
@@ -295,12 +303,23 @@ class ResultsStore:
         """Every stored number with its cell's provenance, as a pandas DataFrame."""
         import pandas as pd
 
+        order = ["model", "regime", "dataset", "seed", "epoch", "split", "attack", "eps",
+                 "metric"]
         try:
-            return pd.read_sql_query(
+            frame = pd.read_sql_query(
                 f"SELECT {', '.join(TIDY_COLUMNS + PROVENANCE_COLUMNS)} FROM tidy ORDER BY "
-                "model, regime, dataset, seed, epoch, split, attack, eps, metric", self.conn)
+                f"{', '.join(order)}", self.conn)
         except pd.errors.DatabaseError as exc:  # pandas wraps sqlite3's errors in its own
             raise StoreDamagedError(self.path, _one_line(exc.__cause__ or exc)) from None
+        if int(self.meta().get("schema_version", SCHEMA_VERSION)) >= 3:
+            return frame
+        # older than version 3, opened read-only: the worst rows its migration would add
+        rows = list(zip(*(frame[k] for k in ("cell_id", "epoch", "split", "attack", "eps",
+                                             "metric")), strict=True))
+        found = examples.exact_worst(rows, examples.attack_norms(self.conn))
+        worst = frame.iloc[[i for i, _ in found]].copy()
+        worst["attack"] = [name for _, name in found]
+        return pd.concat([frame, worst]).sort_values(order, kind="stable").reset_index(drop=True)
 
 
 def _migrate(conn: sqlite3.Connection, found: int) -> None:
@@ -311,6 +330,8 @@ def _migrate(conn: sqlite3.Connection, found: int) -> None:
             for name, kind in RUN_PROCESS_COLUMNS.items():
                 if name not in have:
                     conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+        if found < 3:
+            examples.migrate_to_v3(conn)
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                      (str(SCHEMA_VERSION),))
 
