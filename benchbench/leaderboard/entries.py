@@ -71,7 +71,8 @@ def _worst_per_seed(attacks: dict, worst, epoch: int, labels=None) -> tuple[dict
     here = {label: rows for label, rows in here.items() if not rows.empty}
     stored = worst[worst["epoch"] == epoch]
     if labels is None and not stored.empty:
-        return _per_seed(stored), "per_example", sorted(here)
+        kind = "single_attack" if len(here) == 1 else "per_example"
+        return _per_seed(stored), kind, sorted(here)
     per = {label: _per_seed(rows) for label, rows in here.items()}
     seeds = set.intersection(*(set(p) for p in per.values())) if per else set()
     values = {s: min(p[s] for p in per.values()) for s in sorted(seeds)}
@@ -159,8 +160,6 @@ def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str,
         notes = []
         if kind == "upper_bound":
             notes.append("worst case is an upper bound: per-example results not stored")
-        if checkpoint == "best":
-            notes.append("checkpoint chosen on the test split (optimistic)")
         overfit = collapses(fit)
         if overfit:
             notes.append(f"catastrophic overfitting: the PGD monitor collapsed in {len(overfit)} "

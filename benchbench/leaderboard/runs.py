@@ -58,7 +58,7 @@ class RunData:
 
 def load_run(run_dir: Path, *, installed: dict | None = None) -> RunData:
     """Read ``run_dir``'s store (read-only); ``installed`` versions find its stale cells."""
-    from benchbench.report.flags import attack_info
+    from benchbench.report import flags
     from benchbench.report.training import split_fit
     from benchbench.store.results import read_store
     from benchbench.store.versions import stale_cells
@@ -71,11 +71,14 @@ def load_run(run_dir: Path, *, installed: dict | None = None) -> RunData:
     if not ok:
         raise LeaderboardError(f"{run_dir}: no finished cells in its store; run the suite "
                                "first (or leave this run out)")
-    norms = json.loads(meta["attack_norms"]) if "attack_norms" in meta else None
+    if hasattr(flags, "stored_attack_info"):  # attacks' declared capabilities (norm, iterative)
+        info = flags.stored_attack_info(meta, ok)
+    else:  # the flags of before attacks declared capabilities: norms only
+        info = flags.attack_info(
+            ok, json.loads(meta["attack_norms"]) if "attack_norms" in meta else None)
     specs = [json.loads(c["spec"])["dataset"] for c in ok]
     dataset = {k: specs[0].get(k) for k in ("name", "params", "test", "train")}
-    return RunData(Path(run_dir), meta, ok, tidy, fit, attack_info(ok, norms), dataset, runs,
-                   stale)
+    return RunData(Path(run_dir), meta, ok, tidy, fit, info, dataset, runs, stale)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,11 @@ def _fmt(values) -> str:
     return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in sorted(values))
 
 
+def _names(runs: list[RunData]) -> str:
+    """``a has`` / ``a, b have``."""
+    return ", ".join(r.name for r in runs) + (" has" if len(runs) == 1 else " have")
+
+
 def _by_run(runs: list[RunData], values: dict[str, set]) -> str:
     return "; ".join(f"{run.name}: {_fmt(values[run.name]) or 'none'}" for run in runs)
 
@@ -113,7 +121,7 @@ def choose_threat_model(runs: list[RunData], *, norm: str | None = None,
     if norm is not None:
         missing = [run for run in runs if norm not in norms[run.name]]
         if missing:
-            raise LeaderboardError(f"--norm {norm}: {', '.join(r.name for r in missing)} has no "
+            raise LeaderboardError(f"--norm {norm}: {_names(missing)} no "
                                    f"{norm} attack; norms per run: {_by_run(runs, norms)}")
     else:
         shared = set.intersection(*norms.values())
@@ -127,7 +135,7 @@ def choose_threat_model(runs: list[RunData], *, norm: str | None = None,
     if eps is not None:
         missing = [run for run in runs if eps_key(eps) not in epses[run.name]]
         if missing:
-            raise LeaderboardError(f"--eps {eps:g}: {', '.join(r.name for r in missing)} has no "
+            raise LeaderboardError(f"--eps {eps:g}: {_names(missing)} no "
                                    f"{norm} attack at that eps; {norm} eps per run: "
                                    f"{_by_run(runs, epses)}")
         eps = eps_key(eps)

@@ -1,0 +1,332 @@
+"""``benchbench leaderboard``: entries from stores, ranking, refusals, rendering from JSON alone.
+
+Two stores: a fresh digits run (standard and FGSM-AT training, fgsm and pgd at eps 0.1 and 0.2,
+per-example worst-case rows) and the committed schema-v2 store (tests/fixtures/store_v2: no
+per-example bits; pgd alone at 0.1, fgsm and pgd at 0.2, pgd_l2 at 0.5).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from typer.testing import CliRunner
+
+from benchbench.cli import app
+from benchbench.leaderboard import ENTRY_SCHEMA, SCHEMA_VERSION
+from benchbench.leaderboard.runs import LeaderboardError, choose_threat_model
+from benchbench.store.results import read_store
+
+FIXTURE = Path(__file__).parent / "fixtures" / "store_v2"
+SUITE = """
+[suite]
+name = "lb"
+seeds = [0, 1]
+
+[dataset]
+name = "digits"
+train = "train"
+test = "test"
+
+[model]
+name = "mlp"
+hidden = [16]
+
+[[regime]]
+name = "standard"
+lr = 0.01
+batch_size = 100
+epochs = 2
+checkpoints = [1, 2]
+
+[[regime]]
+name = "fgsm_at"
+eps = 0.1
+monitor = false                # its training records (split "fit") without the PGD monitor
+lr = 0.01
+batch_size = 100
+epochs = 2
+checkpoints = [1, 2]
+
+[[attacks]]
+name = "fgsm"
+eps = [0.1, 0.2]
+
+[[attacks]]
+name = "pgd"
+eps = [0.1, 0.2]
+steps = 3
+"""
+ENTRY_FIELDS = {
+    "schema", "schema_version", "id", "name", "run", "link", "dataset", "test_split",
+    "train_split", "threat_model", "eps", "model", "architecture", "regime", "dtype", "seeds",
+    "epochs", "checkpoint", "clean_accuracy", "robust_accuracy", "worst_case", "flags",
+    "flag_meanings", "unreliable", "unreliable_because", "catastrophic_overfitting", "stale",
+    "wall_time_s", "device", "engine", "suite_hash", "versions", "finished", "notes"}
+
+
+@pytest.fixture(scope="module")
+def fresh_run(tmp_path_factory, registry) -> Path:
+    from benchbench.engine.runner import run_suite
+    from benchbench.suite.load import load_suite
+
+    where = tmp_path_factory.mktemp("lb")
+    (where / "lb.toml").write_text(SUITE)
+    run_suite(load_suite(where / "lb.toml", registry), registry=registry,
+              out_dir=where / "lb", device="cpu", command="benchbench run lb.toml")
+    return where / "lb"
+
+
+@pytest.fixture
+def runs(fresh_run, tmp_path) -> tuple[Path, Path]:
+    """Copies of the fresh run and of the v2 fixture, free to change or delete."""
+    fresh, old = tmp_path / "runs" / "lb", tmp_path / "runs" / "store_v2"
+    shutil.copytree(fresh_run, fresh)
+    shutil.copytree(FIXTURE, old)
+    return fresh, old
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    monkeypatch.setenv("BENCHBENCH_DISABLE_PLUGINS", "1")
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, ["leaderboard", *(str(a) for a in args)])
+
+
+def entries_of(out: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((out / "entries").glob("*.json"))}
+
+
+def test_one_entry_per_run_model_regime_with_the_schema_fields(cli, runs, tmp_path):
+    fresh, old = runs
+    result = cli(fresh, old, "--eps", "0.1", "--out", tmp_path / "board")
+    assert result.exit_code == 0, result.output
+    entries = entries_of(tmp_path / "board")
+    assert sorted(entries) == ["lb--mlp--fgsm_at", "lb--mlp--standard", "store_v2--mlp--standard"]
+    for entry in entries.values():
+        assert set(entry) == ENTRY_FIELDS
+        assert entry["schema"] == ENTRY_SCHEMA and entry["schema_version"] == SCHEMA_VERSION
+        assert (entry["dataset"], entry["threat_model"], entry["eps"]) == ("digits", "linf", 0.1)
+        run = Path(entry["run"]["dir"])  # the v2 fixture has no report.md: no link
+        assert entry["link"] == (f"../runs/{run.name}/report.md" if run.name == "lb" else None)
+        assert entry["checkpoint"]["rule"] == "last" and entry["checkpoint"]["epoch"] == 2
+        for key in ("benchbench", "torch", "plugins"):
+            assert entry["versions"][key]
+        assert entry["flag_meanings"].keys() == set(entry["flags"])
+    with read_store(fresh) as store:
+        tidy = store.tidy()
+    at = tidy[(tidy.epoch == 2) & (tidy.split == "test") & (tidy.eps == 0.1)
+              & (tidy.regime == "standard") & (tidy.metric == "accuracy")]
+    entry = entries["lb--mlp--standard"]
+    assert entry["seeds"] == [0, 1] and entry["epochs"] == 2
+    assert entry["robust_accuracy"]["pgd"]["values"] == at[at.attack == "pgd"].value.tolist()
+    worst = entry["worst_case"]
+    assert worst["kind"] == "per_example" and worst["exact"] and worst["attacks"] == ["fgsm", "pgd"]
+    assert worst["values"] == at[at.attack == "worst_linf"].value.tolist()
+    assert worst["mean"] <= min(a["mean"] for a in entry["robust_accuracy"].values())
+    low, high = worst["ci95"]
+    assert low < worst["mean"] < high and worst["n"] == 2
+    # the v2 store has pgd alone at 0.1: exact without per-example bits
+    single = entries["store_v2--mlp--standard"]["worst_case"]
+    assert single["kind"] == "single_attack" and single["exact"] and single["ci95"] is None
+    assert single["values"] == entries["store_v2--mlp--standard"]["robust_accuracy"]["pgd"][
+        "values"]
+    # FGSM-AT records its training (split "fit"): not an attack, not an entry of its own
+    assert entries["lb--mlp--fgsm_at"]["robust_accuracy"].keys() == {"fgsm", "pgd"}
+    assert isinstance(entries["lb--mlp--fgsm_at"]["catastrophic_overfitting"], dict)
+
+
+def test_ranked_by_worst_case_with_unreliable_and_upper_bounds_marked(cli, runs, tmp_path):
+    fresh, old = runs
+    assert cli(fresh, old, "--eps", "0.2", "--out", tmp_path / "b").exit_code == 0
+    board = json.loads((tmp_path / "b" / "leaderboard.json").read_text())
+    ranked = board["entries"]
+    assert [e["rank"] for e in ranked] == [1, 2, 3]
+    worst = [e["worst_case"]["mean"] for e in ranked]
+    assert worst == sorted(worst, reverse=True)
+    assert (board["dataset"], board["threat_model"], board["eps"]) == ("digits", "linf", 0.2)
+    # the v2 store has fgsm and pgd at 0.2 and no per-example bits: an upper bound
+    old_entry = next(e for e in ranked if e["run"]["name"] == "store_v2")
+    bound = old_entry["worst_case"]
+    assert bound["kind"] == "upper_bound" and not bound["exact"]
+    per_seed = zip(*(a["values"] for a in old_entry["robust_accuracy"].values()), strict=True)
+    assert bound["values"] == [min(v) for v in per_seed]
+    assert "per-example results not stored" in " ".join(old_entry["notes"])
+    md = (tmp_path / "b" / "leaderboard.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith(f"| {old_entry['rank']} |"))
+    assert f"≤ {100 * bound['mean']:.2f}" in row and "store_v2" in row
+    for e in ranked:
+        assert e["unreliable"] == bool(set(e["flags"]) - {"S"})
+        line = next(x for x in md.splitlines() if x.startswith(f"| {e['rank']} |"))
+        assert ("| yes" in line) == e["unreliable"]
+
+
+def test_unreliable_entries_are_marked(cli, runs, tmp_path):
+    """A store whose checks found zero gradients (flag Z) is marked potentially unreliable."""
+    fresh, _ = runs
+    with sqlite3.connect(fresh / "results.sqlite") as conn:
+        conn.execute("UPDATE results SET value = 0.25 WHERE metric = 'zero_grad_frac' AND "
+                     "cell_id IN (SELECT cell_id FROM cells WHERE regime = 'standard')")
+    assert cli(fresh, "--eps", "0.1", "--out", tmp_path / "b").exit_code == 0
+    entries = entries_of(tmp_path / "b")
+    marked = entries["lb--mlp--standard"]
+    assert "Z" in marked["flags"] and marked["unreliable"] and "Z" in marked["unreliable_because"]
+    assert "zero input gradient" in marked["flag_meanings"]["Z"]
+    html = (tmp_path / "b" / "index.html").read_text()
+    assert '<tr id="lb--mlp--standard" class="unreliable">' in html
+    assert "<dt>Z</dt><dd>some test inputs have an exactly zero input gradient" in html
+
+
+def test_best_checkpoint_is_the_highest_worst_case_mean(cli, runs, tmp_path):
+    fresh, _ = runs
+    assert cli(fresh, "--eps", "0.2", "--checkpoint", "best", "--out", tmp_path / "b"
+               ).exit_code == 0
+    with read_store(fresh) as store:
+        tidy = store.tidy()
+    for regime, entry in (("standard", entries_of(tmp_path / "b")["lb--mlp--standard"]),
+                          ("fgsm_at", entries_of(tmp_path / "b")["lb--mlp--fgsm_at"])):
+        rows = tidy[(tidy.regime == regime) & (tidy.attack == "worst_linf") & (tidy.eps == 0.2)]
+        means = rows.groupby("epoch").value.mean()
+        assert entry["checkpoint"]["epoch"] == int(means.idxmax())
+        assert entry["worst_case"]["mean"] == pytest.approx(means.max())
+        assert entry["checkpoint"]["rule"] == "best"
+        assert "chosen on the test split" in entry["checkpoint"]["how"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((), "error: the runs share several linf eps (0.1, 0.2); pass --eps: {fresh}: 0.1, 0.2"),
+    (("--eps", "0.3"), "error: --eps 0.3: {fresh} has no linf attack at that eps; linf eps "
+                       "per run: {fresh}: 0.1, 0.2"),
+    (("--norm", "l2"), "error: --norm l2: {fresh} has no l2 attack; norms per run: {fresh}: "
+                       "linf"),
+    (("--checkpoint", "first"), "error: --checkpoint 'first' is not allowed; use one of "
+                                "last, best"),
+])
+def test_refusals_are_one_line_exit_2_and_write_nothing(cli, runs, tmp_path, args, message):
+    fresh, _ = runs
+    result = cli(fresh, *args, "--out", tmp_path / "b")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == message.format(fresh=fresh)
+    assert not (tmp_path / "b").exists()
+
+
+def test_mixing_datasets_or_norms_is_refused_naming_what_differs(cli, runs, tmp_path):
+    fresh, old = runs
+    result = cli(old, "--out", tmp_path / "b")  # linf and l2 both there
+    assert result.exit_code == 2
+    assert "the runs evaluate several norms (l2, linf); pass --norm" in result.stderr
+    with sqlite3.connect(old / "results.sqlite") as conn:  # the same store, on other data
+        conn.execute("UPDATE cells SET dataset = 'mnist', "
+                     "spec = replace(spec, '\"name\":\"digits\"', '\"name\":\"mnist\"')")
+    result = cli(fresh, old, "--eps", "0.1", "--out", tmp_path / "b")
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"error: runs differ in dataset: {fresh}: digits (test "
+                                    f"split 'test'); {old}: mnist (test split 'test')")
+    assert not (tmp_path / "b").exists()
+
+
+def run_stub(name: str, points: set, dataset: str = "digits"):
+    return SimpleNamespace(name=name, dataset={"name": dataset, "params": {}, "test": "test"},
+                           points=lambda: points)
+
+
+def test_runs_sharing_no_eps_or_norm_are_refused():
+    a = run_stub("runs/a", {("linf", 0.1)})
+    b = run_stub("runs/b", {("linf", 0.3)})
+    with pytest.raises(LeaderboardError, match=r"^runs differ in linf eps: runs/a: 0\.1; "
+                                               r"runs/b: 0\.3; a leaderboard ranks one eps$"):
+        choose_threat_model([a, b])
+    c = run_stub("runs/c", {("l2", 0.5)})
+    with pytest.raises(LeaderboardError, match=r"^runs differ in norm: runs/a: linf; runs/c: "
+                                               r"l2; a leaderboard ranks one norm$"):
+        choose_threat_model([a, c])
+    threat = choose_threat_model([a, run_stub("runs/d", {("linf", 0.1), ("linf", 0.3)})])
+    assert (threat.norm, threat.eps) == ("linf", 0.1)  # the only eps they share
+
+
+def test_rendered_from_the_json_files_alone(cli, runs, tmp_path):
+    fresh, old = runs
+    out = tmp_path / "b"
+    assert cli(fresh, old, "--eps", "0.1", "--out", out).exit_code == 0
+    before = {name: (out / name).read_bytes() for name in
+              ("leaderboard.md", "leaderboard.json", "index.html")}
+    shutil.rmtree(tmp_path / "runs")
+    result = cli("--out", out)
+    assert result.exit_code == 0, result.output
+    assert {name: (out / name).read_bytes() for name in before} == before
+    # an edited entry changes the ranking: the outputs come from the files, nothing else
+    path = out / "entries" / "store_v2--mlp--standard.json"
+    entry = json.loads(path.read_text())
+    entry["worst_case"]["mean"] = 1.5
+    entry["name"] = "edited entry"
+    path.write_text(json.dumps(entry))
+    assert cli("--out", out).exit_code == 0
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert board["entries"][0]["id"] == "store_v2--mlp--standard"
+    assert "| 1 | edited entry |" in (out / "leaderboard.md").read_text()
+
+
+def test_bad_entry_files_are_refused_naming_the_file(cli, runs, tmp_path):
+    fresh, _ = runs
+    out = tmp_path / "b"
+    assert cli(fresh, "--eps", "0.1", "--out", out).exit_code == 0
+    html = (out / "index.html").read_bytes()
+    path = out / "entries" / "lb--mlp--standard.json"
+    entry = json.loads(path.read_text())
+    for text, message in [
+            ("{not json", f"error: {path}: not valid JSON (Expecting property name enclosed in "
+                          "double quotes at line 1)"),
+            (json.dumps({**entry, "schema_version": 99}), f"error: {path}: schema_version 99; "
+             f"this benchbench reads up to {SCHEMA_VERSION}"),
+            (json.dumps({k: v for k, v in entry.items() if k != "worst_case"}),
+             f"error: {path}: key 'worst_case' missing"),
+            (json.dumps({**entry, "eps": 0.3}), "error: entries differ in eps: 0.1 "
+             "(lb--mlp--fgsm_at.json); 0.3 (lb--mlp--standard.json); a leaderboard ranks one "
+             "threat model")]:
+        path.write_text(text)
+        result = cli("--out", out)
+        assert result.exit_code == 2 and result.stderr.startswith(message), result.stderr
+        assert (out / "index.html").read_bytes() == html  # nothing rewritten
+    shutil.rmtree(out / "entries")
+    result = cli("--out", out)
+    assert result.exit_code == 2 and "no entry files (*.json)" in result.stderr
+
+
+def test_page_is_self_contained_with_figure_and_legend(cli, runs, tmp_path):
+    fresh, old = runs
+    out = tmp_path / "b"
+    assert cli(fresh, old, "--eps", "0.2", "--out", out).exit_code == 0
+    html = (out / "index.html").read_text()
+    assert "http://" not in html and "https://" not in html
+    # nothing fetched: no protocol-relative or external source, no stylesheet link, no import
+    assert not re.search(r"""(src|href)\s*=\s*["']?//|url\(|@import|<link|<script src""", html)
+    assert html.count("<style>") == 1 and html.count("<script>") == 1
+    assert '<img src="leaderboard.png"' in html and '<meta name="viewport"' in html
+    assert 'class="table-wrap"' in html and "overflow-x: auto" in html
+    assert html.count("<tr id=") == 3
+    md = (out / "leaderboard.md").read_text()
+    assert "](leaderboard.png)" in md
+    png = (out / "leaderboard.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
+def test_stale_entries_warn_and_are_marked(cli, runs, tmp_path):
+    fresh, _ = runs
+    with sqlite3.connect(fresh / "results.sqlite") as conn:
+        conn.execute("UPDATE cells SET benchbench_version = '0.0.1' WHERE regime = 'fgsm_at'")
+    result = cli(fresh, "--eps", "0.1", "--out", tmp_path / "b")
+    assert result.exit_code == 0
+    assert result.stderr.startswith(f"warning: {fresh}: 2 of 4 stored cells were measured with "
+                                    "other versions than the installed ones: benchbench 0.0.1")
+    entries = entries_of(tmp_path / "b")
+    assert entries["lb--mlp--standard"]["stale"] == []
+    assert entries["lb--mlp--fgsm_at"]["stale"] == [
+        {"name": "benchbench", "stored": "0.0.1", "installed": entries["lb--mlp--standard"][
+            "versions"]["benchbench"]}]
+    assert "mlp · fgsm_at (stale)" in (tmp_path / "b" / "leaderboard.md").read_text()
+    assert ">stale</span>" in (tmp_path / "b" / "index.html").read_text()

@@ -1,0 +1,115 @@
+"""The leaderboard page in a real browser: Debian's headless Chromium driven by selenium.
+
+Entries: the one the committed v2 store gives (tests/fixtures/store_v2, no training needed) and
+three copies of it with other numbers, re-rendered from the entry files alone. Skipped, saying
+why, where Chromium or its driver is not installed (``scripts/ensure_chromium.sh`` installs them).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from benchbench.cli import app
+
+FIXTURE = Path(__file__).parent / "fixtures" / "store_v2"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER),
+    reason="headless Chromium not installed: run scripts/ensure_chromium.sh")
+# id -> (clean, worst case, flags): ranks by worst case are d, a, c, b; by clean b, c, a, d
+ENTRIES = {"a": (0.90, 0.60, ""), "b": (0.97, 0.10, "M"), "c": (0.95, 0.30, "S"),
+           "d": (0.50, 0.70, "Z")}
+MEANINGS = {"M": "accuracy rises with eps", "S": "p_y is exactly 1.0", "Z": "zero gradients"}
+
+
+@pytest.fixture
+def board(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("BENCHBENCH_DISABLE_PLUGINS", "1")
+    out = tmp_path / "board"
+    run = CliRunner().invoke(app, ["leaderboard", str(FIXTURE), "--norm", "linf", "--eps",
+                                   "0.2", "--out", str(out)])
+    assert run.exit_code == 0, run.output
+    [source] = (out / "entries").glob("*.json")
+    entry = json.loads(source.read_text())
+    source.unlink()
+    for key, (clean, worst, flags) in ENTRIES.items():
+        entry.update(id=key, name=f"entry {key}", flags=flags, unreliable=flags not in ("", "S"),
+                     flag_meanings={f: MEANINGS[f] for f in flags})
+        entry["clean_accuracy"] = {**entry["clean_accuracy"], "mean": clean}
+        entry["worst_case"] = {**entry["worst_case"], "mean": worst}
+        (out / "entries" / f"{key}.json").write_text(json.dumps(entry))
+    run = CliRunner().invoke(app, ["leaderboard", "--out", str(out)])
+    assert run.exit_code == 0, run.output
+    return out
+
+
+@pytest.fixture
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed "
+                                    "(pip install -e '.[dev]')")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-extensions", "--no-first-run"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service(DRIVER))
+    driver.set_page_load_timeout(10)
+    yield driver
+    driver.quit()
+
+
+def row_ids(driver) -> list[str]:
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#leaderboard tbody tr'), r => r.id);")
+
+
+def test_page_sorts_by_a_clicked_column_and_explains_flags(board, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(1280, 900)
+    browser.get((board / "index.html").as_uri())
+    assert row_ids(browser) == ["d", "a", "c", "b"]  # ranked by worst case
+    header = browser.find_element(By.XPATH, "//th[button[normalize-space()='Clean']]")
+    header.click()
+    assert row_ids(browser) == ["b", "c", "a", "d"]  # clean, highest first
+    assert header.get_attribute("aria-sort") == "descending"
+    header.click()
+    assert row_ids(browser) == ["d", "a", "c", "b"]  # clean, lowest first
+    assert header.get_attribute("aria-sort") == "ascending"
+    cells = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#leaderboard tbody tr'), "
+        "r => r.cells[2].textContent.trim().split(' ')[0]);")
+    assert cells == ["50.00", "90.00", "95.00", "97.00"]
+    browser.find_element(By.XPATH, "//th[button[normalize-space()='Entry']]").click()
+    assert row_ids(browser) == ["a", "b", "c", "d"]  # text: A to Z
+    browser.find_element(By.XPATH, "//th[button[normalize-space()='Rank']]").click()
+    assert row_ids(browser) == ["d", "a", "c", "b"]  # back to the ranking
+    flag = browser.find_element(By.CSS_SELECTOR, "tr#b abbr.flag")
+    assert (flag.text, flag.get_attribute("title")) == ("M", MEANINGS["M"])
+    legend = browser.find_element(By.ID, "legend").text
+    assert all(f"{letter}\n{meaning}" in legend for letter, meaning in MEANINGS.items())
+    assert browser.find_element(By.CSS_SELECTOR, "tr#b").get_attribute("class") == "unreliable"
+    assert browser.execute_script("return document.querySelector('figure img').naturalWidth") > 0
+    browser.save_screenshot(str(tmp_path / "leaderboard-sorted.png"))
+    assert (tmp_path / "leaderboard-sorted.png").stat().st_size > 0
+
+
+def test_page_fits_a_phone_with_the_table_scrolling_sideways(board, browser, tmp_path):
+    browser.set_window_size(390, 844)
+    browser.get((board / "index.html").as_uri())
+    sizes = browser.execute_script(
+        "var w = document.querySelector('.table-wrap');"
+        "return [document.documentElement.scrollWidth, window.innerWidth,"
+        "        w.scrollWidth, w.clientWidth, getComputedStyle(w).overflowX];")
+    page, viewport, table, box, overflow = sizes
+    assert page <= viewport  # the page itself never scrolls sideways
+    assert table > box and overflow == "auto"  # the table does, inside its box
+    browser.save_screenshot(str(tmp_path / "leaderboard-phone.png"))
