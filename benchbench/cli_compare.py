@@ -31,6 +31,9 @@ def compare(
              "(default: all).")] = None,
     confidence: Annotated[float, typer.Option(help="Confidence level of the intervals.")]
     = 0.95,
+    unpaired: Annotated[bool, typer.Option(
+        "--unpaired", help="Welch's interval even where both sides have the same seeds (when "
+                           "a seed does not tie A's and B's randomness together).")] = False,
     format: Annotated[str, typer.Option(
         "--format", help="text (80 columns), md, csv or json.")] = "text",
     out: Annotated[Path | None, typer.Option(help="File to write (default: stdout).")] = None,
@@ -50,7 +53,8 @@ def compare(
 
     try:
         text = compare_runs(runs=runs, a=a or [], b=b or [], metrics=metric or [],
-                            epochs=epoch or [], confidence=confidence, fmt=format)
+                            epochs=epoch or [], confidence=confidence, pair=not unpaired,
+                            fmt=format)
         if out is not None:
             from benchbench.engine.files import write_atomic
 
@@ -64,7 +68,7 @@ def compare(
 
 
 def compare_runs(*, runs: list[Path], a: list[str], b: list[str], metrics: list[str],
-                 epochs: list[str], confidence: float, fmt: str) -> str:
+                 epochs: list[str], confidence: float, fmt: str, pair: bool = True) -> str:
     """Read the run directories and render their comparison (``report.compare``)."""
     from benchbench.report.compare import CompareError, compare, parse_selection, run_facts
     from benchbench.report.compare_render import FORMATS, render
@@ -83,5 +87,5 @@ def compare_runs(*, runs: list[Path], a: list[str], b: list[str], metrics: list[
     result = compare(a=a_tidy, b=b_tidy, a_run=str(runs[0]),
                      b_run=str(runs[1]) if len(runs) == 2 else None, a_where=a_where,
                      b_where=b_where, a_facts=a_facts, b_facts=b_facts, metrics=metrics,
-                     epochs=epochs, confidence=confidence)
+                     epochs=epochs, confidence=confidence, pair=pair)
     return render(result, fmt=fmt)

@@ -106,6 +106,14 @@ def test_welch_interval_where_the_seeds_differ():
     assert got["significant"] is False  # 0.06 apart with this spread: the interval holds 0
 
 
+def test_unpaired_uses_welch_even_where_the_seeds_match():
+    a, b = pd.Series({0: 0.50, 1: 0.55, 2: 0.52}), pd.Series({0: 0.60, 1: 0.62, 2: 0.61})
+    got = seed_difference(a=a, b=b, pair=False)
+    want = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    assert got["test"] == "welch"
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx(tuple(want), abs=1e-12)
+
+
 def test_one_seed_gives_a_difference_but_no_interval_and_equal_seeds_a_point():
     one = seed_difference(a=pd.Series({0: 0.5}), b=pd.Series({0: 0.7}))
     assert one["b_minus_a"] == pytest.approx(0.2) and math.isnan(one["ci_low"])
@@ -270,6 +278,9 @@ def test_cli_exit_codes_and_formats(cli, two_runs, regimes_run, tmp_path):
     assert ok.exit_code == 0 and "fgsm ε=0.1" in ok.stdout
     one = cli(regimes_run, "--a", "regime=standard", "-b", "regime=trades", "--format", "json")
     assert one.exit_code == 0 and json.loads(one.stdout)["b"].endswith("[regime=trades]")
+    welch = cli(*two_runs, "--unpaired", "--format", "csv")
+    assert welch.exit_code == 0 and set(pd.read_csv(io.StringIO(welch.stdout))["test"]) == {
+        "welch"}
     cli(*two_runs, "--format", "md", "--out", tmp_path / "cmp.md")
     assert (tmp_path / "cmp.md").read_text().startswith(f"B - A, where B = {two_runs[1]} and")
     for args, message in [

@@ -48,6 +48,7 @@ class Comparison:
     rows: pd.DataFrame
     confidence: float
     notes: tuple[str, ...] = field(default=())
+    paired: bool = True  # False: Welch's interval everywhere (``pair=False``)
 
 
 # selections ------------------------------------------------------------------------------
@@ -100,14 +101,15 @@ def _describe(where: dict[str, str]) -> str:
 
 
 # the statistics ---------------------------------------------------------------------------
-def seed_difference(*, a: pd.Series, b: pd.Series, confidence: float = 0.95) -> dict:
+def seed_difference(*, a: pd.Series, b: pd.Series, confidence: float = 0.95,
+                    pair: bool = True) -> dict:
     """B - A for one measurement, ``a`` and ``b`` its values indexed by seed: paired by seed
-    when both have the same seeds, Welch otherwise. Keys: ``ROW_COLUMNS``; CI, p and
+    when both have the same seeds (and ``pair``), Welch otherwise. Keys: ``ROW_COLUMNS``; CI, p and
     significance are NaN/None when the seeds cannot give one (fewer than 2 on a side)."""
     from scipy import stats
 
     a, b = a.astype(float).sort_index(), b.astype(float).sort_index()
-    paired = sorted(a.index) == sorted(b.index)
+    paired = pair and sorted(a.index) == sorted(b.index)
     diff = float(b.mean() - a.mean())
     out = {"n_a": len(a), "n_b": len(b), "seeds_a": ",".join(str(int(s)) for s in a.index),
            "seeds_b": ",".join(str(int(s)) for s in b.index),
@@ -136,7 +138,7 @@ def seed_difference(*, a: pd.Series, b: pd.Series, confidence: float = 0.95) -> 
 
 
 def compare_frames(*, a: pd.DataFrame, b: pd.DataFrame, on: Sequence[str],
-                   confidence: float = 0.95) -> pd.DataFrame:
+                   confidence: float = 0.95, pair: bool = True) -> pd.DataFrame:
     """One row per ``on`` key both tidy frames hold: the keys and ``ROW_COLUMNS``."""
     on = list(on)
     for name, frame in (("A", a), ("B", b)):
@@ -150,7 +152,8 @@ def compare_frames(*, a: pd.DataFrame, b: pd.DataFrame, on: Sequence[str],
             continue
         group_b = groups_b[key]
         stats = seed_difference(a=group_a.set_index("seed")["value"],
-                                b=group_b.set_index("seed")["value"], confidence=confidence)
+                                b=group_b.set_index("seed")["value"], confidence=confidence,
+                                pair=pair)
         rows.append({**dict(zip(on, key, strict=True)), **stats})
     frame = pd.DataFrame(rows, columns=[*on, *ROW_COLUMNS])
     if frame.empty:
@@ -261,11 +264,11 @@ def compare(*, a: pd.DataFrame, b: pd.DataFrame, a_run: str, b_run: str | None =
             a_where: dict[str, str] | None = None, b_where: dict[str, str] | None = None,
             a_facts: dict | None = None, b_facts: dict | None = None,
             metrics: Sequence[str] = (), epochs: Sequence[str] = (),
-            confidence: float = 0.95) -> Comparison:
+            confidence: float = 0.95, pair: bool = True) -> Comparison:
     """B - A over the tidy frames ``a`` and ``b`` (the same frame for one run, with
     ``a_where``/``b_where`` selecting its cells); ``a_facts``/``b_facts`` (``run_facts``)
     for two runs. ``metrics`` and ``epochs`` (numbers or ``last``: the last both hold) narrow
-    the rows."""
+    the rows; ``pair=False`` uses Welch's interval even where the seeds match."""
     a_where, b_where = dict(a_where or {}), dict(b_where or {})
     if not 0 < confidence < 1:
         raise CompareError(f"--confidence {confidence}: give a level between 0 and 1, e.g. 0.95")
@@ -299,7 +302,7 @@ def compare(*, a: pd.DataFrame, b: pd.DataFrame, a_run: str, b_run: str | None =
     if epochs:
         a, b = _epochs(a, b, epochs)
     on = tuple(k for k in KEYS if k not in a_where)
-    rows = compare_frames(a=a, b=b, on=on, confidence=confidence)
+    rows = compare_frames(a=a, b=b, on=on, confidence=confidence, pair=pair)
     if rows.empty:
         head = (f"{a_run} and {b_run} share nothing to compare" if b_run is not None
                 else f"{a_name} and {b_name} share nothing to compare")
@@ -310,7 +313,7 @@ def compare(*, a: pd.DataFrame, b: pd.DataFrame, a_run: str, b_run: str | None =
     if any(only):
         notes.append(f"measurements in one side only, not compared: {only[0]} in A, "
                      f"{only[1]} in B")
-    return Comparison(a_name, b_name, on, rows, confidence, tuple(notes))
+    return Comparison(a_name, b_name, on, rows, confidence, tuple(notes), pair)
 
 
 def _epochs(a: pd.DataFrame, b: pd.DataFrame, epochs: Sequence[str]):

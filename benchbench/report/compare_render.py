@@ -26,8 +26,9 @@ def header(c: Comparison) -> list[str]:
     """The sign convention, the statistics and the notes, one paragraph per item."""
     level = f"{c.confidence * 100:g}%"
     return [f"B - A, where B = {c.b} and A = {c.a}.",
-            f"Mean over seeds with the {level} confidence interval of the difference: a paired "
-            "t interval where both sides have the same seeds, Welch's otherwise; * marks an "
+            f"Mean over seeds with the {level} confidence interval of the difference: "
+            + ("Welch's t interval (--unpaired)" if not c.paired else "a paired t interval "
+               "where both sides have the same seeds, Welch's otherwise") + "; * marks an "
             "interval that excludes 0 (no correction for multiple comparisons). Accuracies and "
             "fractions in percent, their differences in percentage points.",
             *(f"Note: {n}." for n in c.notes)]
