@@ -88,7 +88,9 @@ def run(
     data_dir: Annotated[Path | None, typer.Option(
         help="Dataset cache [default: $BENCHBENCH_DATA or ~/.cache/benchbench].")] = None,
     force: Annotated[bool, typer.Option(
-        help="If the run directory holds another version of the suite, archive it and rerun.")]
+        help="Archive and redo what is not this suite measured by the installed code: the "
+             "whole directory if it holds another version of the suite (or a damaged store), "
+             "else the cells other versions of benchbench, torch or a plugin measured.")]
     = False,
     engine: Annotated[str, typer.Option(
         help="auto: train a cell's seeds as one stacked model where the model can; "
@@ -143,6 +145,11 @@ def run(
                    err=True)
         raise typer.Exit(130) from None
     print_summary(summary)
+    if summary.stale:
+        from benchbench.store.versions import describe_stale
+
+        typer.echo(one_line(f"warning: {describe_stale(summary.stale)}; pass --force to measure "
+                            "them again (the old numbers are archived)"), err=True)
     if summary.failed:
         raise typer.Exit(1)
 

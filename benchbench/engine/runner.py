@@ -13,7 +13,12 @@ Layout of a run directory::
     checkpoints/resume/<digest>.pt   an unfinished unit's state at its last checkpoint
     .benchbench-run     the mark of a directory benchbench made (benchbench.store.rundir)
     .benchbench-lock(.json)  held while a run writes (benchbench.store.lock)
-    archive/<timestamp>/  what --force (or a damaged or missing store) moved aside
+    archive/<timestamp>/  what --force (or a damaged or missing store) moved aside, or a copy
+                          of the store from before --force measured stale cells again
+
+Cells stored by other versions of benchbench, torch or their plugins than the installed ones
+(``benchbench.store.versions``) are named in a warning; with ``force`` they are archived and
+measured again (``benchbench.store.remeasure``).
 """
 
 from __future__ import annotations
@@ -38,8 +43,11 @@ from benchbench.engine.units import Unit, UnitDone, hosted, portable, replay
 from benchbench.errors import BenchbenchError, SuiteError
 from benchbench.report.write import write_report
 from benchbench.store.lock import hold_run_dir
+from benchbench.store.remeasure import archive_stale
 from benchbench.store.results import open_store
 from benchbench.store.rundir import claim_run_dir
+from benchbench.store.versions import describe_stale, installed_versions, stale_cells
+from benchbench.store.worst import is_worst
 from benchbench.suite.cells import CellSpec
 from benchbench.suite.load import Suite
 
@@ -53,6 +61,9 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     wall_s: float = 0.0
+    stale: list = field(default_factory=list)  # StaleCell: stored by other versions, kept
+    remeasured: list[str] = field(default_factory=list)  # stale cells archived, measured again
+    archive: Path | None = None  # where the remeasured cells' old numbers are
 
 
 def machine_description() -> str:
@@ -97,6 +108,9 @@ def validate_suite(suite: Suite, registry) -> dict[str, str | None]:
         except Exception as exc:  # any plugin failure: the suite's problem, named
             raise _plugin_error(suite, key, ref.name, exc) from None
         if kind == "attack":
+            if is_worst(ref.label):
+                raise SuiteError(suite.path, f"{key}.label", f"{ref.label!r} is reserved for "
+                                 "the worst case over attacks; label the attack otherwise")
             norms[ref.label] = getattr(built, "norm", None)
     dataset = build(registry, "dataset", suite.dataset.name, suite.dataset.params)
     for i, model in enumerate(suite.models):
@@ -143,6 +157,10 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
     the units run (a registered executor, built with ``executor_options``); a unit whose
     process dies is run again up to ``retries`` times. Only this process writes the store, one
     transaction per unit as it arrives; what runs where never changes a number.
+
+    ``force`` archives and starts over a directory holding another version of the suite or a
+    damaged store, and archives and measures again the cells that other versions of
+    benchbench, torch or the plugins measured (kept, with a warning, without it).
     """
     check_run_options(engine=engine, retries=retries)
     events = events or Events()
@@ -158,7 +176,7 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
         claim_run_dir(out_dir, suite_name=suite.name, suite_hash=suite.hash, force=force,
                       log=events.log)
         with open_store(out_dir / "results.sqlite") as store:
-            todo = _todo(store, suite, registry, norms, summary, events)
+            todo = _todo(store, suite, registry, norms, summary, events, force=force)
             if todo:
                 dataset = _dataset(suite, registry)
                 events.log(f"data: {dataset.prepare(data_dir=data_dir, log=events.log)}")
@@ -177,8 +195,9 @@ def _dataset(suite: Suite, registry):
 
 
 def _todo(store, suite: Suite, registry, norms: dict, summary: RunSummary,
-          events: Events) -> list[CellSpec]:
-    """Record the suite in the store; the cells it does not hold yet, in suite order."""
+          events: Events, *, force: bool = False) -> list[CellSpec]:
+    """Record the suite in the store; the cells it does not hold yet (stale ones too, with
+    ``force``), in suite order."""
     for run_id in store.mark_interrupted():  # killed (kill -9, power loss) while running
         events.log(f"run {run_id} ended without recording how (its process is gone): "
                    "marked interrupted")
@@ -187,9 +206,30 @@ def _todo(store, suite: Suite, registry, norms: dict, summary: RunSummary,
                    suite_path=suite.path, suite_description=suite.description,
                    attack_norms=json.dumps(norms), num_classes=str(dataset.num_classes),
                    bounds=json.dumps(list(dataset.bounds)))
+    _check_versions(store, registry=registry, run_dir=Path(store.path).parent, force=force,
+                    summary=summary, events=events)
     done, cells = store.done_cells(), suite.cells()
     summary.skipped = [c.cell_id for c in cells if c.cell_id in done]
     return [c for c in cells if c.cell_id not in done]
+
+
+def _check_versions(store, *, registry, run_dir: Path, force: bool, summary: RunSummary,
+                    events: Events) -> None:
+    """Warn about stored cells other versions measured; with ``force``, archive them and take
+    them out of the store, so this run measures them again."""
+    stale = stale_cells(store, installed=installed_versions(registry))
+    if not stale:
+        return
+    line = describe_stale(stale, total=len(store.done_cells()))
+    if not force:
+        summary.stale = stale
+        events.log(f"warning: {line}; their numbers may not be what the installed code "
+                   "measures: pass --force to measure them again (the old numbers are archived)")
+        return
+    summary.archive = archive_stale(store, run_dir, stale)
+    summary.remeasured = [cell.cell_id for cell in stale]
+    events.log(f"{line}; --force: measuring them again (the numbers as stored are kept in "
+               f"{summary.archive / 'results.sqlite'})")
 
 
 def plan(todo: list[CellSpec], registry, *, engine: str, device: str, out_dir: Path,

@@ -63,21 +63,27 @@ def _others(run_dir: Path) -> list[str]:
                   if p.name not in NAMES) if run_dir.is_dir() else []
 
 
+def new_archive(run_dir: Path) -> Path:
+    """A new, empty ``archive/<timestamp>/`` in ``run_dir`` (two in one second get
+    ``<timestamp>``, ``<timestamp>-1``, ...). Raises ``OSError``."""
+    stamp, attempt = time.strftime("%Y%m%dT%H%M%S"), 0
+    while True:
+        archive = Path(run_dir) / "archive" / (f"{stamp}-{attempt}" if attempt else stamp)
+        try:
+            archive.mkdir(parents=True)
+            return archive
+        except FileExistsError:
+            attempt += 1
+
+
 def archive_owned(run_dir: Path, *, why: str, log: Callable[[str], None]) -> Path | None:
     """Move what benchbench wrote in ``run_dir`` (``OWNED``) into ``archive/<timestamp>/``;
     logs one line and returns the archive, or ``None`` when there was nothing to move."""
     names = [n for n in OWNED if (run_dir / n).exists() or (run_dir / n).is_symlink()]
     if not names:
         return None
-    stamp, attempt = time.strftime("%Y%m%dT%H%M%S"), 0
     try:
-        while True:  # two archivings in one second get stamp, stamp-1, ...
-            archive = run_dir / "archive" / (f"{stamp}-{attempt}" if attempt else stamp)
-            try:
-                archive.mkdir(parents=True)
-                break
-            except FileExistsError:
-                attempt += 1
+        archive = new_archive(run_dir)
         for name in names:
             shutil.move(str(run_dir / name), str(archive / name))
     except OSError as exc:
