@@ -198,13 +198,17 @@ def test_worst_case_rows_are_dashed_and_a_crowded_figure_splits_per_attack():
     drawn = {line.get_label(): line for line in figure(eps).axes[0].get_lines()}
     assert drawn["worst_linf"].get_linestyle() == "--"
     assert drawn["fgsm"].get_linestyle() == "-"
-    few, notes = plan_figures(tidy([("fgsm", 0.1, 0.4), ("worst_linf", 0.1, 0.3)]), info,
-                              base="b", title="t")
+    few, notes = plan_figures(tidy([("fgsm", 0.1, 0.4), ("pgd", 0.1, 0.35),
+                                    ("worst_linf", 0.1, 0.3)]), info, base="b", title="t")
     one = figure(few[0])
     assert [f.name for f in few] == ["b-epoch.png"] and "one ε only" in notes[0]
     styles = {line.get_label(): line.get_linestyle() for line in one.axes[0].get_lines()}
     assert styles["worst_linf ε=0.1"] == "--" and styles["fgsm ε=0.1"] == "-"
     assert one.legends  # outside the axes, on the figure
+    # a norm with one attack: its worst case is that attack's curve, not drawn twice
+    lone, _ = plan_figures(tidy([("fgsm", 0.1, 0.4), ("worst_linf", 0.1, 0.4)]), info,
+                           base="b", title="t")
+    assert [s.label for s in lone[0].panels[0].series] == ["clean (test)", "fgsm ε=0.1"]
 
 
 def test_an_old_store_renders_with_figures(tmp_path):

@@ -5,7 +5,8 @@ one standard deviation, the tables' ``±``): accuracy against epoch (clean and e
 every eps; one figure per attack when a single one would hold more than ``CROWDED`` curves),
 accuracy against eps at the first and the last checkpoint (one figure per norm: the curve that
 exposes gradient masking, which must reach zero), and the gradient-masking fractions against
-epoch. Worst-case rows (``worst_linf``, ``worst_l2``) are drawn dashed and black. A figure with
+epoch. Worst-case rows (``worst_linf``, ``worst_l2``) are drawn dashed, in black or grey beside
+the attacks (not at all for a norm with one attack: they would repeat its curve). A figure with
 nothing to draw (one checkpoint, one eps per attack) is not made; ``plan_figures`` says why in a
 note instead.
 
@@ -27,7 +28,7 @@ from benchbench.store.worst import is_worst, worst_norm
 CROWDED = 6  # attack curves (attack x eps) in one accuracy-vs-epoch figure before it splits
 NORM_LABEL = {"linf": "L∞", "l2": "L2", None: "norm not declared"}
 MASKING = {"zero_grad_frac": "zero input gradient",
-           "saturated_frac": "true-class probability exactly 1.0"}
+           "saturated_frac": "p(true class) = 1.0 exactly"}
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,14 @@ def _masking_figure(stats: pd.DataFrame, base: str, title: str, seeds: int
                               ylabel="test inputs (%)"),))]
 
 
+def _drop_lone_worst(group: pd.DataFrame, info: dict[str, dict]) -> pd.DataFrame:
+    """Without the worst-case rows of a norm that has one attack: they repeat its curve."""
+    attacks = [a for a in group["attack"].unique() if a != "none" and not is_worst(a)]
+    lone = [a for a in group["attack"].unique() if is_worst(a)
+            and sum(_norm_of(b, info) == worst_norm(a) for b in attacks) <= 1]
+    return group[~group["attack"].isin(lone)] if lone else group
+
+
 def plan_figures(group: pd.DataFrame, info: dict[str, dict], *, base: str, title: str,
                  chance: float | None = None) -> tuple[list[FigureSpec], list[str]]:
     """The figures of one (model, regime, dataset) group of checkpoint rows (no ``fit``
@@ -198,7 +207,7 @@ def plan_figures(group: pd.DataFrame, info: dict[str, dict], *, base: str, title
     name; ``info`` is ``flags.attack_info`` (each attack's norm)."""
     if group.empty:
         return [], []
-    stats, seeds = _stats(group), group["seed"].nunique()
+    stats, seeds = _stats(_drop_lone_worst(group, info)), group["seed"].nunique()
     figures, notes = [], []
     if group["epoch"].nunique() > 1:
         figures += _epoch_figures(stats, base, title, seeds)
