@@ -168,6 +168,7 @@ def test_force_measures_stale_cells_again_and_archives_the_old_numbers(stored, r
     assert (archive / "checkpoints" / cells[0] / "epoch_0001.safetensors").read_bytes() \
         == old_weights
     assert checkpoint.is_file() and (archive / "report.md").is_file()
+    assert (archive / "figures").is_dir() == (run_dir / "figures").is_dir()
     again = run_suite(suite, registry=registry, out_dir=run_dir, device="cpu", force=True)
     assert not again.ran and not again.remeasured
     assert len(list((run_dir / "archive").iterdir())) == 1

@@ -4,11 +4,11 @@ A stale cell (``benchbench.store.versions``) is archived, then removed from the 
 run measures it again like a cell it never had. The archive keeps every number:
 ``archive/<timestamp>/results.sqlite`` is a copy of the whole store as it was (SQLite's backup of
 a consistent snapshot, still a run directory's store: ``benchbench report archive/<timestamp>``
-and ``export`` read it), with ``meta.archived`` saying why; ``report.md`` is copied beside it and
-the stale cells' checkpoints are moved there (the new measurement writes its own under the same
-names). The live store loses the stale cells in one transaction, after the copy is complete: an
-interruption in between leaves them in place, one after it leaves them to be measured by the
-next ``run``.
+and ``export`` read it), with ``meta.archived`` saying why; ``report.md`` and its ``figures/`` are
+copied beside it and the stale cells' checkpoints are moved there (the new measurement writes
+its own under the same names). The live store loses the stale cells in one transaction, after
+the copy is complete: an interruption in between leaves them in place, one after it leaves them
+to be measured by the next ``run``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def archive_stale(store, run_dir: Path, stale: list[StaleCell]) -> Path:
             copy.close()
         if (run_dir / "report.md").is_file():
             shutil.copy2(run_dir / "report.md", archive / "report.md")
+        if (run_dir / "figures").is_dir():  # the report's figures, where its links point
+            shutil.copytree(run_dir / "figures", archive / "figures", symlinks=True)
         for cell in stale:
             checkpoints = run_dir / "checkpoints" / cell.cell_id
             if checkpoints.exists():
