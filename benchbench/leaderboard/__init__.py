@@ -5,8 +5,9 @@ shared by all of them (``runs.choose_threat_model``: one dataset, one norm, one 
 refusal naming what differs), writes one entry per (model, regime) of each run
 (``entries.run_entries``) to ``OUT/entries/<id>.json``, then renders ``leaderboard.md``,
 ``leaderboard.json``, ``index.html`` and ``leaderboard.png`` from those files alone
-(``render.render_files``). The entry format is ``ENTRY_SCHEMA`` version ``SCHEMA_VERSION``
-(documented field by field in ``render.FIELDS``).
+(``render.render_files``). The entry format is ``ENTRY_SCHEMA`` version ``SCHEMA_VERSION``,
+documented field by field in the README ("The entry format"); ``render.REQUIRED`` lists
+the fields a rendering checks.
 """
 
 from __future__ import annotations

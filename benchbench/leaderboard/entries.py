@@ -5,7 +5,7 @@ and 95% t-interval over seeds (``summary``). The worst case over attacks at the 
 eps is, in order of preference: the stored per-example ensemble (``worst_<norm>`` rows: an input
 counts as robust only if every attack of that norm failed on it), the one attack when there is
 only one (exact too), or the per-seed minimum over the attacks' accuracies, an upper bound
-(per-example results not stored). See ``render.FIELDS`` for every field.
+(per-example results not stored). The README documents every field.
 """
 
 from __future__ import annotations
@@ -160,6 +160,9 @@ def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str,
         notes = []
         if kind == "upper_bound":
             notes.append("worst case is an upper bound: per-example results not stored")
+        elif kind == "single_attack":
+            notes.append(f"worst case from one attack ({covered[0]}): no ensemble to take "
+                         "the worst over")
         overfit = collapses(fit)
         if overfit:
             notes.append(f"catastrophic overfitting: the PGD monitor collapsed in {len(overfit)} "

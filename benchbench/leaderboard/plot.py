@@ -72,8 +72,10 @@ def scatter_png(entries: list[dict], *, title: str) -> bytes:
     if diagonal:
         handles.append(Line2D([], [], ls="--", color="0.6", label="robust = clean"))
     if len(entries) <= KEYED:  # which rank is which entry, beside the plot
-        handles += [Line2D([], [], ls="none", label=f"{e['rank']}: {e['name']}")
-                    for e in entries]
+        several = len(runs) > 1
+        handles += [Line2D([], [], ls="none", label=f"{e['rank']}: {e['name']}" + (
+            f" ({e['run'].get('name') or e['run'].get('dir')})" if several else ""))
+            for e in entries]
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
               title="points labelled by rank", title_fontsize=8, frameon=False)
     buffer = io.BytesIO()
