@@ -43,9 +43,9 @@ def leaderboard(
     except BenchbenchError as exc:
         raise fail(exc) from None
     entries = sum(1 for path in written if path.parent.name == "entries")
+    made = (f" and {entries} entr{'y' if entries == 1 else 'ies'} in" if entries else " from")
     typer.echo(f"wrote {out / 'index.html'}, leaderboard.md, leaderboard.json, leaderboard.png"
-               + (f" and {entries} entries in {out / 'entries'}" if entries else
-                  f" from {out / 'entries'}"))
+               f"{made} {out / 'entries'}")
 
 
 def register(app: typer.Typer) -> None:

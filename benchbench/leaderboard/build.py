@@ -97,6 +97,10 @@ def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
             warn(f"warning: {run.path}: {describe_stale(run.stale, total=len(run.cells))}; "
                  "its entries are marked stale (rerun with benchbench run --force)")
         link = _link(run.path, run.meta.get("suite_name"), out=out, report_dir=report_dir)
+        if link is None:
+            where = (Path(report_dir) / f"{run.meta.get('suite_name')}.md" if report_dir
+                     else run.path / "report.md")
+            warn(f"warning: {run.path}: no report at {where}; its entries link none")
         found = run_entries(run, threat=threat, checkpoint=checkpoint, link=link)
         if not found:
             warn(f"warning: {run.path}: no (model, regime) has a {threat.norm} attack at eps "
