@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchbench.engine.files import OutputError
+from benchbench.errors import BenchbenchError
 from benchbench.leaderboard.entries import CHECKPOINTS, run_entries
 from benchbench.leaderboard.runs import LeaderboardError, choose_threat_model, load_run
 
@@ -85,10 +86,13 @@ def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
     for run in runs:
         key = Path(run).resolve()
         if key in seen:
-            raise LeaderboardError(f"{run}: given twice (also as {seen[key]}); pass each run "
-                                   "directory once")
+            raise LeaderboardError(f"{run}: given twice; pass each run directory once")
         seen[key] = run
-    installed = installed_versions()
+    try:
+        installed = installed_versions()
+    except BenchbenchError as exc:  # a broken plugin elsewhere: rank anyway, say what is unknown
+        installed = None
+        warn(f"warning: cannot tell stale entries, the installed plugins do not load: {exc}")
     loaded = [load_run(Path(run), installed=installed) for run in runs]
     threat = choose_threat_model(loaded, norm=norm, eps=eps)
     entries = []

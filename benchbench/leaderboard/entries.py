@@ -97,6 +97,8 @@ def choose_epoch(attacks: dict, worst, epochs: list[int], rule: str) -> tuple[in
             values, _, _ = _worst_per_seed(attacks, worst, e, labels=common or per_epoch[e])
         if values:
             scores[e] = sum(values.values()) / len(values)
+    if not scores:
+        return last, f"last: the final checkpoint, epoch {last} (no checkpoint to compare)"
     best = max(sorted(scores), key=lambda e: scores[e])  # ties: the earliest epoch
     basis = ("the stored per-example worst case" if stored else
              "the minimum over " + ", ".join(sorted(common)) + " (the attacks run at every "
@@ -140,6 +142,8 @@ def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str,
                         | {int(e) for e in worst["epoch"]})
         epoch, how = choose_epoch(attacks, worst, epochs, checkpoint)
         values, kind, covered = _worst_per_seed(attacks, worst, epoch)
+        if not values:  # no seed has every attack at this checkpoint
+            continue
         clean = group[(group["split"] == "test") & (group["attack"] == "none")
                       & (group["metric"] == "accuracy") & (group["epoch"] == epoch)]
         flags = flags_by_epoch(group[[not is_worst(a) for a in group["attack"]]], run.info,
