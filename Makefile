@@ -35,6 +35,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
 test: $(VENV)/.installed-dev
+	sh scripts/ensure_chromium.sh  # headless Chromium for the leaderboard page test, if absent
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
