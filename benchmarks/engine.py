@@ -15,9 +15,11 @@ summary line.
 ``--at`` times PGD-10 adversarial training instead (eps 0.1, step 0.025, random start; 20
 batches by default): benchbench's ``pgd_at`` with 5 seeds stacked through ``Trainer`` against
 its floor (per batch 10 x [forward + input gradients] + one training step, at the sgemm rate
-of the round), a plain loop calling ``torchattacks.PGD`` per seed (if installed) and ART's
-``AdversarialTrainerMadryPGD.fit``; it ends with ``at_over_floor=X at_speedup_vs_plain=Y
-at_speedup_vs_art=Z`` (nan for a comparison whose library is missing).
+of the round), a bound (``products``: the same training with every PGD step cut to the stacked
+input gradient, no update or projection), a plain loop calling ``torchattacks.PGD`` per seed (if
+installed) and ART's ``AdversarialTrainerMadryPGD.fit``; it ends with ``at_over_floor=X
+at_speedup_vs_plain=Y at_speedup_vs_art=Z products_speedup_vs_plain=W`` (nan for a comparison
+whose library is missing).
 """
 
 from __future__ import annotations
@@ -272,6 +274,30 @@ def at_engine(x, y):
     return timed(lambda: list(trainer.epochs())) * scale, sum(crafting) * scale
 
 
+def at_products(x, y):
+    """``at_engine`` with each PGD step cut down to the stacked model's input gradient alone
+    (``cross_entropy_input_grad``: the products, the softmax and the ReLU masks), no update or
+    projection: a lower bound on any stacked PGD-10 training of this model, used to tell how far
+    the engine's own work is from what its matrix products cost on this machine."""
+    from benchbench.engine.training import Trainer
+    from benchbench.regimes.adversarial import PGDAT
+    from benchbench.regimes.context import TrainContext
+
+    class ProductsOnly(PGDAT):
+        def craft(self, ctx, model, x, y):
+            for _ in range(self.steps):
+                model.cross_entropy_input_grad(x, y)
+            return x
+
+    seeds = list(range(SEEDS))
+    regime = ProductsOnly(eps=AT_EPS, steps=AT_STEPS, lr=0.002, batch_size=BATCH, epochs=1,
+                          monitor=False)
+    ctx = TrainContext(SEEDS, tuple(seeds), (0.0, 1.0), x.dtype, "cpu", log=lambda _: None)
+    trainer = Trainer(regime, model=stack_mlps(models(dtype=x.dtype)), x=x, y=y, seeds=seeds,
+                      ctx=ctx, stacked=True)
+    return timed(lambda: list(trainer.epochs())) * EPOCH_IMAGES / len(x) / SEEDS
+
+
 def at_monitor(x, y):
     """What ``pgd_at``'s default monitor adds to every epoch, per model: PGD-10 accuracy on the
     first 1,000 training images, stacked (``Trainer``'s own method; not scaled: a fixed cost)."""
@@ -346,10 +372,11 @@ def at_section(synthetic: bool, steps: int, repeats: int, have_art: bool) -> Non
     if have_art:
         variants["art_madry"] = at_art
     flops = epoch_flops([784, *HIDDEN, 10], craft_steps=AT_STEPS)
-    times: dict[str, list[float]] = {k: [] for k in ["floor", "pgd_at", *variants]}
+    times: dict[str, list[float]] = {k: [] for k in ["floor", "products", "pgd_at", *variants]}
     crafting, monitor = [], []
     for _ in range(repeats):
         times["floor"].append(flops / (sgemm_gflops() * 1e9))
+        times["products"].append(at_products(x, y))
         total, craft = at_engine(x, y)
         times["pgd_at"].append(total)
         crafting.append(craft)
@@ -366,6 +393,9 @@ def at_section(synthetic: bool, steps: int, repeats: int, have_art: bool) -> Non
                          for r in refs)
         print(f"  {name:<13} {med(times[name]):7.3f} s   "
               f"{median_ratio(times, 'floor', name):5.2f}x floor{faster}")
+        if name == "products":
+            print("    (pgd_at with each step cut to the stacked input gradient: no update, no "
+                  "projection; the most a stacked engine reaches here)")
         if name == "pgd_at":
             share = med(c / t for c, t in zip(crafting, times["pgd_at"], strict=True))
             print(f"    crafting    {med(crafting):7.3f} s   {share:.0%} of pgd_at (the rest: "
@@ -376,7 +406,9 @@ def at_section(synthetic: bool, steps: int, repeats: int, have_art: bool) -> Non
               "at_speedup_vs_plain": median_ratio(times, "pgd_at", "torchattacks")
               if have_torchattacks else math.nan,
               "at_speedup_vs_art": median_ratio(times, "pgd_at", "art_madry")
-              if have_art else math.nan}
+              if have_art else math.nan,
+              "products_speedup_vs_plain": median_ratio(times, "products", "torchattacks")
+              if have_torchattacks else math.nan}
     print(" ".join(f"{k}={v:.2f}" for k, v in ratios.items()))
     assert math.isfinite(ratios["at_over_floor"])
 

@@ -51,8 +51,9 @@ def test_adversarial_training_section_runs_and_prints_its_summary_line():
     lines = done.stdout.strip().splitlines()
     # torchattacks (the plain loop) and ART are optional: a comparison without them is nan
     assert re.fullmatch(r"at_over_floor=[\d.]+ at_speedup_vs_plain=([\d.]+|nan) "
-                        r"at_speedup_vs_art=([\d.]+|nan)", lines[-1]), lines[-1]
-    assert "pgd_at" in done.stdout and "crafting" in done.stdout
+                        r"at_speedup_vs_art=([\d.]+|nan) "
+                        r"products_speedup_vs_plain=([\d.]+|nan)", lines[-1]), lines[-1]
+    assert "pgd_at" in done.stdout and "crafting" in done.stdout and "products" in done.stdout
 
 
 def test_adversarial_training_floor_counts_ten_input_gradient_passes_and_one_step():

@@ -170,6 +170,26 @@ class StackedMLP(nn.Module):
             if p.grad is not g:
                 p.grad = g
 
+    def cross_entropy_input_grad(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The gradient of the summed cross-entropy of ``(x, y)`` with respect to ``x``
+        (member-major, shaped like ``x``), without autograd and without weight gradients.
+
+        An attack's inner step: autograd's own operations for
+        ``torch.autograd.grad(F.cross_entropy(model(x), y, reduction="sum"), x)`` (the NLL
+        gradient -1 at each label, ``log_softmax``'s backward, then the layers'), so the bits
+        are those of the autograd path, with none of its graph bookkeeping.
+        """
+        weights = list(self.weights._parameters.values())
+        biases = list(self.biases._parameters.values())
+        with torch.no_grad():
+            inputs = _forward(self._stacked(x), self.act, weights, biases)
+            logp = torch.log_softmax(inputs.pop(), dim=-1)
+            nll = torch.zeros_like(logp).scatter_(-1, y.view(*logp.shape[:2], 1), -1.0)
+            grad = torch._log_softmax_backward_data(nll, logp, -1, logp.dtype)
+            grad = _backward(grad, inputs, weights, self.act, None, None, input_grad=True,
+                             param_grads=False)
+        return grad.view_as(x)
+
     def member_state_dict(self, member: int) -> dict[str, torch.Tensor]:
         """Member ``member``'s weights in the layout of the model built alone."""
         state = {}

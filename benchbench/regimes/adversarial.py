@@ -47,15 +47,21 @@ def pgd_linf(ctx: TrainContext, model, x, y, *, eps: float, steps: int, step_siz
 
     lo, hi = ctx.limits(x, eps)  # the projection ctx.project applies, computed once
     x_adv = torch.clamp(start, lo, hi)
+    # a stacked model's own cross-entropy input gradient: autograd's bits, not its graph
+    direct = getattr(model, "cross_entropy_input_grad", None) if loss is None else None
     with ctx.frozen(model):
         for _ in range(steps):
-            x_adv.requires_grad_(True)
-            logits = model(x_adv)
-            value = F.cross_entropy(logits, y, reduction="sum") if loss is None \
-                else loss(logits)
-            (grad,) = torch.autograd.grad(value, x_adv)
+            if direct is not None:
+                grad = direct(x_adv, y)
+            else:
+                x_adv.requires_grad_(True)
+                logits = model(x_adv)
+                value = F.cross_entropy(logits, y, reduction="sum") if loss is None \
+                    else loss(logits)
+                (grad,) = torch.autograd.grad(value, x_adv)
+                x_adv = x_adv.detach()
             # x + step * sign (exact: sign is -1, 0 or 1), clamped, in place: ctx.project's bits
-            x_adv = x_adv.detach().add_(grad.sign_(), alpha=step_size).clamp_(lo, hi)
+            x_adv.add_(grad.sign_(), alpha=step_size).clamp_(lo, hi)
     return x_adv
 
 
