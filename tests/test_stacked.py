@@ -208,3 +208,30 @@ def test_regimes_are_passed_only_when_member_params_differ(write_suite, registry
     assert [len(u) for u in plan_units(suite.cells(), registry, stack=True)] == [4]
     run_suite(suite, registry=registry, out_dir=tmp_path / "run", device="cpu")
     assert calls == [(None, True)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cross_entropy_input_grad_has_autograds_bits(dtype):
+    """pgd_at crafts with the stack's own input gradient: the bits autograd computes for the
+    summed cross-entropy, including exactly-zero entries where a member's softmax saturates."""
+    import torch.nn.functional as F
+
+    from benchbench.models.mlp import build_mlp
+
+    torch.manual_seed(0)
+    models = [build_mlp(input_shape=(1, 8, 8), num_classes=10, hidden=[32, 16]).to(dtype)
+              for _ in range(3)]
+    stack = stack_mlps(models)
+    with torch.no_grad():  # member 2 saturates: its gradients round to exactly zero
+        stack.weights[-1][2].mul_(1e4)
+    x = torch.rand(3 * 20, 1, 8, 8, dtype=dtype)
+    y = torch.randint(0, 10, (60,))
+    with torch.no_grad():  # member 2's labels are its own predictions: p_y rounds to 1.0
+        y[40:] = stack(x)[40:].argmax(1)
+    for p in stack.parameters():
+        p.requires_grad_(False)
+    xa = x.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(F.cross_entropy(stack(xa), y, reduction="sum"), xa)
+    got = stack.cross_entropy_input_grad(x, y)
+    assert got.shape == x.shape and torch.equal(got, expected)
+    assert got[40:].flatten(1).eq(0).all(1).any()  # a saturated example: exactly zero
