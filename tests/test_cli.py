@@ -88,7 +88,7 @@ def test_report_and_export_commands(cli, write_suite, tmp_path):
     assert result.stdout.splitlines()[0].startswith(
         "model,regime,dataset,seed,epoch,split,attack,eps,metric,value")
     result = cli("export", tmp_path / "run", "--format", "json", "--out", tmp_path / "x.json")
-    assert result.exit_code == 0 and len(json.loads((tmp_path / "x.json").read_text())) == 32
+    assert result.exit_code == 0 and len(json.loads((tmp_path / "x.json").read_text())) == 40
     bad = cli("export", tmp_path / "run", "--format", "xml")
     assert bad.exit_code == 2 and "use one of csv, json" in bad.stderr
     missing = cli("report", tmp_path / "nowhere")

@@ -125,7 +125,7 @@ def test_a_suite_using_random_sign_runs_and_exports(tmp_path: Path) -> None:
     assert {(int(r["epoch"]), r["split"], float(r["eps"]), r["metric"]) for r in attacked} == {
         (1, "test", 0.1, "accuracy"), (2, "test", 0.1, "accuracy")}
     assert all(0.0 <= float(r["value"]) <= 1.0 for r in attacked)
-    assert {r["attack"] for r in rows} == {"none", "random_sign", "fgsm"}
+    assert {r["attack"] for r in rows} == {"none", "random_sign", "fgsm", "worst_linf"}
     plugins = json.loads(attacked[0]["plugins"])  # provenance names the third-party version
     assert plugins["attack:random_sign"] == f"{DIST} 0.1.0"
     assert plugins["attack:fgsm"].startswith("benchbench ")

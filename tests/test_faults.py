@@ -161,7 +161,7 @@ def test_run_force_archives_a_damaged_store_and_starts_over(cli, made, work, dam
     [archive] = (run_dir / "archive").iterdir()
     assert (archive / "results.sqlite").read_bytes() == damaged
     assert snapshot(archive / "checkpoints") == checkpoints
-    assert count(run_dir) == count(made / "run") == 7  # 4 clean, 2 masking checks, 1 fgsm
+    assert count(run_dir) == count(made / "run") == 8  # 4 clean, 2 masking, fgsm, worst_linf
     assert (run_dir / "report.md").is_file()
 
 

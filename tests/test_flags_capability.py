@@ -13,12 +13,11 @@ from benchbench.art_attacks import adapters
 from benchbench.attacks import attack_capabilities
 from benchbench.attacks.fgsm import FGSM
 from benchbench.attacks.pgd import BIM, PGD
-from benchbench.engine.data import build
 from benchbench.engine.runner import run_suite
 from benchbench.plugins import load_registry
 from benchbench.report.flags import flags_by_epoch, stored_attack_info
 from benchbench.report.training import split_fit
-from benchbench.store.results import open_store, read_store
+from benchbench.store.results import read_store
 from benchbench.suite.load import load_suite
 from tests.plugins import iterative_plugin
 
@@ -54,13 +53,6 @@ def stored(tmp_path_factory):
     (out / "suite.toml").write_text(SUITE)
     suite = load_suite(out / "suite.toml", registry)
     run_suite(suite, registry=registry, out_dir=out / "run", device="cpu")
-    with open_store(out / "run" / "results.sqlite") as store:
-        if "attack_capabilities" not in store.meta():
-            # what run_suite is to store (requested of benchbench/engine/runner.py; until it
-            # does, test_a_run_stores_what_its_attacks_declare below fails as expected)
-            store.set_meta(attack_capabilities=json.dumps({
-                a.label: attack_capabilities(build(registry, "attack", a.name, a.params))
-                for a in suite.attacks}))
     with read_store(out / "run") as store:
         info = stored_attack_info(store.meta(), [c for c in store.cells()
                                                  if c["status"] == "ok"])
@@ -103,8 +95,6 @@ def test_the_report_shows_the_plugin_attacks_flag(stored):
     assert "- **I**: an iterative attack is weaker than a single-step attack" in text
 
 
-@pytest.mark.xfail(strict=True, reason="needs benchbench/engine/runner.py to store "
-                   "attack_capabilities (asked of helper 'store'); remove this mark then")
 def test_a_run_stores_what_its_attacks_declare(tmp_path, registry, write_suite):
     run_suite(load_suite(write_suite(), registry), registry=registry, out_dir=tmp_path / "r",
               device="cpu")

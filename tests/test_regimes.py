@@ -361,5 +361,6 @@ def test_quick_digits_numbers_are_bit_identical_to_the_engine_before_regimes(reg
     run(suite, registry, tmp_path / "run")
     with read_store(tmp_path / "run") as store:
         rows = store.conn.execute("SELECT cell_id, epoch, split, attack, eps, metric, value "
-                                  "FROM results ORDER BY 1, 2, 3, 4, 5, 6").fetchall()
+                                  "FROM results WHERE attack NOT LIKE 'worst\\_%' ESCAPE '\\' "
+                                  "ORDER BY 1, 2, 3, 4, 5, 6").fetchall()
     assert [[*r[:6], float(r[6]).hex()] for r in rows] == reference["rows"]

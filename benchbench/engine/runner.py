@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchbench import __version__
+from benchbench.attacks import attack_capabilities
 from benchbench.engine.cell import Events, build_model, now, plugin_versions
 from benchbench.engine.data import DataCache, build
 from benchbench.engine.device import resolve_device
@@ -88,16 +89,18 @@ def commit_sha() -> str | None:
     return out.stdout.strip() or None
 
 
-def validate_suite(suite: Suite, registry) -> dict[str, str | None]:
+def validate_suite(suite: Suite, registry) -> dict[str, dict]:
     """Build every dataset, regime, attack and model once, so bad values fail before any work.
 
-    Returns each attack label's norm as the built attack states it (``None`` if it names none):
-    the report's flags read it from the store, since a plugin's default norm is not in the spec.
+    Returns each attack label's declared capabilities as the built attack states them
+    (``attack_capabilities``: ``norm`` and ``iterative``, ``None`` where it declares none): the
+    report's flags and the worst-case rows read them from the store, since a plugin's defaults
+    are not in the spec.
     """
     def where(key: str, i: int, items: tuple) -> str:
         return key if len(items) == 1 and key != "attacks" else f"{key}[{i}]"
 
-    norms: dict[str, str | None] = {}
+    caps: dict[str, dict] = {}
     for kind, key, ref in [("dataset", "dataset", suite.dataset)] + [
             ("regime", where("regime", i, suite.regimes), r)
             for i, r in enumerate(suite.regimes)] + [
@@ -105,13 +108,13 @@ def validate_suite(suite: Suite, registry) -> dict[str, str | None]:
             for i, a in enumerate(suite.attacks)]:
         try:
             built = build(registry, kind, ref.name, ref.params)
+            if kind == "attack":
+                caps[ref.label] = attack_capabilities(built)
         except Exception as exc:  # any plugin failure: the suite's problem, named
             raise _plugin_error(suite, key, ref.name, exc) from None
-        if kind == "attack":
-            if is_worst(ref.label):
-                raise SuiteError(suite.path, f"{key}.label", f"{ref.label!r} is reserved for "
-                                 "the worst case over attacks; label the attack otherwise")
-            norms[ref.label] = getattr(built, "norm", None)
+        if kind == "attack" and is_worst(ref.label):
+            raise SuiteError(suite.path, f"{key}.label", f"{ref.label!r} is reserved for "
+                             "the worst case over attacks; label the attack otherwise")
     dataset = build(registry, "dataset", suite.dataset.name, suite.dataset.params)
     for i, model in enumerate(suite.models):
         try:
@@ -119,7 +122,7 @@ def validate_suite(suite: Suite, registry) -> dict[str, str | None]:
         except Exception as exc:
             raise _plugin_error(suite, where("model", i, suite.models), model.name,
                                 exc) from None
-    return norms
+    return caps
 
 
 def _plugin_error(suite: Suite, key: str, plugin: str, exc: Exception) -> BenchbenchError:
@@ -165,7 +168,7 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
     check_run_options(engine=engine, retries=retries)
     events = events or Events()
     device = resolve_device(device)
-    norms = validate_suite(suite, registry)
+    caps = validate_suite(suite, registry)
     runner = make_executor(registry, executor, executor_options or {})
     problem = None if getattr(runner, "in_process", False) else portable(registry.recipe)
     if problem:
@@ -176,7 +179,7 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
         claim_run_dir(out_dir, suite_name=suite.name, suite_hash=suite.hash, force=force,
                       log=events.log)
         with open_store(out_dir / "results.sqlite") as store:
-            todo = _todo(store, suite, registry, norms, summary, events, force=force)
+            todo = _todo(store, suite, registry, caps, summary, events, force=force)
             if todo:
                 dataset = _dataset(suite, registry)
                 events.log(f"data: {dataset.prepare(data_dir=data_dir, log=events.log)}")
@@ -194,7 +197,7 @@ def _dataset(suite: Suite, registry):
     return build(registry, "dataset", suite.dataset.name, suite.dataset.params)
 
 
-def _todo(store, suite: Suite, registry, norms: dict, summary: RunSummary,
+def _todo(store, suite: Suite, registry, caps: dict, summary: RunSummary,
           events: Events, *, force: bool = False) -> list[CellSpec]:
     """Record the suite in the store; the cells it does not hold yet (stale ones too, with
     ``force``), in suite order."""
@@ -204,7 +207,9 @@ def _todo(store, suite: Suite, registry, norms: dict, summary: RunSummary,
     dataset = _dataset(suite, registry)
     store.set_meta(suite_name=suite.name, suite_hash=suite.hash, suite_toml=suite.text,
                    suite_path=suite.path, suite_description=suite.description,
-                   attack_norms=json.dumps(norms), num_classes=str(dataset.num_classes),
+                   attack_norms=json.dumps({k: c["norm"] for k, c in caps.items()}),
+                   attack_capabilities=json.dumps(caps, sort_keys=True),
+                   num_classes=str(dataset.num_classes),
                    bounds=json.dumps(list(dataset.bounds)))
     _check_versions(store, registry=registry, run_dir=Path(store.path).parent, force=force,
                     summary=summary, events=events)
