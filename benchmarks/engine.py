@@ -247,20 +247,30 @@ AT_EPS, AT_STEPS, AT_BATCHES = 0.1, 10, 20
 AT_STEP_SIZE = 2.5 * AT_EPS / AT_STEPS  # pgd_at's default step, given to every variant
 
 
+def stacked_trainer(regime, x, y):
+    """``SEEDS`` fresh seed models stacked through the harness's ``Trainer`` with ``regime``."""
+    from benchbench.engine.training import Trainer
+    from benchbench.regimes.context import TrainContext
+
+    seeds = list(range(SEEDS))
+    ctx = TrainContext(SEEDS, tuple(seeds), (0.0, 1.0), x.dtype, "cpu", log=lambda _: None)
+    return Trainer(regime, model=stack_mlps(models(dtype=x.dtype)), x=x, y=y, seeds=seeds,
+                   ctx=ctx, stacked=True)
+
+
+def pgd_at(cls=None, **params):
+    from benchbench.regimes.adversarial import PGDAT
+
+    return (cls or PGDAT)(eps=AT_EPS, steps=AT_STEPS, lr=0.002, batch_size=BATCH, epochs=1,
+                          **params)
+
+
 def at_engine(x, y):
     """benchbench's ``pgd_at``: ``SEEDS`` seeds stacked through the harness's ``Trainer`` (as
     ``benchbench run`` trains them), the per-epoch monitor off (timed apart: ``at_monitor``).
     Returns seconds per model-epoch, of all the work and of ``craft`` alone."""
-    from benchbench.engine.training import Trainer
-    from benchbench.regimes.adversarial import PGDAT
-    from benchbench.regimes.context import TrainContext
-
-    seeds = list(range(SEEDS))
-    regime = PGDAT(eps=AT_EPS, steps=AT_STEPS, lr=0.002, batch_size=BATCH, epochs=1,
-                   monitor=False)
-    ctx = TrainContext(SEEDS, tuple(seeds), (0.0, 1.0), x.dtype, "cpu", log=lambda _: None)
-    trainer = Trainer(regime, model=stack_mlps(models(dtype=x.dtype)), x=x, y=y, seeds=seeds,
-                      ctx=ctx, stacked=True)
+    regime = pgd_at(monitor=False)
+    trainer = stacked_trainer(regime, x, y)
     craft, crafting = regime.craft, []
 
     def timed_craft(*args):
@@ -279,9 +289,7 @@ def at_products(x, y):
     (``cross_entropy_input_grad``: the products, the softmax and the ReLU masks), no update or
     projection: a lower bound on any stacked PGD-10 training of this model, used to tell how far
     the engine's own work is from what its matrix products cost on this machine."""
-    from benchbench.engine.training import Trainer
     from benchbench.regimes.adversarial import PGDAT
-    from benchbench.regimes.context import TrainContext
 
     class ProductsOnly(PGDAT):
         def craft(self, ctx, model, x, y):
@@ -289,27 +297,14 @@ def at_products(x, y):
                 model.cross_entropy_input_grad(x, y)
             return x
 
-    seeds = list(range(SEEDS))
-    regime = ProductsOnly(eps=AT_EPS, steps=AT_STEPS, lr=0.002, batch_size=BATCH, epochs=1,
-                          monitor=False)
-    ctx = TrainContext(SEEDS, tuple(seeds), (0.0, 1.0), x.dtype, "cpu", log=lambda _: None)
-    trainer = Trainer(regime, model=stack_mlps(models(dtype=x.dtype)), x=x, y=y, seeds=seeds,
-                      ctx=ctx, stacked=True)
+    trainer = stacked_trainer(pgd_at(ProductsOnly, monitor=False), x, y)
     return timed(lambda: list(trainer.epochs())) * EPOCH_IMAGES / len(x) / SEEDS
 
 
 def at_monitor(x, y):
     """What ``pgd_at``'s default monitor adds to every epoch, per model: PGD-10 accuracy on the
     first 1,000 training images, stacked (``Trainer``'s own method; not scaled: a fixed cost)."""
-    from benchbench.engine.training import Trainer
-    from benchbench.regimes.adversarial import PGDAT
-    from benchbench.regimes.context import TrainContext
-
-    seeds = list(range(SEEDS))
-    ctx = TrainContext(SEEDS, tuple(seeds), (0.0, 1.0), x.dtype, "cpu", log=lambda _: None)
-    trainer = Trainer(PGDAT(eps=AT_EPS, lr=0.002, batch_size=BATCH, epochs=1),
-                      model=stack_mlps(models(dtype=x.dtype)), x=x, y=y, seeds=seeds,
-                      ctx=ctx, stacked=True)
+    trainer = stacked_trainer(pgd_at(), x, y)
     return timed(lambda: trainer._monitor(1, AT_EPS)) / SEEDS
 
 
