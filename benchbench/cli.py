@@ -233,13 +233,19 @@ def report(
     the stored results alone."""
     from benchbench.report.write import write_report
     from benchbench.store.results import read_store
+    from benchbench.store.versions import describe_stale, stale_cells
 
     try:
         with read_store(run_dir) as store:
             target = write_report(store, run_dir, out=out)
+            stale = stale_cells(store)
+            total = sum(cell.get("status") == "ok" for cell in store.cells())
     except BenchbenchError as exc:
         raise fail(exc) from None
     typer.echo(f"wrote {target}")
+    if stale:  # the numbers are what the stored versions measured: say so, as run does
+        typer.echo(one_line(f"warning: {describe_stale(stale, total=total)}; pass --force to "
+                            f"benchbench run to measure them again"), err=True)
 
 
 @app.command()

@@ -135,6 +135,18 @@ def test_the_run_command_prints_the_warning(stored, monkeypatch):
     assert "pass --force to measure them again" in result.stderr
 
 
+def test_the_report_command_says_which_cells_are_stale(stored, monkeypatch):
+    _, run_dir, cells = stored
+    monkeypatch.setenv("BENCHBENCH_DISABLE_PLUGINS", "1")
+    current = CliRunner().invoke(app, ["report", str(run_dir)])
+    assert current.exit_code == 0 and "warning" not in current.stderr
+    _age(run_dir, cells[0])
+    result = CliRunner().invoke(app, ["report", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 of 2 stored cell was measured with other versions" in result.stderr
+    assert "attack:fgsm from benchbench 0.0.9" in result.stderr and "--force" in result.stderr
+
+
 def test_force_measures_stale_cells_again_and_archives_the_old_numbers(stored, registry):
     suite, run_dir, cells = stored
     _age(run_dir, cells[0], benchbench="0.0.9")

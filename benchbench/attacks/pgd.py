@@ -44,7 +44,7 @@ class PGD:
         self.norm, self.steps, self.step_size = norm, steps, step_size
         self.random_start, self.restarts, self.loss = random_start, restarts, check_loss(loss)
         self.per_example = not random_start  # random starts draw from torch's RNG
-        self.iterative = steps > 1  # a single step is compared with nothing
+        self.iterative = steps > 1  # one step is single-step: a reference for the I flag
 
     def _start(self, x, eps: float):
         import torch
