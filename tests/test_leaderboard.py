@@ -330,3 +330,142 @@ def test_stale_entries_warn_and_are_marked(cli, runs, tmp_path):
             "versions"]["benchbench"]}]
     assert "mlp · fgsm_at (stale)" in (tmp_path / "b" / "leaderboard.md").read_text()
     assert ">stale</span>" in (tmp_path / "b" / "index.html").read_text()
+
+
+# issue 11 review -----------------------------------------------------------------------------
+AT_LAST = """
+[suite]
+name = "atlast"
+seeds = [0, 1]
+
+[dataset]
+name = "digits"
+train = "train"
+test = "test"
+
+[model]
+name = "mlp"
+hidden = [16]
+
+[regime]
+name = "standard"
+lr = 0.01
+batch_size = 100
+epochs = 3
+checkpoints = [1, 2, 3]
+
+[[attacks]]
+name = "fgsm"
+eps = [0.2]
+
+[[attacks]]
+name = "pgd"
+eps = [0.2]
+steps = 3
+at = "last"
+rows = 50
+"""
+
+
+@pytest.fixture(scope="module")
+def at_last_run(tmp_path_factory, registry) -> Path:
+    """fgsm at every checkpoint, pgd (on the first 50 test inputs) at the last one only."""
+    from benchbench.engine.runner import run_suite
+    from benchbench.suite.load import load_suite
+
+    where = tmp_path_factory.mktemp("atlast")
+    (where / "atlast.toml").write_text(AT_LAST)
+    run_suite(load_suite(where / "atlast.toml", registry), registry=registry,
+              out_dir=where / "atlast", device="cpu")
+    return where / "atlast"
+
+
+@pytest.fixture(scope="module")
+def continued_v2(tmp_path_factory, registry) -> Path:
+    """The v2 fixture migrated and continued by ``run``: seed 1, measured now, has per-example
+    worst rows at eps 0.2 (fgsm and pgd); seed 0, measured before bits, has none there."""
+    from benchbench.engine.runner import run_suite
+    from benchbench.suite.load import load_suite
+
+    where = tmp_path_factory.mktemp("v2")
+    (where / "run").mkdir()
+    shutil.copy(FIXTURE / "results.sqlite", where / "run" / "results.sqlite")
+    shutil.copy(FIXTURE / "store_v2.toml", where / "store_v2.toml")
+    run_suite(load_suite(where / "store_v2.toml", registry), registry=registry,
+              out_dir=where / "run", device="cpu")
+    return where / "run"
+
+
+def test_worst_rows_of_some_seeds_only_give_an_upper_bound_over_every_seed(cli, continued_v2,
+                                                                           tmp_path):
+    result = cli(continued_v2, "--norm", "linf", "--eps", "0.2", "--out", tmp_path / "b")
+    assert result.exit_code == 0, result.output
+    [entry] = entries_of(tmp_path / "b").values()
+    attacks = entry["robust_accuracy"]
+    assert {a["n"] for a in attacks.values()} == {2}
+    worst = entry["worst_case"]
+    assert worst["kind"] == "upper_bound" and not worst["exact"] and worst["n"] == 2
+    per_seed = zip(*(a["values"] for a in attacks.values()), strict=True)
+    assert worst["values"] == [min(v) for v in per_seed]
+    assert ("worst case is an upper bound: per-example results stored for seed 1 only, not "
+            "for seed 0") in " ".join(entry["notes"])
+    # --checkpoint best ranks on the same basis at every checkpoint: the minimum
+    result = cli(continued_v2, "--norm", "linf", "--eps", "0.2", "--checkpoint", "best",
+                 "--out", tmp_path / "best")
+    assert result.exit_code == 0, result.output
+    [best] = entries_of(tmp_path / "best").values()
+    assert "stored per-example" not in best["checkpoint"]["how"]
+    assert best["worst_case"]["kind"] == "upper_bound" and best["worst_case"]["n"] == 2
+    # where every seed has its worst rows (eps 0.1, pgd alone) they are used
+    assert cli(continued_v2, "--norm", "linf", "--eps", "0.1", "--out", tmp_path / "c"
+               ).exit_code == 0
+    [single] = entries_of(tmp_path / "c").values()
+    assert single["worst_case"]["kind"] == "single_attack" and single["worst_case"]["n"] == 2
+
+
+def test_best_checkpoint_only_among_those_with_the_last_ones_attacks(cli, at_last, tmp_path):
+    # fgsm (alone at epochs 1 and 2) made to look best at epoch 1
+    with sqlite3.connect(at_last / "results.sqlite") as conn:
+        conn.execute("UPDATE results SET value = 0.99 WHERE epoch = 1 AND metric = 'accuracy' "
+                     "AND attack IN ('fgsm', 'worst_linf')")
+    result = cli(at_last, "--checkpoint", "best", "--out", tmp_path / "b")
+    assert result.exit_code == 0, result.output
+    [entry] = entries_of(tmp_path / "b").values()
+    assert entry["checkpoint"]["epoch"] == 3 and entry["checkpoint"]["stored"] == [1, 2, 3]
+    worst = entry["worst_case"]
+    assert worst["kind"] == "per_example" and worst["attacks"] == ["fgsm", "pgd"]
+    how = entry["checkpoint"]["how"]
+    assert how.startswith("best: epoch 3, the last checkpoint: no other of [1, 2, 3] has its "
+                          "attacks at this eps (fgsm, pgd)"), how
+    assert any(n.startswith("best checkpoint chosen among epoch 3 only: epochs 1, 2 lack pgd")
+               for n in entry["notes"]), entry["notes"]
+    assert not any("one attack" in n for n in entry["notes"])
+
+
+def test_single_attack_means_one_attack_at_this_checkpoint_and_eps(cli, at_last, tmp_path):
+    from benchbench.leaderboard.entries import WORST_KINDS
+
+    assert WORST_KINDS["single_attack"] == ("exact: one {norm} attack was evaluated at this "
+                                            "checkpoint and eps")
+    with sqlite3.connect(at_last / "results.sqlite") as conn:  # pgd's rows gone
+        conn.execute("DELETE FROM results WHERE attack = 'pgd'")
+    assert cli(at_last, "--out", tmp_path / "b").exit_code == 0
+    [entry] = entries_of(tmp_path / "b").values()
+    assert entry["worst_case"]["kind"] == "single_attack"
+    assert ("worst case from one attack (fgsm): the only linf attack evaluated at this "
+            "checkpoint and eps") in entry["notes"]
+
+
+@pytest.fixture
+def at_last(at_last_run, tmp_path) -> Path:
+    shutil.copytree(at_last_run, tmp_path / "runs" / "atlast")
+    return tmp_path / "runs" / "atlast"
+
+
+def test_attacks_on_different_rows_are_noted(cli, at_last, tmp_path):
+    assert cli(at_last, "--out", tmp_path / "b").exit_code == 0
+    [entry] = entries_of(tmp_path / "b").values()
+    assert entry["robust_accuracy"]["pgd"]["rows"] == 50
+    assert entry["robust_accuracy"]["fgsm"]["rows"] is None
+    assert ("the attacks ran on different test inputs (fgsm: all, pgd: the first 50): the "
+            "worst case is over the first 50, where every attack ran") in entry["notes"]

@@ -2,10 +2,11 @@
 
 Every number is a fraction in [0, 1] with its per-seed values, mean, sample standard deviation
 and 95% t-interval over seeds (``summary``). The worst case over attacks at the threat model's
-eps is, in order of preference: the stored per-example ensemble (``worst_<norm>`` rows: an input
-counts as robust only if every attack of that norm failed on it), the one attack when there is
-only one (exact too), or the per-seed minimum over the attacks' accuracies, an upper bound
-(per-example results not stored). The README documents every field.
+eps and checkpoint is: the one attack's accuracy when only one was evaluated there (exact), the
+stored per-example ensemble (``worst_<norm>`` rows: an input counts as robust only if every
+attack of that norm failed on it) when those rows cover every seed the attacks cover, otherwise
+the per-seed minimum over the attacks' accuracies, an upper bound (per-example results not stored
+for every seed). The README documents every field.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ INFORMATIVE = frozenset("S")
 WORST_KINDS = {
     "per_example": "exact: per example, an input counts only if every {norm} attack of the "
                    "run failed on it (AutoAttack's rule)",
-    "single_attack": "exact: the run has one {norm} attack at this eps",
-    "upper_bound": "upper bound: per-example results not stored, so the minimum over the "
-                   "attacks' accuracies (per seed, then the mean); the ensemble can only be lower",
+    "single_attack": "exact: one {norm} attack was evaluated at this checkpoint and eps",
+    "upper_bound": "upper bound: per-example results not stored for every seed, so the minimum "
+                   "over the attacks' accuracies (per seed, then the mean); the ensemble can "
+                   "only be lower",
 }
 
 
@@ -64,47 +66,110 @@ def _at_eps(group, threat: ThreatModel, info: dict):
     return attacks, test[test["attack"] == worst_name(threat.norm)]
 
 
-def _worst_per_seed(attacks: dict, worst, epoch: int, labels=None) -> tuple[dict, str, list]:
-    """Seed -> worst-case accuracy at ``epoch``, its kind and the attacks it covers."""
-    here = {label: rows[rows["epoch"] == epoch] for label, rows in attacks.items()
-            if labels is None or label in labels}
+def _seeds(rows) -> set[int]:
+    return {int(s) for s in rows["seed"]}
+
+
+def _fmt_seeds(seeds) -> str:
+    seeds = sorted(seeds)
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
+
+
+def _worst_per_seed(attacks: dict, worst, epoch: int, *,
+                    use_stored: bool = True) -> tuple[dict, str, list, str | None]:
+    """Seed -> worst-case accuracy at ``epoch``, its kind, the attacks it covers and why stored
+    worst rows were not used (``None``: they were, or there are none).
+
+    The stored per-example rows are used only where they cover every seed that any attack has
+    at ``epoch`` (a v2 store continued by ``run`` has them for the newly measured seeds only);
+    otherwise every seed gets the minimum over the attacks, an upper bound."""
+    here = {label: rows[rows["epoch"] == epoch] for label, rows in attacks.items()}
     here = {label: rows for label, rows in here.items() if not rows.empty}
     stored = worst[worst["epoch"] == epoch]
-    if labels is None and not stored.empty:
-        kind = "single_attack" if len(here) == 1 else "per_example"
-        return _per_seed(stored), kind, sorted(here)
+    need = set().union(*(_seeds(rows) for rows in here.values()))
+    why = None
+    if use_stored and len(here) != 1 and not stored.empty:
+        if need <= _seeds(stored):
+            return ({s: v for s, v in _per_seed(stored).items() if s in need}, "per_example",
+                    sorted(here), None)
+        why = (f"per-example results stored for {_fmt_seeds(_seeds(stored) & need)} only, not "
+               f"for {_fmt_seeds(need - _seeds(stored))}")
     per = {label: _per_seed(rows) for label, rows in here.items()}
     seeds = set.intersection(*(set(p) for p in per.values())) if per else set()
     values = {s: min(p[s] for p in per.values()) for s in sorted(seeds)}
-    return values, ("single_attack" if len(per) == 1 else "upper_bound"), sorted(per)
+    return values, ("single_attack" if len(per) == 1 else "upper_bound"), sorted(per), why
 
 
-def choose_epoch(attacks: dict, worst, epochs: list[int], rule: str) -> tuple[int, str]:
-    """The checkpoint for ``rule`` and a sentence saying how it was chosen."""
+def _stored_covers(attacks: dict, worst, epoch: int) -> bool:
+    """Whether the stored worst rows at ``epoch`` cover every seed any attack has there."""
+    stored = worst[worst["epoch"] == epoch]
+    need = set().union(*(_seeds(rows[rows["epoch"] == epoch]) for rows in attacks.values()))
+    return not stored.empty and need <= _seeds(stored)
+
+
+def choose_epoch(attacks: dict, worst, epochs: list[int],
+                 rule: str) -> tuple[int, str, str | None]:
+    """The checkpoint for ``rule``, a sentence saying how it was chosen, and a note for the
+    entry when ``best`` could not consider every checkpoint (``None`` otherwise).
+
+    ``best`` considers only the checkpoints with the same attacks at this eps as the last one
+    (an ``at = "last"`` attack must not leave the earlier ones a weaker worst case to win on);
+    when no other has them, it is the last."""
     last = max(epochs)
     if rule == "last" or len(epochs) == 1:
-        return last, f"last: the final checkpoint, epoch {last}"
-    per_epoch = {e: {label for label, rows in attacks.items() if (rows["epoch"] == e).any()}
+        return last, f"last: the final checkpoint, epoch {last}", None
+    per_epoch = {e: sorted(label for label, rows in attacks.items() if (rows["epoch"] == e).any())
                  for e in epochs}
-    common = set.intersection(*per_epoch.values())
-    stored = all(s == per_epoch[last] for s in per_epoch.values()) and all(
-        (worst["epoch"] == e).any() for e in epochs)
+    final = per_epoch[last]
+    same = [e for e in epochs if per_epoch[e] == final]
+    others = [e for e in epochs if e not in same]
+    names = ", ".join(final) or "none"
+    note = None
+    if others:
+        lacking = sorted(set().union(*(set(final) - set(per_epoch[e]) for e in others)))
+        extra = sorted(set().union(*(set(per_epoch[e]) - set(final) for e in others)))
+        what = " and ".join(
+            ([f"lack{'s' if len(others) == 1 else ''} {', '.join(lacking)}"] if lacking else [])
+            + ([f"ha{'s' if len(others) == 1 else 've'} {', '.join(extra)}"] if extra else []))
+        note = (f"best checkpoint chosen among epoch{'s' if len(same) > 1 else ''} "
+                f"{', '.join(map(str, same))} only: epoch{'s' if len(others) > 1 else ''} "
+                f"{', '.join(map(str, others))} {what} at this eps, so their worst case is not "
+                "over the last checkpoint's attacks")
+    if same == [last]:
+        return last, (f"best: epoch {last}, the last checkpoint: no other of {epochs} has its "
+                      f"attacks at this eps ({names})"), note
+    stored = all(_stored_covers(attacks, worst, e) for e in same)
     scores = {}
-    for e in epochs:
-        if stored:
-            values = _per_seed(worst[worst["epoch"] == e])
-        else:
-            values, _, _ = _worst_per_seed(attacks, worst, e, labels=common or per_epoch[e])
+    for e in same:
+        values = (_per_seed(worst[worst["epoch"] == e]) if stored
+                  else _worst_per_seed(attacks, worst, e, use_stored=False)[0])
         if values:
             scores[e] = sum(values.values()) / len(values)
     if not scores:
-        return last, f"last: the final checkpoint, epoch {last} (no checkpoint to compare)"
+        return last, f"last: the final checkpoint, epoch {last} (no checkpoint to compare)", note
     best = max(sorted(scores), key=lambda e: scores[e])  # ties: the earliest epoch
     basis = ("the stored per-example worst case" if stored else
-             "the minimum over " + ", ".join(sorted(common)) + " (the attacks run at every "
-             "checkpoint)" if common else "the minimum over each checkpoint's attacks")
-    return best, (f"best: epoch {best} of {epochs}, the highest worst-case robust accuracy "
-                  f"(mean over seeds, {basis}); chosen on the test split itself, so optimistic")
+             f"the per-seed minimum over {names}")
+    among = (f"among epochs {same}, those with the last checkpoint's attacks at this eps "
+             f"({names})" if others else f"among {epochs}")
+    return best, (f"best: epoch {best}, the highest worst-case robust accuracy (mean over "
+                  f"seeds, {basis}) {among}; chosen on the test split itself, so "
+                  "optimistic"), note
+
+
+def _rows_note(robust: dict, kind: str) -> str | None:
+    """A note when the entry's attacks ran on different test inputs (``rows``)."""
+    rows = {label: a.get("rows") for label, a in robust.items()}
+    if len(set(rows.values())) < 2:
+        return None
+    shown = ", ".join(f"{label}: {'all' if n is None else f'the first {n}'}"
+                      for label, n in sorted(rows.items()))
+    fewest = min(n for n in rows.values() if n is not None)
+    if kind == "per_example":
+        tail = f"the worst case is over the first {fewest}, where every attack ran"
+    else:
+        tail = "the minimum compares accuracies over different inputs"
+    return f"the attacks ran on different test inputs ({shown}): {tail}"
 
 
 def _versions(cells: list[dict]) -> dict:
@@ -140,8 +205,8 @@ def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str,
             continue
         epochs = sorted({int(e) for rows in attacks.values() for e in rows["epoch"]}
                         | {int(e) for e in worst["epoch"]})
-        epoch, how = choose_epoch(attacks, worst, epochs, checkpoint)
-        values, kind, covered = _worst_per_seed(attacks, worst, epoch)
+        epoch, how, chosen = choose_epoch(attacks, worst, epochs, checkpoint)
+        values, kind, covered, partial = _worst_per_seed(attacks, worst, epoch)
         if not values:  # no seed has every attack at this checkpoint
             continue
         clean = group[(group["split"] == "test") & (group["attack"] == "none")
@@ -163,10 +228,18 @@ def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str,
                               if c["cell_id"] in stale for d in stale[c["cell_id"]].differences})
         notes = []
         if kind == "upper_bound":
-            notes.append("worst case is an upper bound: per-example results not stored")
+            notes.append("worst case is an upper bound: " + (
+                f"{partial} (a store continued from before per-example results), so the "
+                "minimum over the attacks for every seed" if partial else
+                "per-example results not stored"))
         elif kind == "single_attack":
-            notes.append(f"worst case from one attack ({covered[0]}): no ensemble to take "
-                         "the worst over")
+            notes.append(f"worst case from one attack ({covered[0]}): the only "
+                         f"{threat.norm} attack evaluated at this checkpoint and eps")
+        if chosen:
+            notes.append(chosen)
+        different_rows = _rows_note({k: v for k, v in robust.items() if k in covered}, kind)
+        if different_rows:
+            notes.append(different_rows)
         overfit = collapses(fit)
         if overfit:
             notes.append(f"catastrophic overfitting: the PGD monitor collapsed in {len(overfit)} "
