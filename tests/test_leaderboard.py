@@ -469,3 +469,72 @@ def test_attacks_on_different_rows_are_noted(cli, at_last, tmp_path):
     assert entry["robust_accuracy"]["fgsm"]["rows"] is None
     assert ("the attacks ran on different test inputs (fgsm: all, pgd: the first 50): the "
             "worst case is over the first 50, where every attack ran") in entry["notes"]
+
+
+def test_out_that_benchbench_did_not_make_is_refused_untouched(cli, runs, tmp_path):
+    fresh, _ = runs
+    site = tmp_path / "site"
+    (site / "entries").mkdir(parents=True)
+    (site / "index.html").write_text("<p>my own page</p>")
+    (site / "entries" / "draft.txt").write_text("a draft")
+    result = cli(fresh, "--eps", "0.1", "--out", site)
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
+    assert result.stderr.startswith(f"error: --out {site}: not empty (index.html) and no "
+                                    f"{site / '.benchbench-leaderboard'}")
+    assert "pass a new or empty directory" in result.stderr
+    assert cli("--out", site).exit_code == 2  # re-rendering too
+    assert sorted(p.relative_to(site).as_posix() for p in site.rglob("*")) == [
+        "entries", "entries/draft.txt", "index.html"]
+    assert (site / "index.html").read_text() == "<p>my own page</p>"
+    # an empty directory, or one holding only hand-written entries, becomes a board
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli(fresh, "--eps", "0.1", "--out", empty).exit_code == 0
+    assert (empty / ".benchbench-leaderboard").is_file() and (empty / "index.html").is_file()
+    by_hand = tmp_path / "by_hand"
+    shutil.copytree(empty / "entries", by_hand / "entries")
+    assert cli("--out", by_hand).exit_code == 0
+    assert (by_hand / ".benchbench-leaderboard").is_file()
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("notes.txt", "my notes"),
+    ("other.json", json.dumps({"schema": "something-else"})),
+    ("broken.json", "{not json"),
+])
+def test_entries_folder_with_anything_but_entries_is_refused(cli, runs, tmp_path, name, text):
+    fresh, _ = runs
+    out = tmp_path / "b"
+    assert cli(fresh, "--eps", "0.1", "--out", out).exit_code == 0
+    (out / "entries" / name).write_text(text)
+    before = sorted(p.name for p in (out / "entries").iterdir())
+    result = cli(fresh, "--eps", "0.1", "--out", out)
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
+    assert result.stderr.startswith(f"error: {out / 'entries' / name}: not a leaderboard entry "
+                                    "(a *.json file with schema 'benchbench-leaderboard-entry')")
+    assert sorted(p.name for p in (out / "entries").iterdir()) == before
+    assert (out / "entries" / name).read_text() == text
+
+
+def test_rebuild_archives_entries_it_does_not_reproduce(cli, runs, tmp_path):
+    fresh, old = runs
+    out = tmp_path / "b"
+    assert cli(fresh, old, "--eps", "0.1", "--out", out).exit_code == 0
+    assert cli(fresh, old, "--eps", "0.1", "--out", out).exit_code == 0
+    assert not (out / "archive").exists()  # the same entries again: nothing to keep
+    edited = out / "entries" / "store_v2--mlp--standard.json"
+    entry = json.loads(edited.read_text())
+    entry["notes"].append("checked by hand")
+    edited.write_text(json.dumps(entry))
+    result = cli(fresh, "--eps", "0.1", "--out", out)  # the v2 run left out this time
+    assert result.exit_code == 0, result.output
+    [archived] = (out / "archive").iterdir()
+    assert re.fullmatch(r"\d{8}T\d{6}Z", archived.name)
+    kept = archived / "entries"
+    assert sorted(p.name for p in kept.iterdir()) == [
+        "lb--mlp--fgsm_at.json", "lb--mlp--standard.json", "store_v2--mlp--standard.json"]
+    assert json.loads((kept / edited.name).read_text())["notes"][-1] == "checked by hand"
+    assert sorted(entries_of(out)) == ["lb--mlp--fgsm_at", "lb--mlp--standard"]
+    assert f"moved to {kept}" in result.stderr and "store_v2--mlp--standard.json" in result.stderr
+    assert cli("--out", out).exit_code == 0  # re-rendering reads entries/ only
+    assert len(json.loads((out / "leaderboard.json").read_text())["entries"]) == 2

@@ -4,6 +4,12 @@ Nothing is half-written: the entries go to a fresh folder beside ``OUT/entries``
 rendered from that folder before anything in ``OUT`` changes, then the folder takes the place of
 ``OUT/entries`` and each output file is replaced atomically. A failure (a refused mix of runs, a
 bad entry, an unwritable place) leaves ``OUT`` as it was.
+
+Nothing a user wrote is lost: ``OUT`` must be new, empty, hold only ``entries/``, or carry the
+mark file ``MARK`` that a build leaves (``check_out``); a build from runs refuses an ``entries/``
+holding anything but entry files (``check_entries``), and moves the previous ``entries/`` to
+``OUT/archive/<UTC time>/entries/`` when it holds a file the new build does not reproduce byte
+for byte (an entry edited or added by hand, a run left out).
 """
 
 from __future__ import annotations
@@ -14,14 +20,21 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchbench.engine.files import OutputError
 from benchbench.errors import BenchbenchError
+from benchbench.leaderboard import ENTRY_SCHEMA
 from benchbench.leaderboard.entries import CHECKPOINTS, run_entries
 from benchbench.leaderboard.runs import LeaderboardError, choose_threat_model, load_run
 
 ENTRIES = "entries"
+ARCHIVE = "archive"
+MARK = ".benchbench-leaderboard"
+MARK_TEXT = ("A leaderboard written by `benchbench leaderboard`. A build from runs replaces\n"
+             "entries/ (moving entries it does not reproduce to archive/<UTC time>/entries/) and\n"
+             "rewrites index.html, leaderboard.md, leaderboard.json and leaderboard.png.\n")
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -49,6 +62,68 @@ def _link(run_dir: Path, suite_name: str | None, *, out: Path,
     return Path(os.path.relpath(target.resolve(), out.resolve())).as_posix()
 
 
+def check_out(out: Path) -> None:
+    """Refuse an existing ``out`` that a build did not make: one without ``MARK`` that holds
+    anything but an ``entries/`` folder (whose files a re-render reads)."""
+    if not out.is_dir() or (out / MARK).is_file():
+        return
+    try:
+        other = sorted(p.name for p in out.iterdir() if p.name != ENTRIES or not p.is_dir())
+    except OSError as exc:
+        raise OutputError(f"--out {out}: cannot read it ({exc.strerror or exc}); pass a "
+                          "directory you can read and write") from None
+    if other:
+        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+        raise OutputError(f"--out {out}: not empty ({shown}) and no {out / MARK}, so not a "
+                          "leaderboard benchbench made; pass a new or empty directory (or, "
+                          f"for a board an older benchbench made, create {MARK} in it)")
+
+
+def _is_entry(path: Path) -> bool:
+    if path.suffix != ".json" or path.is_symlink() or not path.is_file():
+        return False
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("schema") == ENTRY_SCHEMA
+
+
+def check_entries(folder: Path) -> None:
+    """Refuse to replace an ``entries/`` folder holding anything but entry files."""
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if folder.is_symlink() or not folder.is_dir():
+        raise OutputError(f"{folder}: not a folder, where the leaderboard's entries go; move it "
+                          "away")
+    for path in sorted(folder.iterdir()):
+        if not _is_entry(path):
+            raise OutputError(f"{path}: not a leaderboard entry (a *.json file with schema "
+                              f"{ENTRY_SCHEMA!r}); a build from runs replaces {folder} as a "
+                              "whole, so move it out first")
+
+
+def _archive(old: Path, fresh: Path, out: Path) -> tuple[Path, list[str]] | None:
+    """Move ``old`` (the previous ``entries/``) to ``out/archive/<UTC time>/entries`` when it
+    holds a file ``fresh`` does not reproduce byte for byte: (where it went, those files)."""
+    lost = [p.name for p in sorted(old.iterdir())
+            if not (fresh / p.name).is_file() or (fresh / p.name).read_bytes() != p.read_bytes()]
+    if not lost:
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (out / ARCHIVE).mkdir(exist_ok=True)
+    n = 1
+    while True:
+        target = out / ARCHIVE / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            target.mkdir()
+            break
+        except FileExistsError:
+            n += 1
+    os.replace(old, target / ENTRIES)
+    return target / ENTRIES, lost
+
+
 def write_outputs(*, out: Path, files: dict[str, bytes]) -> list[Path]:
     """Write rendered ``files`` (``render.render_files``) into ``out``; the paths written."""
     written = []
@@ -57,6 +132,8 @@ def write_outputs(*, out: Path, files: dict[str, bytes]) -> list[Path]:
         for name, data in files.items():
             _write_bytes(out / name, data)
             written.append(out / name)
+        if not (out / MARK).is_file():
+            _write_bytes(out / MARK, MARK_TEXT.encode())
     except OSError as exc:
         raise OutputError(f"{out}: cannot write the leaderboard there ({exc.strerror or exc}); "
                           "pass --out a directory you can write") from None
@@ -80,8 +157,10 @@ def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out}: is a file; pass a directory (it is created when "
                           "missing)")
+    check_out(out)
     if not runs:
         return write_outputs(out=out, files=render_files(out / ENTRIES))
+    check_entries(out / ENTRIES)
     seen = {}
     for run in runs:
         key = Path(run).resolve()
@@ -129,9 +208,16 @@ def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
         files = render_files(fresh)  # from the entry files alone, before anything is replaced
         old = out / ENTRIES
         if old.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{ENTRIES}.old.", dir=out))
-            os.replace(old, trash / ENTRIES)
-            shutil.rmtree(trash, ignore_errors=True)
+            archived = _archive(old, fresh, out)
+            if archived:
+                where, lost = archived
+                warn(f"warning: {old} held entries this build does not reproduce ("
+                     f"{', '.join(lost[:3])}{f' and {len(lost) - 3} more' if len(lost) > 3 else ''}"
+                     f"); moved to {where}")
+            else:
+                trash = Path(tempfile.mkdtemp(prefix=f".{ENTRIES}.old.", dir=out))
+                os.replace(old, trash / ENTRIES)
+                shutil.rmtree(trash, ignore_errors=True)
         os.chmod(fresh, 0o755)
         os.replace(fresh, old)
     except OSError as exc:
