@@ -7,6 +7,7 @@ per-example bits; pgd alone at 0.1, fgsm and pgd at 0.2, pgd_l2 at 0.5).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -306,7 +307,14 @@ def test_page_is_self_contained_with_figure_and_legend(cli, runs, tmp_path):
     # nothing fetched: no protocol-relative or external source, no stylesheet link, no import
     assert not re.search(r"""(src|href)\s*=\s*["']?//|url\(|@import|<link|<script src""", html)
     assert html.count("<style>") == 1 and html.count("<script>") == 1
-    assert '<img src="leaderboard.png"' in html and '<meta name="viewport"' in html
+    assert '<meta name="viewport"' in html
+    # the figure is in the page itself, and still a file beside it for the Markdown
+    [uri] = re.findall(r'<img src="([^"]+)"', html)
+    assert uri.startswith("data:image/png;base64,")
+    assert base64.b64decode(uri.split(",", 1)[1]) == (out / "leaderboard.png").read_bytes()
+    assert 'src="leaderboard.png"' not in html
+    # the attacks column sorts its count as a number
+    assert re.search(r'<th data-type="num"[^>]*><button type="button">Attacks at', html)
     assert 'class="table-wrap"' in html and "overflow-x: auto" in html
     assert html.count("<tr id=") == 3
     md = (out / "leaderboard.md").read_text()

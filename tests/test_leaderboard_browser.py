@@ -22,9 +22,10 @@ DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and DRIVER),
     reason="headless Chromium not installed: run scripts/ensure_chromium.sh")
-# id -> (clean, worst case, flags): ranks by worst case are d, a, c, b; by clean b, c, a, d
-ENTRIES = {"a": (0.90, 0.60, ""), "b": (0.97, 0.10, "M"), "c": (0.95, 0.30, "S"),
-           "d": (0.50, 0.70, "Z")}
+# id -> (clean, worst case, flags, attacks): ranks by worst case are d, a, c, b; by clean
+# b, c, a, d; by the number of attacks d (10), b (9), c (2), a (1), as text "9" > "2" > "10"
+ENTRIES = {"a": (0.90, 0.60, "", 1), "b": (0.97, 0.10, "M", 9), "c": (0.95, 0.30, "S", 2),
+           "d": (0.50, 0.70, "Z", 10)}
 MEANINGS = {"M": "accuracy rises with eps", "S": "p_y is exactly 1.0", "Z": "zero gradients"}
 
 
@@ -38,11 +39,13 @@ def board(tmp_path, monkeypatch) -> Path:
     [source] = (out / "entries").glob("*.json")
     entry = json.loads(source.read_text())
     source.unlink()
-    for key, (clean, worst, flags) in ENTRIES.items():
+    attack = next(iter(entry["robust_accuracy"].values()))
+    for key, (clean, worst, flags, attacks) in ENTRIES.items():
         entry.update(id=key, name=f"entry {key}", flags=flags, unreliable=flags not in ("", "S"),
                      flag_meanings={f: MEANINGS[f] for f in flags})
         entry["clean_accuracy"] = {**entry["clean_accuracy"], "mean": clean}
         entry["worst_case"] = {**entry["worst_case"], "mean": worst}
+        entry["robust_accuracy"] = {f"attack{i}": attack for i in range(attacks)}
         (out / "entries" / f"{key}.json").write_text(json.dumps(entry))
     run = CliRunner().invoke(app, ["leaderboard", "--out", str(out)])
     assert run.exit_code == 0, run.output
@@ -90,6 +93,13 @@ def test_page_sorts_by_a_clicked_column_and_explains_flags(board, browser, tmp_p
     assert cells == ["50.00", "90.00", "95.00", "97.00"]
     browser.find_element(By.XPATH, "//th[button[normalize-space()='Entry']]").click()
     assert row_ids(browser) == ["a", "b", "c", "d"]  # text: A to Z
+    attacks = browser.find_element(By.XPATH, "//th[button[starts-with(normalize-space(), "
+                                             "'Attacks')]]")
+    attacks.click()
+    assert row_ids(browser) == ["d", "b", "c", "a"]  # 10, 9, 2, 1: counted, not spelled
+    assert attacks.get_attribute("aria-sort") == "descending"
+    attacks.click()
+    assert row_ids(browser) == ["a", "c", "b", "d"]
     browser.find_element(By.XPATH, "//th[button[normalize-space()='Rank']]").click()
     assert row_ids(browser) == ["d", "a", "c", "b"]  # back to the ranking
     flag = browser.find_element(By.CSS_SELECTOR, "tr#b abbr.flag")
@@ -97,6 +107,9 @@ def test_page_sorts_by_a_clicked_column_and_explains_flags(board, browser, tmp_p
     legend = browser.find_element(By.ID, "legend").text
     assert all(f"{letter}\n{meaning}" in legend for letter, meaning in MEANINGS.items())
     assert browser.find_element(By.CSS_SELECTOR, "tr#b").get_attribute("class") == "unreliable"
+    assert browser.execute_script("return document.querySelector('figure img').naturalWidth") > 0
+    (board / "leaderboard.png").unlink()  # the page carries its figure itself
+    browser.get((board / "index.html").as_uri())
     assert browser.execute_script("return document.querySelector('figure img').naturalWidth") > 0
     browser.save_screenshot(str(tmp_path / "leaderboard-sorted.png"))
     assert (tmp_path / "leaderboard-sorted.png").stat().st_size > 0

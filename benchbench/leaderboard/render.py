@@ -3,11 +3,13 @@
 ``load_entries`` reads ``OUT/entries/*.json`` (and nothing else), checks each file's schema and
 the fields the rendering needs, and refuses entries that do not share one threat model.
 ``render_files`` ranks them by worst-case robust accuracy (then clean accuracy) and returns every
-output file's content; the templates are package data under ``templates/``.
+output file's content; the templates are package data under ``templates/``. ``index.html``
+embeds the figure as a ``data:`` URI, so the page alone is the whole board.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -148,12 +150,15 @@ def render_files(entries_dir: Path) -> dict[str, bytes]:
 
     board = board_data(load_entries(entries_dir))
     title = threat_title(board)
+    png = scatter_png(board["entries"], title=title)
     env = _environment()
     context = {"board": board, "title": title, "figure": FIGURE, "notes": grouped_notes(board),
-               "informative": " or ".join(sorted(INFORMATIVE))}
+               "informative": " or ".join(sorted(INFORMATIVE)),
+               # the page carries its figure (self-contained); the Markdown links the file
+               "figure_uri": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}
     return {
         "leaderboard.json": (json.dumps(board, indent=1, ensure_ascii=False) + "\n").encode(),
         "leaderboard.md": env.get_template("leaderboard.md").render(context).encode(),
         "index.html": env.get_template("index.html").render(context).encode(),
-        FIGURE: scatter_png(board["entries"], title=title),
+        FIGURE: png,
     }
