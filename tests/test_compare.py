@@ -323,3 +323,74 @@ def test_epochs_of_a_real_digits_run(cli, write_suite, registry, tmp_path):
     row = frame[(frame.split == "test") & (frame.attack == "none")
                 & (frame.metric == "accuracy")].iloc[0]
     assert row["b_minus_a"] == pytest.approx((by_epoch[2] - by_epoch[1]).mean(), abs=1e-12)
+
+
+# worst-case rows over different ensembles ---------------------------------------------------
+AT_LAST_ATTACKS = [{"label": "fgsm", "name": "fgsm", "eps": [0.1], "split": "test", "params": {}},
+                   {"label": "pgd", "name": "pgd", "eps": [0.1], "split": "test", "at": "last",
+                    "params": {"steps": 10}}]
+
+
+def at_last_records(clean, fgsm, pgd):
+    """fgsm at both checkpoints, pgd at the last one (``at = "last"``)."""
+    return [Rec(1, "test", "none", 0.0, "accuracy", clean * 0.9),
+            Rec(1, "test", "fgsm", 0.1, "accuracy", fgsm * 0.8),
+            Rec(1, "test", "worst_linf", 0.1, "accuracy", fgsm * 0.8),
+            Rec(2, "test", "none", 0.0, "accuracy", clean),
+            Rec(2, "test", "fgsm", 0.1, "accuracy", fgsm),
+            Rec(2, "test", "pgd", 0.1, "accuracy", pgd),
+            Rec(2, "test", "worst_linf", 0.1, "accuracy", min(fgsm, pgd) - 0.01)]
+
+
+def test_worst_rows_over_different_attacks_are_noted_between_epochs(cli, tmp_path):
+    run = write_run(tmp_path / "r", [dict(model="mlp", regime="standard", seed=s,
+                                          records=at_last_records(*v, v[1] - 0.2),
+                                          attacks=AT_LAST_ATTACKS)
+                                     for s, v in A_VALUES.items()])
+    tidy, facts = load(run)
+    result = compare(a=tidy, b=tidy, a_run=str(run), a_where={"epoch": "1"},
+                     b_where={"epoch": "2"}, a_facts=facts, b_facts=facts)
+    assert "worst_linf" in set(result.rows["attack"])
+    assert result.notes == ("worst_linf is over different attacks: fgsm (A) vs fgsm, pgd (B) "
+                            "(mlp standard ε=0.1)",
+                            "measurements in one side only, not compared: 0 in A, 1 in B")
+    out = cli(run, "--a", "epoch=1", "--b", "epoch=2", "--format", "md")
+    assert out.exit_code == 0, out.output
+    assert "Note: worst_linf is over different attacks: fgsm (A) vs fgsm, pgd (B)" in out.stdout
+    # the clean rows alone: nothing to note
+    clean = compare(a=tidy, b=tidy, a_run=str(run), a_where={"epoch": "1", "attack": "none"},
+                    b_where={"epoch": "2", "attack": "none"}, a_facts=facts, b_facts=facts)
+    assert clean.notes == ()
+
+
+def test_worst_rows_over_different_attacks_are_noted_between_runs(tmp_path):
+    # both suites name fgsm and pgd, but only B ran pgd at epoch 1
+    a = write_run(tmp_path / "x", [dict(model="mlp", regime="standard", seed=s,
+                                        records=at_last_records(*v, v[1] - 0.2),
+                                        attacks=AT_LAST_ATTACKS)
+                                   for s, v in A_VALUES.items()])
+    b = write_run(tmp_path / "y", [dict(model="mlp", regime="standard", seed=s,
+                                        records=[*at_last_records(*v, v[1] - 0.2),
+                                                 Rec(1, "test", "pgd", 0.1, "accuracy", 0.3)],
+                                        attacks=AT_LAST_ATTACKS)
+                                   for s, v in B_VALUES.items()])
+    result = compare_dirs(a, b)
+    assert result.notes == ("worst_linf is over different attacks: fgsm (A) vs fgsm, pgd (B) "
+                            "(mlp standard epoch 1 ε=0.1)",
+                            "measurements in one side only, not compared: 0 in A, 1 in B")
+    assert compare_dirs(a, a).notes == ()
+
+
+def test_worst_rows_selected_on_both_sides_are_still_checked(tmp_path):
+    run = write_run(tmp_path / "r", [dict(model="mlp", regime="standard", seed=s,
+                                          records=at_last_records(*v, v[1] - 0.2),
+                                          attacks=AT_LAST_ATTACKS)
+                                     for s, v in A_VALUES.items()])
+    tidy, facts = load(run)
+    result = compare(a=tidy, b=tidy, a_run=str(run), a_where={"epoch": "1", "attack":
+                                                             "worst_linf"},
+                     b_where={"epoch": "2", "attack": "worst_linf"}, a_facts=facts,
+                     b_facts=facts)
+    assert len(result.rows) == 1
+    assert result.notes == ("worst_linf is over different attacks: fgsm (A) vs fgsm, pgd (B) "
+                            "(mlp standard ε=0.1)",)

@@ -11,7 +11,10 @@ its interval excludes 0 (no correction for multiple comparisons). Training recor
 Two runs are compared only where they measure the same thing: the same data (dataset, test split
 and parameters, classes) and threat model (input bounds); an attack label whose norm differs is
 left out, with a note. Labels whose stored specs differ (a model's width, a regime's dtype, an
-attack's steps) are compared but noted, so the table never hides what changed.
+attack's steps) are compared but noted, so the table never hides what changed; so are worst-case
+rows whose sides are taken over different attacks (``ensemble_notes``: the attacks of that norm
+stored at the same cell, epoch, split and eps on each side, e.g. an ``at = "last"`` attack that
+joins at the last checkpoint).
 """
 
 from __future__ import annotations
@@ -242,12 +245,54 @@ def check_runs(*, a: dict, b: dict, a_name: str, b_name: str) -> tuple[set[str],
             if a[kind][label] != b[kind][label]:
                 notes.append(f"{kind} {label} differs: "
                              f"{_spec_difference(a[kind][label], b[kind][label])}")
-    for norm in sorted({n for n in (*a["norms"].values(), *b["norms"].values()) if n}):
-        members = [sorted(k for k, v in side["norms"].items() if v == norm) for side in (a, b)]
-        if members[0] != members[1] and all(members):
-            notes.append(f"worst_{norm} is over different attacks: {', '.join(members[0])} (A) "
-                         f"vs {', '.join(members[1])} (B)")
     return left_out, notes
+
+
+def _ensembles(frame: pd.DataFrame, *, norms: dict, keys: list[str]) -> dict:
+    """(``keys`` values, norm) -> the attack labels of that norm stored there: the attacks a
+    worst-case row at those keys is taken over."""
+    rows = frame[[a != "none" and not is_worst(a) and bool(norms.get(a))
+                  for a in frame["attack"]]]
+    out: dict = {}
+    for values, attack in zip(rows[keys].itertuples(index=False, name=None), rows["attack"],
+                              strict=True):
+        out.setdefault((values, norms[attack]), set()).add(attack)
+    return out
+
+
+def _where(row: dict, keys: list[str]) -> str:
+    bits = [str(row[k]) for k in ("model", "regime") if k in keys]
+    bits += [f"epoch {row['epoch']}"] if "epoch" in keys else []
+    bits += [f"ε={row['eps']:g}"] if "eps" in keys else []
+    bits += [f"{row['split']} split"] if "split" in keys and row["split"] != "test" else []
+    return " ".join(bits) or "every row"
+
+
+def ensemble_notes(*, a: pd.DataFrame, b: pd.DataFrame, rows: pd.DataFrame, on: Sequence[str],
+                   a_norms: dict, b_norms: dict, attack: str | None = None) -> list[str]:
+    """A note for the compared worst-case rows whose sides are taken over different attacks
+    (an ``at = "last"`` attack, one left out of a run, other attacks at that eps), one per
+    pair of ensembles, naming the rows. ``a``/``b``: each side's rows, every attack included;
+    ``attack``: the one both sides selected, when ``attack`` is not in ``on``."""
+    if "attack" not in on and attack is None:
+        return []
+    keys = [k for k in on if k not in ("attack", "metric", "dataset")]
+    sides = (_ensembles(a, norms=a_norms, keys=keys), _ensembles(b, norms=b_norms, keys=keys))
+    found: dict[tuple, list[str]] = {}
+    for row in rows.to_dict("records"):
+        row.setdefault("attack", attack)
+        if not is_worst(row["attack"]):
+            continue
+        norm = row["attack"][len("worst_"):]
+        at = (tuple(row[k] for k in keys), norm)
+        members = [tuple(sorted(side.get(at, ()))) for side in sides]
+        if all(members) and members[0] != members[1]:
+            where = found.setdefault((row["attack"], *members), [])
+            if _where(row, keys) not in where:
+                where.append(_where(row, keys))
+    return [f"{name} is over different attacks: {', '.join(ma)} (A) vs {', '.join(mb)} (B) "
+            f"({'; '.join(where[:4])}{f'; and {len(where) - 4} more' if len(where) > 4 else ''})"
+            for (name, ma, mb), where in found.items()]
 
 
 def _nothing_shared(a: pd.DataFrame, b: pd.DataFrame, on: Sequence[str], head: str) -> str:
@@ -296,8 +341,15 @@ def compare(*, a: pd.DataFrame, b: pd.DataFrame, a_run: str, b_run: str | None =
             if metric not in have:
                 raise CompareError(f"--metric {metric}: not stored; use one of {', '.join(have)}")
         a, b = a[a["metric"].isin(metrics)], b[b["metric"].isin(metrics)]
+    a_all, b_all = a, b
     a = select(a, where=a_where, flag="--a", run=a_run)
     b = select(b, where=b_where, flag="--b", run=b_run or a_run)
+    # every attack a worst-case row is over (left-out ones and unselected attacks included)
+    members = tuple(select(frame, where={k: v for k, v in where.items() if k != "attack"},
+                           flag=flag, run=run) if "attack" in where else picked
+                    for frame, where, flag, run, picked in (
+                        (a_all, a_where, "--a", a_run, a),
+                        (b_all, b_where, "--b", b_run or a_run, b)))
     a, b = a[~a["attack"].isin(left_out)], b[~b["attack"].isin(left_out)]
     if epochs:
         a, b = _epochs(a, b, epochs)
@@ -308,6 +360,11 @@ def compare(*, a: pd.DataFrame, b: pd.DataFrame, a_run: str, b_run: str | None =
                 else f"{a_name} and {b_name} share nothing to compare")
         raise CompareError(_nothing_shared(a, b, on, head)
                            + "".join(f"; {n}" for n in notes if "left out" in n))
+    notes += ensemble_notes(a=members[0], b=members[1], rows=rows, on=on,
+                            attack=a_where.get("attack") if a_where.get("attack") == b_where.get(
+                                "attack") else None,
+                            a_norms=(a_facts or {}).get("norms", {}),
+                            b_norms=(b_facts or a_facts or {}).get("norms", {}))
     only = (len(a.drop_duplicates(list(on))) - len(rows), len(b.drop_duplicates(list(on)))
             - len(rows))
     if any(only):
