@@ -11,7 +11,8 @@ import typer
 def leaderboard(
     runs: Annotated[list[Path] | None, typer.Argument(
         help="Run directories; none: re-render --out from its entries/*.json alone.")] = None,
-    out: Annotated[Path, typer.Option(help="Directory to write (created when missing).")]
+    out: Annotated[Path, typer.Option(help="Directory to write (created when missing; an "
+                                      "existing one must be empty or a board benchbench made).")]
     = ...,  # type: ignore[assignment]
     eps: Annotated[float | None, typer.Option(
         help="The eps to rank at. Default: the only one every run shares.")] = None,
