@@ -22,7 +22,10 @@ What each kind of object must provide (duck-typed, no base classes needed):
   train together. That module may add ``cross_entropy_backward(x, y)``: set every parameter's
   ``.grad`` to the gradient of the sum over members of each member's mean cross-entropy on its
   rows, without autograd; regimes training on cross-entropy then call it instead of
-  ``loss.backward()``.
+  ``loss.backward()``. It may also add ``cross_entropy_input_grad(x, y) -> Tensor``: the
+  gradient of the summed cross-entropy with respect to ``x`` (shaped like ``x``, the bits
+  autograd would give), which crafting with plain cross-entropy (``pgd_at``, ``fgsm_at``) then
+  calls instead of building an autograd graph per step.
 * dataset class: ``cls(**params)`` with ``splits``, ``bounds``, ``num_classes``, ``input_shape``,
   ``load(split, *, data_dir) -> (x, y)`` and ``prepare(*, data_dir, log) -> str``. ``load``
   returns ``x`` as ``Tensor[N, *input_shape]`` (any float dtype; the harness converts it:

@@ -147,6 +147,20 @@ class StackedMLP(nn.Module):
         out = _StackedForward.apply(self._stacked(x), self.act, *self.weights, *self.biases)
         return out.reshape(-1, out.shape[-1])
 
+    def _parameters_now(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        # ParameterList's own iteration costs ~40 us a step; its dict holds the same objects
+        return (list(self.weights._parameters.values()),
+                list(self.biases._parameters.values()))
+
+    def _logits_grad(self, x, y, weights, biases, per_label: float):
+        """Every layer's input, and the gradient at the logits of the summed NLL of
+        ``log_softmax`` with gradient ``per_label`` at each label: autograd's own two ops
+        (the NLL's backward, then ``log_softmax``'s). Call under ``torch.no_grad()``."""
+        inputs = _forward(self._stacked(x), self.act, weights, biases)
+        logp = torch.log_softmax(inputs.pop(), dim=-1)
+        nll = torch.zeros_like(logp).scatter_(-1, y.view(*logp.shape[:2], 1), per_label)
+        return inputs, torch._log_softmax_backward_data(nll, logp, -1, logp.dtype)
+
     def cross_entropy_backward(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Set each parameter's ``.grad`` to the gradient of the sum over members of each
         member's mean cross-entropy on its rows of ``(x, y)`` (member-major, equal rows each).
@@ -155,15 +169,10 @@ class StackedMLP(nn.Module):
         ``F.cross_entropy(model(x), y, reduction="sum") / rows`` (``log_softmax`` and its
         backward from the NLL gradient ``-1 / rows``), with none of its graph bookkeeping.
         """
-        # ParameterList's own iteration costs ~40 us a step; its dict holds the same objects
-        weights = list(self.weights._parameters.values())
-        biases = list(self.biases._parameters.values())
+        weights, biases = self._parameters_now()
         with torch.no_grad():
-            inputs = _forward(self._stacked(x), self.act, weights, biases)
-            logp = torch.log_softmax(inputs.pop(), dim=-1)
-            nll = torch.zeros_like(logp).scatter_(-1, y.view(*logp.shape[:2], 1),
-                                                  -1.0 / logp.shape[1])
-            grad = torch._log_softmax_backward_data(nll, logp, -1, logp.dtype)
+            rows = len(x) // self.members
+            inputs, grad = self._logits_grad(x, y, weights, biases, -1.0 / rows)
             grad_w, grad_b = [w.grad for w in weights], [b.grad for b in biases]
             _backward(grad, inputs, weights, self.act, grad_w, grad_b, input_grad=False)
         for p, g in zip([*weights, *biases], [*grad_w, *grad_b], strict=True):
@@ -179,13 +188,9 @@ class StackedMLP(nn.Module):
         gradient -1 at each label, ``log_softmax``'s backward, then the layers'), so the bits
         are those of the autograd path, with none of its graph bookkeeping.
         """
-        weights = list(self.weights._parameters.values())
-        biases = list(self.biases._parameters.values())
+        weights, biases = self._parameters_now()
         with torch.no_grad():
-            inputs = _forward(self._stacked(x), self.act, weights, biases)
-            logp = torch.log_softmax(inputs.pop(), dim=-1)
-            nll = torch.zeros_like(logp).scatter_(-1, y.view(*logp.shape[:2], 1), -1.0)
-            grad = torch._log_softmax_backward_data(nll, logp, -1, logp.dtype)
+            inputs, grad = self._logits_grad(x, y, weights, biases, -1.0)
             grad = _backward(grad, inputs, weights, self.act, None, None, input_grad=True,
                              param_grads=False)
         return grad.view_as(x)
