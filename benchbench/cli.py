@@ -239,7 +239,7 @@ def report(
         with read_store(run_dir) as store:
             target = write_report(store, run_dir, out=out)
             stale = stale_cells(store)
-            total = sum(cell.get("status") == "ok" for cell in store.cells())
+            total = len(store.done_cells())
     except BenchbenchError as exc:
         raise fail(exc) from None
     typer.echo(f"wrote {target}")

@@ -14,6 +14,7 @@ from benchbench.engine.data import DataCache, build
 from benchbench.engine.evaluate import Record, attack_records, clean_records, masking_records
 from benchbench.store.checkpoints import checkpoint_path, save_checkpoint
 from benchbench.store.examples import CORRECT
+from benchbench.store.versions import plugin_version
 from benchbench.suite.cells import CellSpec, ComponentRef
 
 EVAL_BATCH = 10_000  # rows per forward pass when measuring clean accuracy and loss
@@ -135,11 +136,11 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
 
 
 def plugin_versions(registry, cell: CellSpec) -> dict[str, str]:
-    """``kind:name`` -> the distribution and version each of the cell's plugins comes from."""
+    """``kind:name`` -> the distribution and version each of the cell's plugins comes from, as
+    ``benchbench.store.versions.installed_versions`` names them (so stale cells can be told)."""
     used = [("dataset", cell.dataset.name), ("model", cell.model.name),
             ("regime", cell.regime.name)] + [("attack", a.name) for a in cell.attacks]
-    return {f"{kind}:{name}": f"{e.source.distribution} {e.source.version}"
-            for kind, name in used for e in [registry.get(kind, name)]}
+    return {f"{kind}:{name}": plugin_version(registry.get(kind, name)) for kind, name in used}
 
 
 def _weights(model) -> dict[str, torch.Tensor]:

@@ -74,6 +74,11 @@ def torch_version() -> str:
         return NOT_INSTALLED
 
 
+def plugin_version(entry) -> str:
+    """How a cell stores the version of a registered plugin: ``"<distribution> <version>"``."""
+    return f"{entry.source.distribution} {entry.source.version}"
+
+
 def installed_versions(registry=None) -> dict[str, str]:
     """What is installed, in the names a cell stores: ``benchbench``, ``torch`` and every
     registered plugin as ``kind:name`` -> ``"<distribution> <version>"``. ``registry``
@@ -87,7 +92,7 @@ def installed_versions(registry=None) -> dict[str, str]:
     out = {"benchbench": __version__, "torch": torch_version()}
     for kind, entries in registry.entries.items():
         for name, entry in entries.items():
-            out[f"{kind}:{name}"] = f"{entry.source.distribution} {entry.source.version}"
+            out[f"{kind}:{name}"] = plugin_version(entry)
     return out
 
 
