@@ -51,15 +51,11 @@ def _write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def _link(run_dir: Path, suite_name: str | None, *, out: Path,
-          report_dir: Path | None) -> str | None:
-    """The run's report, relative to ``out``: ``REPORT_DIR/<suite name>.md`` with
-    ``--report-dir``, else ``RUN/report.md``; ``None`` when that file does not exist."""
-    target = (Path(report_dir) / f"{suite_name}.md" if report_dir is not None and suite_name
-              else Path(run_dir) / "report.md")
-    if not target.is_file():
-        return None
-    return Path(os.path.relpath(target.resolve(), out.resolve())).as_posix()
+def _report(run_dir: Path, suite_name: str | None, *, report_dir: Path | None) -> Path:
+    """Where the run's report is: ``REPORT_DIR/<suite name>.md`` with ``--report-dir``, else
+    ``RUN/report.md``."""
+    return (Path(report_dir) / f"{suite_name}.md" if report_dir is not None and suite_name
+            else Path(run_dir) / "report.md")
 
 
 def check_out(out: Path) -> None:
@@ -161,12 +157,12 @@ def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
     if not runs:
         return write_outputs(out=out, files=render_files(out / ENTRIES))
     check_entries(out / ENTRIES)
-    seen = {}
+    seen = set()
     for run in runs:
         key = Path(run).resolve()
         if key in seen:
             raise LeaderboardError(f"{run}: given twice; pass each run directory once")
-        seen[key] = run
+        seen.add(key)
     try:
         installed = installed_versions()
     except BenchbenchError as exc:  # a broken plugin elsewhere: rank anyway, say what is unknown
@@ -179,11 +175,11 @@ def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
         if run.stale:
             warn(f"warning: {run.path}: {describe_stale(run.stale, total=len(run.cells))}; "
                  "its entries are marked stale (rerun with benchbench run --force)")
-        link = _link(run.path, run.meta.get("suite_name"), out=out, report_dir=report_dir)
+        report = _report(run.path, run.meta.get("suite_name"), report_dir=report_dir)
+        link = (Path(os.path.relpath(report.resolve(), out.resolve())).as_posix()
+                if report.is_file() else None)
         if link is None:
-            where = (Path(report_dir) / f"{run.meta.get('suite_name')}.md" if report_dir
-                     else run.path / "report.md")
-            warn(f"warning: {run.path}: no report at {where}; its entries link none")
+            warn(f"warning: {run.path}: no report at {report}; its entries link none")
         found = run_entries(run, threat=threat, checkpoint=checkpoint, link=link)
         if not found:
             warn(f"warning: {run.path}: no (model, regime) has a {threat.norm} attack at eps "

@@ -75,6 +75,15 @@ def _fmt_seeds(seeds) -> str:
     return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
 
 
+def _at_epoch(attacks: dict, worst, epoch: int) -> tuple[dict, object, set[int]]:
+    """At ``epoch``: the attacks' rows (attacks with none left out), the stored worst rows, and
+    every seed any attack has there."""
+    here = {label: rows[rows["epoch"] == epoch] for label, rows in attacks.items()}
+    here = {label: rows for label, rows in here.items() if not rows.empty}
+    need = set().union(*(_seeds(rows) for rows in here.values()))
+    return here, worst[worst["epoch"] == epoch], need
+
+
 def _worst_per_seed(attacks: dict, worst, epoch: int, *,
                     use_stored: bool = True) -> tuple[dict, str, list, str | None]:
     """Seed -> worst-case accuracy at ``epoch``, its kind, the attacks it covers and why stored
@@ -83,10 +92,7 @@ def _worst_per_seed(attacks: dict, worst, epoch: int, *,
     The stored per-example rows are used only where they cover every seed that any attack has
     at ``epoch`` (a v2 store continued by ``run`` has them for the newly measured seeds only);
     otherwise every seed gets the minimum over the attacks, an upper bound."""
-    here = {label: rows[rows["epoch"] == epoch] for label, rows in attacks.items()}
-    here = {label: rows for label, rows in here.items() if not rows.empty}
-    stored = worst[worst["epoch"] == epoch]
-    need = set().union(*(_seeds(rows) for rows in here.values()))
+    here, stored, need = _at_epoch(attacks, worst, epoch)
     why = None
     if use_stored and len(here) != 1 and not stored.empty:
         if need <= _seeds(stored):
@@ -102,8 +108,7 @@ def _worst_per_seed(attacks: dict, worst, epoch: int, *,
 
 def _stored_covers(attacks: dict, worst, epoch: int) -> bool:
     """Whether the stored worst rows at ``epoch`` cover every seed any attack has there."""
-    stored = worst[worst["epoch"] == epoch]
-    need = set().union(*(_seeds(rows[rows["epoch"] == epoch]) for rows in attacks.values()))
+    _, stored, need = _at_epoch(attacks, worst, epoch)
     return not stored.empty and need <= _seeds(stored)
 
 
@@ -237,7 +242,7 @@ def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str,
                          f"{threat.norm} attack evaluated at this checkpoint and eps")
         if chosen:
             notes.append(chosen)
-        different_rows = _rows_note({k: v for k, v in robust.items() if k in covered}, kind)
+        different_rows = _rows_note(robust, kind)  # robust holds exactly the covered attacks
         if different_rows:
             notes.append(different_rows)
         overfit = collapses(fit)

@@ -29,6 +29,10 @@ def _pct(stat: dict | None):
     return 100 * stat["mean"], err
 
 
+def _run_label(entry: dict) -> str:
+    return entry["run"].get("name") or entry["run"].get("dir") or "?"
+
+
 def scatter_png(entries: list[dict], *, title: str) -> bytes:
     """PNG bytes of the scatter; ``entries`` ranked (``render.rank``)."""
     import matplotlib
@@ -40,15 +44,14 @@ def scatter_png(entries: list[dict], *, title: str) -> bytes:
     fig = Figure(figsize=(9, 5.2), dpi=110, layout="constrained")
     ax = fig.add_subplot()
     colors = matplotlib.colormaps["tab10"]
-    runs = list(dict.fromkeys((e["run"].get("name") or e["run"].get("dir") or "?")
-                              for e in entries))
+    runs = list(dict.fromkeys(_run_label(e) for e in entries))
     xs, ys = [], []
     for e in entries:
         x, xerr = _pct(e.get("clean_accuracy"))
         y, yerr = _pct(e["worst_case"])
         if x is None:
             continue
-        color = colors(runs.index(e["run"].get("name") or e["run"].get("dir") or "?") % 10)
+        color = colors(runs.index(_run_label(e)) % 10)
         exact = e["worst_case"].get("exact", True)
         ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor=color, alpha=0.6, lw=1)
         ax.plot(x, y, marker="o" if exact else "v", markersize=8, color=color,

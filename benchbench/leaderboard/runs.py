@@ -36,7 +36,6 @@ class RunData:
     fit: object  # pandas DataFrame: split "fit" rows
     info: dict  # attack label -> {name, params, norm, rows, at} (report.flags.attack_info)
     dataset: dict  # {name, params, test, train} from the cells' specs
-    runs: list[dict] = field(default_factory=list)
     stale: list = field(default_factory=list)  # store.versions.StaleCell
 
     @property
@@ -58,27 +57,23 @@ class RunData:
 
 def load_run(run_dir: Path, *, installed: dict | None = None) -> RunData:
     """Read ``run_dir``'s store (read-only); ``installed`` versions find its stale cells."""
-    from benchbench.report import flags
+    from benchbench.report.flags import stored_attack_info
     from benchbench.report.training import split_fit
     from benchbench.store.results import read_store
     from benchbench.store.versions import stale_cells
 
     with read_store(Path(run_dir)) as store:
-        meta, cells, runs = store.meta(), store.cells(), store.runs()
+        meta, cells = store.meta(), store.cells()
         tidy, fit = split_fit(store.tidy())
         stale = stale_cells(store, installed=installed) if installed is not None else []
     ok = [c for c in cells if c["status"] == "ok"]
     if not ok:
         raise LeaderboardError(f"{run_dir}: no finished cells in its store; run the suite "
                                "first (or leave this run out)")
-    if hasattr(flags, "stored_attack_info"):  # attacks' declared capabilities (norm, iterative)
-        info = flags.stored_attack_info(meta, ok)
-    else:  # the flags of before attacks declared capabilities: norms only
-        info = flags.attack_info(
-            ok, json.loads(meta["attack_norms"]) if "attack_norms" in meta else None)
-    specs = [json.loads(c["spec"])["dataset"] for c in ok]
-    dataset = {k: specs[0].get(k) for k in ("name", "params", "test", "train")}
-    return RunData(Path(run_dir), meta, ok, tidy, fit, info, dataset, runs, stale)
+    info = stored_attack_info(meta, ok)
+    spec = json.loads(ok[0]["spec"])["dataset"]
+    dataset = {k: spec.get(k) for k in ("name", "params", "test", "train")}
+    return RunData(Path(run_dir), meta, ok, tidy, fit, info, dataset, stale)
 
 
 @dataclass(frozen=True)
