@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from benchbench.errors import BenchbenchError
-from benchbench.report.tables import CLEAN_ORDER
+from benchbench.report.tables import column_order
 from benchbench.report.training import split_fit
 from benchbench.store.worst import is_worst
 
@@ -163,7 +163,8 @@ def compare_frames(*, a: pd.DataFrame, b: pd.DataFrame, on: Sequence[str],
         return frame
     order = [_order(*(row.get(k, d) for k, d in MEASURE_DEFAULTS.items()))
              for row in frame[[k for k in MEASURE_DEFAULTS if k in on]].to_dict("records")]
-    frame["_order"] = [sorted(set(order)).index(o) for o in order]
+    rank = {o: i for i, o in enumerate(sorted(set(order)))}
+    frame["_order"] = [rank[o] for o in order]
     cells = [k for k in ("model", "regime", "dataset", "epoch") if k in on]
     return (frame.sort_values([*cells, "_order"], kind="stable").drop(columns="_order")
             .reset_index(drop=True))
@@ -173,10 +174,9 @@ MEASURE_DEFAULTS = {"split": "test", "attack": "", "eps": 0.0, "metric": "accura
 
 
 def _order(split: str, attack: str, eps: float, metric: str) -> tuple:
-    """Clean rows first (as in the report), then attacks by label and eps, worst case last."""
-    if attack == "none":
-        return (0, CLEAN_ORDER.get((split, metric), 9), split, metric, 0.0)
-    return (2 if is_worst(attack) else 1, 0, attack, split + metric, eps)
+    """The report's column order (``tables.column_order``), worst case after the attacks."""
+    key = column_order(split, attack, eps, metric)
+    return (2, *key[1:]) if is_worst(attack) else key
 
 
 # what two runs are ------------------------------------------------------------------------

@@ -14,12 +14,10 @@ from collections.abc import Sequence
 import pandas as pd
 
 from benchbench.report.compare import ROW_COLUMNS, CompareError, Comparison
+from benchbench.report.export import json_records
+from benchbench.report.tables import SHORT, is_percent
 
 FORMATS = ("text", "md", "csv", "json")
-
-
-def _percent(metric: str) -> bool:
-    return metric == "accuracy" or metric.endswith("_frac")
 
 
 def header(c: Comparison) -> list[str]:
@@ -36,9 +34,8 @@ def header(c: Comparison) -> list[str]:
 
 def _measure(row: dict) -> str:
     split, attack, eps, metric = (row.get(k) for k in ("split", "attack", "eps", "metric"))
-    short = {"accuracy": "acc", "zero_grad_frac": "zero-grad", "saturated_frac": "p_y=1"}
     if attack == "none":
-        return " ".join(b for b in (split, short.get(metric, metric)) if b)
+        return " ".join(b for b in (split, SHORT.get(metric, metric)) if b)
     bits = [attack] if attack else []
     bits += [f"ε={eps:g}"] if eps is not None else []
     bits += [f"({split})"] if split not in (None, "test") else []
@@ -48,7 +45,7 @@ def _measure(row: dict) -> str:
 
 def _cells(row: dict, on: Sequence[str]) -> list[str]:
     """Display strings: A, B, B-A, CI, p, test, significance."""
-    scale, digits = (100.0, 2) if _percent(row["metric"]) else (1.0, 4)
+    scale, digits = (100.0, 2) if is_percent(row["metric"]) else (1.0, 4)
     have_ci = not math.isnan(row["ci_low"])
     p = row["p_value"]
     return [f"{row['mean_a'] * scale:.{digits}f}", f"{row['mean_b'] * scale:.{digits}f}",
@@ -128,8 +125,8 @@ def render(c: Comparison, *, fmt: str) -> str:
     if fmt == "csv":
         return comparison_frame(c).to_csv(index=False)
     if fmt == "json":
-        rows = c.rows.astype(object).where(c.rows.notna(), None).to_dict("records")
         return json.dumps({"convention": "b_minus_a = mean(B) - mean(A)", "a": c.a, "b": c.b,
-                           "confidence": c.confidence, "notes": list(c.notes), "rows": rows},
+                           "confidence": c.confidence, "notes": list(c.notes),
+                           "rows": json_records(c.rows)},
                           indent=1, allow_nan=False) + "\n"
     raise CompareError(f"--format {fmt!r} is not allowed; use one of {', '.join(FORMATS)}")

@@ -69,10 +69,14 @@ def full_rows(store: ResultsStore):
     return pd.concat([tidy, extra_frame], axis=1)
 
 
+def json_records(frame) -> list[dict]:
+    """``frame``'s rows as dicts of plain values for :mod:`json` (NaN and NA as ``None``)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
 def to_json_text(frame) -> str:
     """Records as JSON with every float's shortest round-trip repr; NaN and NA as null."""
-    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-    return json.dumps(rows, indent=1, allow_nan=False) + "\n"
+    return json.dumps(json_records(frame), indent=1, allow_nan=False) + "\n"
 
 
 def export_results(store: ResultsStore, *, fmt: str, out: Path | None = None) -> str:

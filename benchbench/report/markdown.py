@@ -98,11 +98,13 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
     classes, bounds = meta.get("num_classes"), json.loads(meta.get("bounds", "null"))
     chance = 1 / int(classes) if classes else None
     span = bounds[1] - bounds[0] if bounds else None
+    keys = ["model", "regime", "dataset"]
+    groups, fits = (dict(iter(frame.groupby(keys, sort=False))) for frame in (tidy, fit))
     for table in summary_tables(tidy):
         dtypes = sorted({c["dtype"] for c in ok if c["model"] == table.model
                          and c["regime"] == table.regime})
-        group = tidy[(tidy.model == table.model) & (tidy.regime == table.regime)
-                     & (tidy.dataset == table.dataset)]
+        at = (table.model, table.regime, table.dataset)
+        group = groups[at]
         flags = flags_by_epoch(group, info, chance=chance, span=span)
         frame = table.formatted()
         seen.update("".join(flags.values()))
@@ -128,8 +130,7 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
                 out += [f"Accuracy under `{name}` ({attack.get('name', '?')}"
                         f"{': ' + params if params else ''}){scope}:", ""]
             out += [part.to_markdown(), ""]
-        out += training_section(fit[(fit.model == table.model) & (fit.regime == table.regime)
-                                    & (fit.dataset == table.dataset)])
+        out += training_section(fits.get(at, fit.iloc[:0]))
         base = slug(f"{table.model}-{table.regime}-{table.dataset}")
         while base in bases:
             base += "_"

@@ -112,9 +112,10 @@ def _epoch_figures(stats: pd.DataFrame, base: str, title: str, seeds: int) -> li
                 kind) for split, label, kind in (("test", "clean (test)", "clean"),
                                                  ("train", "clean (train)", "train")))
         if c is not None]
+    keys = _attack_keys(stats)
     curves = [_series(_pick(stats, split=s, attack=a, eps=e, metric="accuracy"), "epoch",
                       _label(s, a, e), "worst" if is_worst(a) else "attack")
-              for s, a, e in _attack_keys(stats)]
+              for s, a, e in keys]
     caption = (f"Accuracy against epoch, {title}: mean over {seeds} seed(s)"
                + (", band ± one standard deviation" if seeds > 1 else "")
                + "; clean accuracy in grey"
@@ -126,7 +127,7 @@ def _epoch_figures(stats: pd.DataFrame, base: str, title: str, seeds: int) -> li
                            (Panel(title, xlabel, tuple(clean + curves)),))]
     caption = caption.replace(": mean", " (one figure per attack): mean")
     by_attack: dict[str, list[Series]] = {}
-    for (_, attack, _), curve in zip(_attack_keys(stats), curves, strict=True):
+    for (_, attack, _), curve in zip(keys, curves, strict=True):
         by_attack.setdefault("worst case" if is_worst(attack) else attack, []).append(curve)
     out, used = [], set()
     for attack, group in by_attack.items():

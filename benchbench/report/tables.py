@@ -11,6 +11,19 @@ CLEAN_ORDER = {("train", "accuracy"): 0, ("test", "accuracy"): 1, ("train", "los
 SHORT = {"accuracy": "acc", "zero_grad_frac": "zero-grad", "saturated_frac": "p_y=1"}
 
 
+def is_percent(metric: str) -> bool:
+    """Accuracies and fractions: shown in percent."""
+    return metric == "accuracy" or metric.endswith("_frac")
+
+
+def mean_std_cells(mean, std, *, scale: float, digits: int, sep: str, seeds: int) -> list[str]:
+    """``mean{sep}std`` per row, scaled (just the mean with fewer than 2 seeds or no std;
+    empty where there is no mean)."""
+    return ["" if pd.isna(m) else f"{m * scale:.{digits}f}" if seeds < 2 or pd.isna(s)
+            else f"{m * scale:.{digits}f}{sep}{s * scale:.{digits}f}"
+            for m, s in zip(mean, std, strict=True)]
+
+
 @dataclass(frozen=True)
 class SummaryTable:
     """Mean and std over seeds, one row per checkpoint epoch, one column per measurement."""
@@ -33,10 +46,8 @@ class SummaryTable:
         out = pd.DataFrame(index=self.mean.index)
         for col in self.mean.columns:
             scale, digits = (100.0, 2) if col in self.percent else (1.0, 4)
-            mean, std = self.mean[col] * scale, self.std[col] * scale
-            out[col] = [
-                "" if pd.isna(m) else f"{m:.{digits}f}" if len(self.seeds) < 2 or pd.isna(s)
-                else f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(mean, std, strict=True)]
+            out[col] = mean_std_cells(self.mean[col], self.std[col], scale=scale,
+                                      digits=digits, sep=" ± ", seeds=len(self.seeds))
         out.index.name = "epoch"
         return out
 
@@ -49,8 +60,9 @@ def column_label(split: str, attack: str, eps: float, metric: str) -> str:
     return name if metric == "accuracy" else f"{name} {metric}"
 
 
-def _order(key: tuple) -> tuple:
-    split, attack, eps, metric = key
+def column_order(split: str, attack: str, eps: float, metric: str) -> tuple:
+    """Sort key of a measurement: clean rows first (``CLEAN_ORDER``), then attacks by label,
+    split and metric, and eps."""
     if attack == "none":
         return (0, CLEAN_ORDER.get((split, metric), 9), split, metric, 0.0)
     return (1, 0, attack, split + metric, eps)
@@ -62,13 +74,14 @@ def summary_tables(tidy: pd.DataFrame) -> list[SummaryTable]:
     for (model, regime, dataset), group in tidy.groupby(["model", "regime", "dataset"],
                                                         sort=False):
         keys = sorted({tuple(k) for k in group[["split", "attack", "eps", "metric"]]
-                       .drop_duplicates().itertuples(index=False)}, key=_order)
+                       .drop_duplicates().itertuples(index=False)},
+                      key=lambda k: column_order(*k))
         labels = {k: column_label(*k) for k in keys}
         group = group.assign(column=[labels[k] for k in zip(
             group["split"], group["attack"], group["eps"], group["metric"], strict=True)])
         stats = group.groupby(["epoch", "column"])["value"].agg(["mean", "std"]).unstack("column")
         ordered = [labels[k] for k in keys]
-        percent = tuple(labels[k] for k in keys if k[3] == "accuracy" or k[3].endswith("_frac"))
+        percent = tuple(labels[k] for k in keys if is_percent(k[3]))
         by_group: dict[str, list[str]] = {}
         for key in keys:
             by_group.setdefault("clean" if key[1] == "none" else key[1], []).append(labels[key])
@@ -93,9 +106,7 @@ def terminal_columns(table: SummaryTable) -> list[tuple[str, list[str]]]:
             first, rest = group, col[len(group):].strip()
         percent = col in table.percent
         scale, digits = (100.0, 1) if percent else (1.0, 3)
-        cells = [
-            "" if pd.isna(m) else f"{m * scale:.{digits}f}" if len(table.seeds) < 2 or pd.isna(s)
-            else f"{m * scale:.{digits}f}±{s * scale:.{digits}f}"
-            for m, s in zip(table.mean[col], table.std[col], strict=True)]
+        cells = mean_std_cells(table.mean[col], table.std[col], scale=scale, digits=digits,
+                               sep="±", seeds=len(table.seeds))
         out.append((f"{first}\n{rest}{' %' if percent else ''}".strip(), cells))
     return out
