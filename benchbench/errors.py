@@ -40,3 +40,21 @@ class DataError(BenchbenchError):
 
 class RunDirError(BenchbenchError):
     """A run directory holds results that do not fit the command (another suite, missing store)."""
+
+
+class RunFault(BenchbenchError):
+    """Not a cell's doing (the disk is full, a path benchbench owns is a symbolic link): the run
+    stops with this one line and no cell is recorded as failed, so a rerun picks up where it
+    stopped."""
+
+
+class OutputError(RunFault):
+    """A file benchbench was asked to write cannot be written there (a directory, say)."""
+
+
+class DiskFullError(OutputError):
+    """A write failed for want of space (ENOSPC, EDQUOT, SQLite's "database or disk is full")."""
+
+
+class SymlinkError(RunFault, RunDirError):
+    """A path benchbench owns inside a run directory is a symbolic link: never followed."""

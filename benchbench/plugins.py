@@ -2,16 +2,20 @@
 
 The manager is built inside a function (never at import time): built-ins from
 ``DEFAULT_PLUGINS`` first, then every ``benchbench`` entry point. A plugin that fails to import
-or to register is recorded in ``Registry.failures`` and the others keep working.
+or to register is recorded in ``Registry.failures`` and the others keep working. Whatever a
+plugin prints while it is imported or registers goes to stderr, never stdout, so it cannot
+corrupt machine-readable output (``benchbench plugins --json``, ``export`` to stdout).
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import inspect
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
@@ -204,9 +208,12 @@ def collect(pm: pluggy.PluginManager, sources: dict[str, Source],
 
 
 def load_registry(*, load_entry_points: bool = True, extra: tuple[object, ...] = ()) -> Registry:
-    """The registry of built-ins plus installed plugins: what the CLI and the runner use."""
-    pm, sources, failures = build_plugin_manager(load_entry_points=load_entry_points, extra=extra)
-    registry = collect(pm, sources, failures)
+    """The registry of built-ins plus installed plugins: what the CLI and the runner use.
+    Plugins' prints while they load and register go to stderr."""
+    with contextlib.redirect_stdout(sys.stderr):
+        pm, sources, failures = build_plugin_manager(load_entry_points=load_entry_points,
+                                                     extra=extra)
+        registry = collect(pm, sources, failures)
     registry.recipe = {
         "entry_points": load_entry_points, "disable": os.environ.get(DISABLE_ENV, ""),
         "modules": [obj.__name__ for obj in extra if inspect.ismodule(obj)],

@@ -215,7 +215,8 @@ def train_unit(specs: list[CellSpec], ctx: CellContext, *, regime, model, x, y,
         trainer = Trainer(regime, model=model, x=x, y=y, seeds=[s.seed for s in specs],
                           ctx=tctx, stacked=stacked, regimes=regimes, member_state=member_state)
         made_by = {"trainer": "harness", "plugins": plugin_versions(ctx.registry, first)}
-        resumed = load_resume(path, specs, model, ctx.device, made_by) if path else None
+        resumed = (load_resume(path, specs, model, ctx.device, made_by, log=ctx.events.log)
+                   if path else None)
         if resumed is not None:
             model.load_state_dict(resumed.model)
             trainer.load_state(resumed.trainer, resumed.epoch, resumed.records)

@@ -8,18 +8,30 @@ measured so far and the time spent. A later run of the same unit loads it and
 trains on from the next epoch, so the results equal those of an uninterrupted run bit for bit
 (tested). The runner deletes the file once the unit's results are stored. Files are read with
 ``weights_only=True``: tensors and plain values only, nothing a file could run.
+
+A file is used only if it is this unit's (``_identity``) and what it says obeys the invariants
+of stored numbers (``benchbench.store.invariants``: finite, fractions in [0, 1], accuracies equal
+to their per-example bits, ``elapsed_s`` >= 0, epochs up to the one it was saved after). Any
+other file is ignored, said on one line, and the unit trains from its first epoch. A resume file
+(or a folder on its way) that is a symbolic link is refused, never followed (``SymlinkError``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchbench.engine.evaluate import Record
+from benchbench.engine.files import atomic_file, refuse_links
+from benchbench.errors import one_line
+from benchbench.store.invariants import records_problem, time_problem
 from benchbench.suite.cells import CellSpec
+
+DEPTH = 3  # the file, resume/ and checkpoints/: none may be a link
 
 
 @dataclass
@@ -76,37 +88,82 @@ def save_resume(path: Path, specs: list[CellSpec], *, epoch: int, model, trainer
     """Write the unit's state after ``epoch`` (temporary file, then rename)."""
     import torch
 
+    path = Path(path)
+    refuse_links(path, depth=DEPTH)
     path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_links(path, depth=DEPTH)
     state = {"identity": _identity(specs, model, device, made_by), "epoch": epoch,
              "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
              "trainer": trainer, "rng": rng_state(device),
              "records": json.dumps([[list(r) for r in recs] for recs in records]),
              "elapsed_s": elapsed_s}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:  # a failed save leaves no partial file behind
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path) as f:  # a full disk: DiskFullError, and no partial file behind
+        torch.save(state, f)
 
 
-def load_resume(path: Path, specs: list[CellSpec], model, device: str,
-                made_by: dict) -> Resumed | None:
+class _Ignored(Exception):
+    """Why a resume file is not used (said on one line)."""
+
+
+def _check(state, specs: list[CellSpec]) -> Resumed:
+    """``state`` as a ``Resumed``, or ``_Ignored`` saying which invariant it breaks."""
+    epoch, elapsed = state.get("epoch"), state.get("elapsed_s")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        raise _Ignored(f"epoch {epoch!r} is not a whole number >= 1")
+    problem = time_problem("elapsed_s", elapsed)
+    if problem or not math.isfinite(float(elapsed)):
+        raise _Ignored(problem or f"elapsed_s {elapsed!r}")
+    raw = json.loads(state["records"])
+    if not isinstance(raw, list) or len(raw) != len(specs) or not all(
+            isinstance(recs, list) and all(isinstance(r, list) and len(r) == 6 for r in recs)
+            for recs in raw):
+        raise _Ignored(f"its records are not {len(specs)} lists of records")
+    records = [[Record(*r) for r in recs] for recs in raw]
+    for spec, recs in zip(specs, records, strict=True):
+        problem = records_problem(recs)
+        if problem is None:
+            late = next((r.epoch for r in recs if r.epoch > epoch), None)
+            if late is not None:
+                problem = f"a record of epoch {late}, after the epoch {epoch} it was saved at"
+        if problem:
+            raise _Ignored(f"cell {spec.cell_id}: {problem}")
+    return Resumed(epoch, state["model"], state["trainer"], dict(state["rng"]), records,
+                   float(elapsed))
+
+
+def load_resume(path: Path, specs: list[CellSpec], model, device: str, made_by: dict,
+                log: Callable[[str], None] = lambda message: None) -> Resumed | None:
     """The saved state of exactly this unit, or None: no file, another unit's (see
-    ``_identity``), or unreadable; the unit then starts over, as without one."""
+    ``_identity``), unreadable, or breaking an invariant (``_check``); the unit then starts
+    over, as without one, and ``log`` gets one line saying why (except for no file). A link
+    is refused (``SymlinkError``)."""
     import torch
 
+    path = Path(path)
+    refuse_links(path, depth=DEPTH)
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torn, foreign, or a pickle that runs code
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+            raise _Ignored(f"not a state benchbench can read safely ({type(exc).__name__}"
+                           f"{': ' + first[:160] if first else ''})") from None
+        if not isinstance(state, dict) or "identity" not in state:
+            raise _Ignored("not a resume state benchbench wrote")
         if state["identity"] != _identity(specs, model, device, made_by):
-            return None
-        records = [[Record(*r) for r in recs] for recs in json.loads(state["records"])]
-        return Resumed(int(state["epoch"]), state["model"], state["trainer"],
-                       dict(state["rng"]), records, float(state["elapsed_s"]))
-    except Exception:  # torn, foreign or from an older benchbench
-        return None
+            raise _Ignored("saved for other cells, another model layout or device, or by other "
+                           "versions of torch, benchbench or the plugins")
+        return _check(state, specs)
+    except _Ignored as why:
+        log(one_line(f"{path}: resume file ignored ({why}); training "
+                     f"{', '.join(s.describe() for s in specs)} from the first epoch"))
+    except Exception as exc:  # noqa: BLE001 - from an older benchbench, say: start over
+        log(one_line(f"{path}: resume file ignored (unreadable: {type(exc).__name__}: "
+                     f"{str(exc)[:160]}); training {', '.join(s.describe() for s in specs)} "
+                     "from the first epoch"))
+    return None
 
 
 def discard_resume(path: Path) -> None:

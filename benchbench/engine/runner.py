@@ -41,7 +41,7 @@ from benchbench.engine.executors import make_executor
 from benchbench.engine.resume import discard_resume, resume_path
 from benchbench.engine.stacked import plan_units
 from benchbench.engine.units import Unit, UnitDone, hosted, portable, replay
-from benchbench.errors import BenchbenchError, SuiteError
+from benchbench.errors import BenchbenchError, RunFault, SuiteError
 from benchbench.report.write import write_report
 from benchbench.store.lock import hold_run_dir
 from benchbench.store.remeasure import archive_stale
@@ -298,6 +298,8 @@ def store_unit(store, unit: Unit, done: UnitDone, info: dict[str, dict], *, devi
     (the whole unit's, or a member's own: diverged, an attack raised on it; its stack-mates'
     numbers are kept). Then what an interrupted run saved to resume the unit is spent."""
     specs = unit.specs
+    if done.fault is not None:  # a full disk, a link: the run stops, no cell fails for it
+        raise RunFault(done.fault)
     if done.error is not None:
         for cell in specs:
             summary.failed[cell.cell_id] = done.error

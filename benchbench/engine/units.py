@@ -69,6 +69,9 @@ class UnitDone:
     uid: int
     outcomes: list[CellOutcome] | None = None
     error: str | None = None
+    #: a ``RunFault`` (a full disk, a symbolic link in the run directory): not the unit's
+    #: failure; the runner stops the run with this line and stores nothing for the unit
+    fault: str | None = None
 
 
 class Forward:
@@ -169,7 +172,11 @@ def error_text(exc: BaseException) -> str:
 def run_caught(unit: Unit, emit: Callable[[Progress], None]) -> UnitDone:
     """``execute``, with an exception of the unit's own (a plugin's bug, a bad value) turned
     into ``UnitDone.error``: the others go on. What a worker runs."""
+    from benchbench.errors import RunFault
+
     try:
         return UnitDone(unit.uid, outcomes=execute(unit, emit))
+    except RunFault as exc:  # the machine's or the run directory's, not the unit's
+        return UnitDone(unit.uid, fault=str(exc))
     except Exception as exc:  # noqa: BLE001 - one broken unit must not lose the others
         return UnitDone(unit.uid, error=error_text(exc))

@@ -1,10 +1,16 @@
-"""The markdown report, rendered from the results store alone."""
+"""The markdown report, rendered from the results store alone.
+
+Every piece of text that comes from the store (the suite's name, description and file, labels,
+parameters, errors, commands, versions) goes through ``benchbench.report.mdtext``, so it reads
+as itself: no HTML, link, image, heading or table cell can come from a suite.
+"""
 
 from __future__ import annotations
 
 import json
 
 from benchbench.report.flags import LEGEND, flags_by_epoch, stored_attack_info
+from benchbench.report.mdtext import code, fence, md, paragraphs
 from benchbench.report.plots import NORM_LABEL, FigureSpec, plan_figures, slug
 from benchbench.report.tables import summary_tables
 from benchbench.report.training import split_fit, training_section
@@ -28,8 +34,9 @@ def _runs_section(runs: list[dict]) -> list[str]:
              "|---|---|---|---|---|---|"]
     for r in runs:
         status = "interrupted" if run_is_stale(r) else r["status"]
-        lines.append(f"| {r['run_id']} | {r['started']} | {format_seconds(r['wall_s'])} | "
-                     f"{status} | {r['device']} | `{r['command']}` |")
+        lines.append(f"| {md(r['run_id'])} | {md(r['started'])} | "
+                     f"{format_seconds(r['wall_s'])} | {md(status)} | {md(r['device'])} | "
+                     f"{code(r['command'], table=True)} |")
     return lines
 
 
@@ -48,9 +55,9 @@ def _figures_section(figures: list[FigureSpec], notes: list[str], where: str) ->
     out, caption = ["Figures (the tables' numbers):", ""], None
     for fig in figures:
         if fig.caption != caption:
-            out += ([""] if caption else []) + [f"*{fig.caption}*", ""]
+            out += ([""] if caption else []) + [f"*{md(fig.caption)}*", ""]
             caption = fig.caption
-        out.append(f"![{fig.alt}]({where}/{fig.name})")
+        out.append(f"![{md(fig.alt)}]({where}/{fig.name})")
     out += [""] if figures else []
     out += [f"*{note}*" for note in notes] + ([""] if notes else [])
     return out
@@ -58,8 +65,9 @@ def _figures_section(figures: list[FigureSpec], notes: list[str], where: str) ->
 
 def _worst_heading(name: str, info: dict[str, dict]) -> str:
     norm = worst_norm(name)
-    members = ", ".join(f"`{label}`" for label, a in info.items() if a.get("norm") == norm)
-    return (f"Worst case over every {NORM_LABEL.get(norm, norm)} attack (`{name}`: an input "
+    members = ", ".join(code(label) for label, a in info.items() if a.get("norm") == norm)
+    return (f"Worst case over every {md(NORM_LABEL.get(norm, norm))} attack ({code(name)}: an "
+            "input "
             f"counts as robust only if every attack failed on it; attacks: "
             f"{members or 'none declared'}):")
 
@@ -78,21 +86,21 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
     wall = sum(r["wall_s"] or 0.0 for r in runs)
     compute = sum(c["wall_s"] or 0.0 for c in ok)
     last = runs[-1] if runs else {}
-    out = [f"# benchbench report: {meta.get('suite_name', '?')}", ""]
+    out = [f"# benchbench report: {md(meta.get('suite_name', '?'))}", ""]
     if meta.get("suite_description"):
-        out += [meta["suite_description"], ""]
+        out += [*paragraphs(meta["suite_description"]), ""]
     out += [
-        f"- command: `{last.get('command', 'n/a')}`",
+        f"- command: {code(last.get('command', 'n/a'))}",
         f"- wall time: {format_seconds(wall)} over {len(runs)} invocation(s) of `benchbench run`"
         f" (cells' own time {format_seconds(compute)})",
         f"- cells finished: {len(ok)}, failed: {len(failed)}; numbers stored: "
         f"{store.count_results()}",
-        f"- machine: {last.get('machine', 'n/a')}; device: {last.get('device', 'n/a')}",
-        f"- benchbench {last.get('benchbench_version', '?')}, torch "
-        f"{last.get('torch_version', '?')}, Python {last.get('python_version', '?')}, "
-        f"commit {last.get('commit_sha') or 'n/a'}",
-        f"- suite hash: `{meta.get('suite_hash', '?')}`, results schema v"
-        f"{meta.get('schema_version', '?')}", ""]
+        f"- machine: {md(last.get('machine', 'n/a'))}; device: {md(last.get('device', 'n/a'))}",
+        f"- benchbench {md(last.get('benchbench_version', '?'))}, torch "
+        f"{md(last.get('torch_version', '?'))}, Python {md(last.get('python_version', '?'))}, "
+        f"commit {md(last.get('commit_sha') or 'n/a')}",
+        f"- suite hash: {code(meta.get('suite_hash', '?'))}, results schema v"
+        f"{md(meta.get('schema_version', '?'))}", ""]
     (tidy, fit), info, seen = split_fit(store.tidy()), stored_attack_info(meta, ok), set()
     where, figures, bases = figures_dir(meta), [], set()
     classes, bounds = meta.get("num_classes"), json.loads(meta.get("bounds", "null"))
@@ -108,10 +116,10 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
         flags = flags_by_epoch(group, info, chance=chance, span=span)
         frame = table.formatted()
         seen.update("".join(flags.values()))
-        out += [f"## {table.title}", "",
+        out += [f"## {md(table.title)}", "",
                 f"Mean ± standard deviation over {len(table.seeds)} seed(s) "
                 f"{list(table.seeds)}; accuracies and fractions in percent, losses are mean "
-                f"cross-entropy; dtype {', '.join(dtypes)}.", ""]
+                f"cross-entropy; dtype {md(', '.join(map(str, dtypes)))}.", ""]
         for name, columns in table.groups:
             part = frame[list(columns)]
             if name == "clean":
@@ -120,16 +128,16 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
                 part = part.rename(columns={c: c[len(name):].strip() for c in columns})
                 if is_worst(name):
                     out += [_worst_heading(name, info), ""]
-                    out += [part.to_markdown(), ""]
+                    out += [_markdown_table(part), ""]
                     continue
                 attack = info.get(name, {})
-                params = ", ".join(f"{k}={v}" for k, v in attack.get("params", {}).items())
+                params = md(", ".join(f"{k}={v}" for k, v in attack.get("params", {}).items()))
                 scope = (f" on the first {attack['rows']:,} rows" if attack.get("rows")
                          else "") + (", at the last checkpoint only"
                                      if attack.get("at") == "last" else "")
-                out += [f"Accuracy under `{name}` ({attack.get('name', '?')}"
+                out += [f"Accuracy under {code(name)} ({md(attack.get('name', '?'))}"
                         f"{': ' + params if params else ''}){scope}:", ""]
-            out += [part.to_markdown(), ""]
+            out += [_markdown_table(part), ""]
         out += training_section(fits.get(at, fit.iloc[:0]))
         base = slug(f"{table.model}-{table.regime}-{table.dataset}")
         while base in bases:
@@ -144,15 +152,20 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
         out.append("")
     if failed:
         out += ["## Failed cells", ""]
-        out += [f"- `{c['cell_id']}` {c['model']} / {c['regime']} / seed {c['seed']}: "
-                f"{c['error']}" for c in failed]
+        out += [f"- {code(c['cell_id'])} {md(c['model'])} / {md(c['regime'])} / seed "
+                f"{md(c['seed'])}: {md(c['error'])}" for c in failed]
         out.append("")
     plugins: dict[str, str] = {}
     for c in ok:
         plugins.update(json.loads(c["plugins"] or "{}"))
     out += ["## Plugins", "", "| kind:name | from |", "|---|---|"]
-    out += [f"| {k} | {v} |" for k, v in sorted(plugins.items())]
+    out += [f"| {md(k)} | {md(v)} |" for k, v in sorted(plugins.items())]
     out += ["", "## Runs", "", *_runs_section(runs), "",
-            f"## Suite (`{meta.get('suite_path', '?')}`)", "", "```toml",
-            meta.get("suite_toml", "").rstrip(), "```", ""]
+            f"## Suite ({code(meta.get('suite_path', '?'))})", "",
+            *fence(meta.get("suite_toml", "").rstrip(), "toml"), ""]
     return "\n".join(out), figures
+
+
+def _markdown_table(part) -> str:
+    """``part`` as a Markdown table whose column names (attack labels) read as themselves."""
+    return part.rename(columns={c: md(c) for c in part.columns}).to_markdown()

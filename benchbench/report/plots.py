@@ -11,7 +11,8 @@ nothing to draw (one checkpoint, one eps per attack) is not made; ``plan_figures
 note instead.
 
 Planning (``plan_figures``) needs pandas only, so the markdown can link the figures without
-drawing them; ``draw`` imports matplotlib.
+drawing them; ``draw`` imports matplotlib. Every text is drawn literally (``RC``: no mathtext,
+no TeX), so a label such as ``net $\\frac{a}$`` is drawn as written instead of failing to parse.
 """
 
 from __future__ import annotations
@@ -224,9 +225,11 @@ def plan_figures(group: pd.DataFrame, info: dict[str, dict], *, base: str, title
 
 
 # drawing ------------------------------------------------------------------------------------
-#: fixed style, whatever the user's matplotlibrc says; no timestamps or versions in the files
+#: fixed style, whatever the user's matplotlibrc says; no timestamps or versions in the files.
+#: Labels come from suites: drawn literally, never as mathtext or TeX (a ``$`` is a dollar sign)
 RC = {"font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
-      "axes.spines.right": False, "svg.hashsalt": "benchbench", "path.simplify": True}
+      "axes.spines.right": False, "svg.hashsalt": "benchbench", "path.simplify": True,
+      "text.parse_math": False, "text.usetex": False}
 PNG_METADATA = {"Software": None}
 DPI = 110
 
@@ -288,6 +291,8 @@ def figure(spec: FigureSpec):
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
+    from benchbench.report.mdtext import visible
+
     with matplotlib.rc_context(RC):
         n = len(spec.panels)
         fig = Figure(figsize=(4.6 * n + 0.6, 3.6), layout="constrained")
@@ -304,9 +309,10 @@ def figure(spec: FigureSpec):
             ax.set_ylim(-3, 103)
             if panel.xlabel.startswith("epoch"):
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_title(panel.title)
-            ax.set_xlabel(panel.xlabel)
+            ax.set_title(visible(panel.title))  # a control character (an old store's) shown
+            ax.set_xlabel(visible(panel.xlabel))
         axes[0].set_ylabel(spec.panels[0].ylabel)
-        fig.legend(list(handles.values()), list(handles), loc="outside right upper",
+        fig.legend(list(handles.values()), [visible(label) for label in handles],
+                   loc="outside right upper",
                    fontsize=8, frameon=False)
     return fig

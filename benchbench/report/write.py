@@ -4,6 +4,10 @@
 call. The figures are drawn into a temporary folder beside their final one, which then replaces
 the old folder in two renames; the markdown is written atomically after them. An error while
 drawing leaves the previous report and figures as they were, and no temporary folder.
+
+Neither ``figures/``, ``figures/<suite>/``, anything in them nor a run directory's
+``report.md`` may be a symbolic link (refused, never followed); a disk that fills while they are
+written raises ``DiskFullError`` and leaves the previous report in place.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import secrets
 import shutil
 from pathlib import Path
 
+from benchbench.engine.files import is_link, link_error, refuse_links, walk_links, write_failed
 from benchbench.errors import BenchbenchError
 from benchbench.store.results import ResultsStore
 
@@ -20,8 +25,13 @@ MARK = ".benchbench-figures"  # in every figures folder benchbench writes: it ma
 
 
 def _check_replaceable(folder: Path) -> None:
-    """Refuse to replace a folder benchbench did not write (or a file in its place)."""
-    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+    """Refuse to replace a folder benchbench did not write (or a file in its place), or one
+    that is, or holds, a symbolic link."""
+    refuse_links(folder, depth=2)  # figures/<suite> and figures/: the tmp folder goes there
+    found = walk_links(folder) if folder.is_dir() else None
+    if found is not None:
+        raise link_error(found)
+    if folder.exists() and not folder.is_dir():
         raise BenchbenchError(f"{folder}: not a folder; the report's figures go there, so "
                               "move it aside or write the report elsewhere (--out)")
     if folder.is_dir() and any(folder.iterdir()) and not (folder / MARK).is_file():
@@ -43,15 +53,26 @@ def replace_figures(folder: Path, figures: list, draw) -> None:
         if folder.is_dir():
             shutil.rmtree(folder)
         return
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_failed(folder.parent, exc) from None
+    if is_link(folder.parent):
+        raise link_error(folder.parent)
     tmp, old = _sibling(folder, "tmp"), _sibling(folder, "old")
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+    except OSError as exc:
+        raise write_failed(tmp, exc) from None
     moved = False
     try:
-        (tmp / MARK).write_text("figures written by benchbench; replaced with each report\n",
-                                encoding="utf-8")
-        for spec in figures:
-            draw(spec, tmp / spec.name)
+        try:
+            (tmp / MARK).write_text("figures written by benchbench; replaced with each "
+                                    "report\n", encoding="utf-8")
+            for spec in figures:
+                draw(spec, tmp / spec.name)
+        except OSError as exc:  # a full disk, a folder gone
+            raise write_failed(folder, exc) from None
         try:
             if folder.exists():
                 os.replace(folder, old)
@@ -82,6 +103,8 @@ def write_report(store: ResultsStore, run_dir: Path, *, out: Path | None = None)
     from benchbench.report.plots import draw
 
     target = Path(out) if out is not None else Path(run_dir) / "report.md"
+    if out is None:
+        refuse_links(target)
     text, figures = render_with_figures(store)
     replace_figures(target.parent / figures_dir(store.meta()), figures, draw)
     write_atomic(target, text)

@@ -1,10 +1,17 @@
-"""Model checkpoints as safetensors files, written atomically."""
+"""Model checkpoints as safetensors files, written atomically.
+
+A checkpoint lives at ``checkpoints/<cell id>/epoch_NNNN.safetensors``. Neither the file, its
+cell's folder nor ``checkpoints/`` may be a symbolic link (refused, never followed), and a disk
+that fills while one is written raises ``DiskFullError``: the run stops, the cell is not failed.
+"""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from benchbench.engine.files import refuse_links, write_bytes_atomic
+
+DEPTH = 3  # the file, its cell's (or resume/) folder, and checkpoints/
 
 
 def checkpoint_path(root: Path, cell_id: str, epoch: int) -> Path:
@@ -13,18 +20,14 @@ def checkpoint_path(root: Path, cell_id: str, epoch: int) -> Path:
 
 def save_checkpoint(path: Path, model, *, metadata: dict[str, str]) -> None:
     """Save ``model``'s state dict to ``path`` (temp file, then rename)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
+    path = Path(path)
+    refuse_links(path, depth=DEPTH)
     path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_links(path, depth=DEPTH)  # made (or found) just now: still no link on the way
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)  # a name of its own: two processes saving one checkpoint never share it
-    tmp = Path(tmp)
-    try:
-        save_file(state, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
-        os.replace(tmp, path)
-    finally:  # a failed save leaves no partial file behind
-        tmp.unlink(missing_ok=True)
+    write_bytes_atomic(path, save(state, metadata={k: str(v) for k, v in metadata.items()}))
 
 
 def load_checkpoint(path: Path, model) -> dict[str, str]:
@@ -32,6 +35,7 @@ def load_checkpoint(path: Path, model) -> dict[str, str]:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    refuse_links(path, depth=DEPTH)
     model.load_state_dict(load_file(str(path)))
     with safe_open(str(path), framework="pt") as f:
         return dict(f.metadata() or {})

@@ -17,7 +17,9 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from benchbench.engine.files import disk_full, full_error
 from benchbench.errors import RunDirError
+from benchbench.store.results import write_error
 from benchbench.store.rundir import STORE, new_archive
 from benchbench.store.versions import StaleCell, describe_stale
 
@@ -49,11 +51,16 @@ def archive_stale(store, run_dir: Path, stale: list[StaleCell]) -> Path:
                 (archive / "checkpoints").mkdir(exist_ok=True)
                 shutil.move(str(checkpoints), str(archive / "checkpoints" / cell.cell_id))
     except (OSError, sqlite3.Error) as exc:
+        if disk_full(exc):
+            raise full_error(run_dir / "archive", exc) from None
         raise RunDirError(f"{run_dir}: cannot archive the {len(stale)} stale cell(s) before "
                           f"measuring them again ({getattr(exc, 'strerror', None) or exc}); "
                           "free space or fix permissions, or run without --force") from None
     ids = [(cell.cell_id,) for cell in stale]
-    with store.conn:
-        for table in TABLES:
-            store.conn.executemany(f"DELETE FROM {table} WHERE cell_id = ?", ids)
+    try:
+        with store.conn:
+            for table in TABLES:
+                store.conn.executemany(f"DELETE FROM {table} WHERE cell_id = ?", ids)
+    except sqlite3.OperationalError as exc:
+        raise write_error(store.path, exc) from None
     return archive

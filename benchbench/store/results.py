@@ -23,14 +23,18 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
+from benchbench.engine.files import disk_full, full_error, refuse_links
 from benchbench.errors import RunDirError
 from benchbench.store import examples
+from benchbench.store.invariants import store_problem
 
 SCHEMA_VERSION = 3
 #: how long a connection waits for another's transaction (a run storing a unit, a report
 #: reading its snapshot) before it gives up
 BUSY_TIMEOUT_S = 60.0
 SQLITE_HEADER = b"SQLite format 3\x00"
+#: the files SQLite keeps beside a store: none may be a symbolic link (SQLite would follow it)
+SIDE_FILES = ("-journal", "-wal", "-shm")
 DAMAGE_FIX = "move it aside, or rerun the suite with --force to archive it and start over"
 TIDY_COLUMNS = ("model", "regime", "dataset", "seed", "epoch", "split", "attack", "eps",
                 "metric", "value")
@@ -77,6 +81,14 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split()) or "no details"
 
 
+def refuse_store_links(path: Path) -> None:
+    """``SymlinkError`` if the store or a file SQLite keeps beside it is a symbolic link:
+    SQLite would read and write through it, outside the run directory."""
+    path = Path(path)
+    for name in (path.name, *(path.name + side for side in SIDE_FILES)):
+        refuse_links(path.with_name(name))
+
+
 def _ro_uri(path: Path) -> str:
     return f"file:{quote(str(Path(path).absolute()))}?mode=ro"
 
@@ -109,6 +121,7 @@ def inspect_store(path: Path) -> dict[str, str]:
     SQLite header, ``PRAGMA quick_check`` failing, or no benchbench ``meta``. Writes nothing,
     except that SQLite rolls back a write a killed process left unfinished."""
     path = Path(path)
+    refuse_store_links(path)
     if not path.is_file():
         raise StoreDamagedError(path, "not a regular file")
     with open(path, "rb") as f:
@@ -132,6 +145,10 @@ def inspect_store(path: Path) -> dict[str, str]:
         if not {"meta", "runs", "cells", "results"} <= tables:
             raise StoreDamagedError(path, "not a benchbench results store: tables missing")
         meta = dict(conn.execute("SELECT key, value FROM meta"))
+        broken = store_problem(conn)
+        if broken:
+            raise StoreDamagedError(path, f"a stored number breaks its invariant: {broken}; "
+                                          "edited, or not written by benchbench")
     except sqlite3.DatabaseError as exc:
         raise StoreDamagedError(path, _one_line(exc)) from None
     finally:
@@ -198,6 +215,27 @@ def _reads(method):
     return read
 
 
+def _writes(method):
+    """A write that fails says so on one line: a full disk as ``DiskFullError`` (the run
+    stops; nothing is recorded as a cell's failure), anything else SQLite cannot write (a
+    read-only file, a lock held too long) as ``RunDirError``."""
+    @functools.wraps(method)
+    def write(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise write_error(self.path, exc) from None
+    return write
+
+
+def write_error(path: Path, exc: sqlite3.Error) -> RunDirError:
+    if disk_full(exc):
+        return full_error(path, exc)
+    return RunDirError(f"{path}: cannot write the results store ({_one_line(exc)}); check the "
+                       "directory's permissions and free space, and that no other program "
+                       "holds the file")
+
+
 class ResultsStore:
     """A results database file; use ``open_store`` (writing) or ``read_store`` (reading)."""
 
@@ -218,12 +256,14 @@ class ResultsStore:
     def meta(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, value FROM meta"))
 
+    @_writes
     def set_meta(self, **values: str) -> None:
         with self.conn:
             self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                   [(k, str(v)) for k, v in values.items()])
 
     # runs -------------------------------------------------------------------------------
+    @_writes
     def begin_run(self, **info: str) -> int:
         """Record a run as "running", with this process's host, pid and start time."""
         info = {**process_identity(), **info}
@@ -234,11 +274,13 @@ class ResultsStore:
                 (*info.values(), "running"))
         return int(cur.lastrowid)
 
+    @_writes
     def finish_run(self, run_id: int, *, finished: str, wall_s: float, status: str) -> None:
         with self.conn:
             self.conn.execute("UPDATE runs SET finished = ?, wall_s = ?, status = ? "
                               "WHERE run_id = ?", (finished, wall_s, status, run_id))
 
+    @_writes
     def mark_interrupted(self) -> list[int]:
         """Mark runs left "running" by a process that is gone as "interrupted"; their ids.
 
@@ -267,6 +309,7 @@ class ResultsStore:
         """Store a finished (or failed, with ``error``) cell and its records atomically."""
         self.add_cells([{"cell_id": cell_id, "records": records, **info}])
 
+    @_writes
     def add_cells(self, cells: list[dict]) -> None:
         """Store several cells (``add_cell``'s keywords each) in one transaction: the cells of
         a stack are stored together or not at all. Records carrying per-example correctness
@@ -341,8 +384,10 @@ def open_store(path: Path) -> ResultsStore:
     first (``inspect_store``) and migrated to ``SCHEMA_VERSION``; a damaged one is refused
     untouched."""
     path = Path(path)
+    refuse_store_links(path)
     found = int(inspect_store(path)["schema_version"]) if path.exists() else None
     path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_store_links(path)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
     try:
         conn.executescript(_SCHEMA)
@@ -350,9 +395,7 @@ def open_store(path: Path) -> ResultsStore:
             _migrate(conn, found or SCHEMA_VERSION)
     except sqlite3.OperationalError as exc:  # locked, read-only, disk full: not damage
         conn.close()
-        raise RunDirError(f"{path}: cannot write the results store ({_one_line(exc)}); check "
-                          "the directory's permissions and free space, and that no other "
-                          "program holds the file") from None
+        raise write_error(path, exc) from None
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StoreDamagedError(path, _one_line(exc)) from None
@@ -364,6 +407,7 @@ def read_store(run_dir: Path) -> ResultsStore:
     read through it sees one snapshot (a read transaction held until ``close``), so ``report``
     and ``export`` on a directory a run is writing see whole units, never half of one."""
     path = Path(run_dir) / "results.sqlite"
+    refuse_store_links(path)
     if not path.exists():
         raise RunDirError(f"{run_dir}: no results.sqlite here; pass the directory a "
                           "'benchbench run' wrote (default runs/<suite name>/)")

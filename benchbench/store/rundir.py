@@ -6,16 +6,33 @@ older benchbench made; the marker is added). ``run`` refuses any other non-empty
 ``--force`` or not, and checks ``--out`` before it creates anything. Archiving (``--force``, a
 damaged store, checkpoints left without their store) moves only ``OWNED`` names into
 ``archive/<timestamp>/``: whatever else is in the directory is never touched.
+
+benchbench never follows a symbolic link among the paths it owns in a run directory (``LINKS``,
+and everything under ``checkpoints/`` and ``figures/``): ``refuse_owned_links`` checks them with
+``lstat`` whenever a run starts and claims the directory, and each write checks its own path
+again where it is made (``benchbench.engine.files.refuse_links``). A link is refused with one
+line naming it (``SymlinkError``, exit 2); the run directory itself may be a link (``--out``
+names it).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchbench.engine.files import (
+    disk_full,
+    full_error,
+    is_link,
+    link_error,
+    refuse_links,
+    walk_links,
+    write_failed,
+)
 from benchbench.errors import RunDirError
 from benchbench.store.results import StoreDamagedError, inspect_store
 
@@ -23,6 +40,9 @@ MARKER = ".benchbench-run"
 STORE = "results.sqlite"
 #: every name benchbench writes into a run directory, and the only ones it ever moves
 OWNED = (STORE, f"{STORE}-journal", "report.md", "checkpoints", "figures")
+#: what is checked for symbolic links (besides the lock's files); the folders' whole trees too
+LINKS = (*OWNED, f"{STORE}-wal", f"{STORE}-shm", "archive", MARKER)
+TREES = ("checkpoints", "figures")
 MARKER_TEXT = ("This directory was made by benchbench (benchbench run). benchbench writes only "
                "results.sqlite, report.md, checkpoints/ and archive/ here; --force moves only "
                "those into archive/<timestamp>/.\n")
@@ -51,7 +71,52 @@ def check_out_dir(run_dir: Path) -> None:
 
 
 def is_marked(run_dir: Path) -> bool:
-    return (Path(run_dir) / MARKER).is_file()
+    """Whether ``run_dir`` holds the marker, a regular file (a link is refused, never read)."""
+    marker = Path(run_dir) / MARKER
+    try:
+        mode = os.lstat(marker).st_mode
+    except OSError:
+        return False
+    if stat.S_ISLNK(mode):
+        raise link_error(marker)
+    return stat.S_ISREG(mode)
+
+
+def refuse_owned_links(run_dir: Path) -> None:
+    """``SymlinkError`` naming the first path benchbench owns in ``run_dir`` that is a symbolic
+    link: the store and SQLite's files beside it, the report, the marker, the lock's files,
+    ``archive/``, and ``checkpoints/`` and ``figures/`` with everything under them."""
+    from benchbench.store.lock import NAMES
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    for name in (*LINKS, *NAMES):
+        refuse_links(run_dir / name)
+    for tree in TREES:
+        found = walk_links(run_dir / tree)
+        if found is not None:
+            raise link_error(found)
+
+
+def write_marker(run_dir: Path) -> None:
+    """Write ``.benchbench-run`` (a new file: never through a link, never over a file)."""
+    marker = Path(run_dir) / MARKER
+    try:
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                     0o666)
+    except FileExistsError:
+        if is_link(marker):
+            raise link_error(marker) from None
+        return
+    except OSError as exc:
+        raise write_failed(marker, exc) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(MARKER_TEXT)
+    except OSError as exc:
+        marker.unlink(missing_ok=True)
+        raise write_failed(marker, exc) from None
 
 
 def _others(run_dir: Path) -> list[str]:
@@ -67,13 +132,16 @@ def new_archive(run_dir: Path) -> Path:
     """A new, empty ``archive/<timestamp>/`` in ``run_dir`` (two in one second get
     ``<timestamp>``, ``<timestamp>-1``, ...). Raises ``OSError``."""
     stamp, attempt = time.strftime("%Y%m%dT%H%M%S"), 0
+    refuse_links(Path(run_dir) / "archive")  # else --force would move the store into its target
     while True:
         archive = Path(run_dir) / "archive" / (f"{stamp}-{attempt}" if attempt else stamp)
         try:
             archive.mkdir(parents=True)
-            return archive
         except FileExistsError:
             attempt += 1
+            continue
+        refuse_links(archive, depth=2)
+        return archive
 
 
 def archive_owned(run_dir: Path, *, why: str, log: Callable[[str], None]) -> Path | None:
@@ -87,6 +155,8 @@ def archive_owned(run_dir: Path, *, why: str, log: Callable[[str], None]) -> Pat
         for name in names:
             shutil.move(str(run_dir / name), str(archive / name))
     except OSError as exc:
+        if disk_full(exc):
+            raise full_error(run_dir / "archive", exc) from None
         raise RunDirError(f"{run_dir}: cannot move {', '.join(names)} into archive/ "
                           f"({exc.strerror or exc}); free space or fix permissions, or move "
                           "them aside yourself") from None
@@ -99,6 +169,7 @@ def check_claimable(run_dir: Path) -> tuple[dict | None, StoreDamagedError | Non
     or a non-empty directory benchbench did not make (``--force`` or not). Returns the store's
     meta (None without a store) and its damage, if any, for ``claim_run_dir``."""
     check_out_dir(run_dir)
+    refuse_owned_links(run_dir)
     store = run_dir / STORE
     meta, damage = None, None
     if store.exists() or store.is_symlink():
@@ -148,4 +219,4 @@ def claim_run_dir(run_dir: Path, *, suite_name: str, suite_hash: str, force: boo
                                    "wrote: starting over without overwriting it", log=log)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not is_marked(run_dir):
-        (run_dir / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+        write_marker(run_dir)

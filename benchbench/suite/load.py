@@ -18,6 +18,7 @@ from typing import Any
 
 from benchbench.errors import PluginError, SuiteError
 from benchbench.suite.cells import AttackRef, CellSpec, ComponentRef, DatasetRef
+from benchbench.suite.text import check_text
 
 TOP_KEYS = ("suite", "dataset", "model", "regime", "attacks")
 SUITE_KEYS = ("name", "seeds", "description")
@@ -259,6 +260,7 @@ def load_suite(path: str | Path, registry) -> Suite:
     check = _Checker(path)
     data, text = _parse(check, _read(check, path))
     _check_values(check, data)
+    check_text(check, data, text)  # no control characters: they would reach terminals, reports
     for key in data:
         if key not in TOP_KEYS:
             raise check.fail(key, f"unknown section; allowed: {', '.join(TOP_KEYS)}")
