@@ -6,8 +6,9 @@ refusal naming what differs), writes one entry per (model, regime) of each run
 (``entries.run_entries``) to ``OUT/entries/<id>.json``, then renders ``leaderboard.md``,
 ``leaderboard.json``, ``index.html`` and ``leaderboard.png`` from those files alone
 (``render.render_files``). The entry format is ``ENTRY_SCHEMA`` version ``SCHEMA_VERSION``,
-documented field by field in the README ("The entry format"); ``render.REQUIRED`` lists
-the fields a rendering checks.
+documented field by field in the README ("The entry format") and shipped as a JSON Schema
+(``entry.schema.json``); ``validate`` holds every entry, built or hand-written, to it and to the
+invariants a schema cannot say before anything is rendered from it.
 """
 
 from __future__ import annotations

@@ -22,12 +22,14 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from benchbench.engine.files import OutputError
 from benchbench.errors import BenchbenchError
 from benchbench.leaderboard import ENTRY_SCHEMA
 from benchbench.leaderboard.entries import CHECKPOINTS, run_entries
 from benchbench.leaderboard.runs import LeaderboardError, choose_threat_model, load_run
+from benchbench.leaderboard.validate import check_entry
 
 ENTRIES = "entries"
 ARCHIVE = "archive"
@@ -176,8 +178,8 @@ def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
             warn(f"warning: {run.path}: {describe_stale(run.stale, total=len(run.cells))}; "
                  "its entries are marked stale (rerun with benchbench run --force)")
         report = _report(run.path, run.meta.get("suite_name"), report_dir=report_dir)
-        link = (Path(os.path.relpath(report.resolve(), out.resolve())).as_posix()
-                if report.is_file() else None)
+        link = (quote(Path(os.path.relpath(report.resolve(), out.resolve())).as_posix())
+                if report.is_file() else None)  # percent-encoded: a URL path, as the schema says
         if link is None:
             warn(f"warning: {run.path}: no report at {report}; its entries link none")
         found = run_entries(run, threat=threat, checkpoint=checkpoint, link=link)
@@ -190,6 +192,8 @@ def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
         n = ids[entry["id"]] = ids.get(entry["id"], 0) + 1
         if n > 1:
             entry["id"] = f"{entry['id']}-{n}"
+    for entry in entries:  # numbers from a store are held to the entry format too
+        check_entry(entry, where=f"{entry['run']['dir']}: entry {entry['id']}")
     try:
         out.mkdir(parents=True, exist_ok=True)
         fresh = Path(tempfile.mkdtemp(prefix=f".{ENTRIES}.", dir=out))

@@ -49,7 +49,9 @@ def summary(values: list[float]) -> dict:
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "entry"
+    """``text`` as an id: A-Z a-z 0-9 _ . - only, at most 180 characters (room for the ``-2``
+    a clash appends, within the schema's 200 and a file name's 255 bytes)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:180].strip("._") or "entry"
 
 
 def _per_seed(rows) -> dict[int, float]:

@@ -3,6 +3,10 @@
 Drawn from the ranked entries alone (matplotlib, Agg). Each point carries its rank; bars are the
 95% t-intervals over seeds; hollow markers are potentially unreliable evaluations, downward
 triangles worst cases that are only upper bounds. The dashed diagonal is robust = clean.
+
+Entry text (names, run names, the dataset in the title) is drawn literally: every text of the
+figure has ``parse_math`` off and ``usetex`` off (``literal``), so a ``$`` never starts mathtext
+and no label ever reaches TeX, whatever the user's matplotlibrc says.
 """
 
 from __future__ import annotations
@@ -33,8 +37,28 @@ def _run_label(entry: dict) -> str:
     return entry["run"].get("name") or entry["run"].get("dir") or "?"
 
 
+def literal(fig) -> None:
+    """Every text of ``fig`` drawn as written: no mathtext, no TeX."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+        text.set_usetex(False)
+
+
 def scatter_png(entries: list[dict], *, title: str) -> bytes:
     """PNG bytes of the scatter; ``entries`` ranked (``render.rank``)."""
+    import matplotlib
+
+    with matplotlib.rc_context({"text.usetex": False}):
+        fig = scatter(entries, title=title)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def scatter(entries: list[dict], *, title: str):
+    """The scatter as a matplotlib ``Figure``, every text literal (``literal``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,6 +105,5 @@ def scatter_png(entries: list[dict], *, title: str) -> bytes:
             for e in entries]
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
               title="points labelled by rank", title_fontsize=8, frameon=False)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+    literal(fig)
+    return fig

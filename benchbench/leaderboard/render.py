@@ -1,60 +1,73 @@
 """Rendering a leaderboard from its entry files alone: Markdown, JSON, a web page and a figure.
 
-``load_entries`` reads ``OUT/entries/*.json`` (and nothing else), checks each file's schema and
-the fields the rendering needs, and refuses entries that do not share one threat model.
-``render_files`` ranks them by worst-case robust accuracy (then clean accuracy) and returns every
-output file's content; the templates are package data under ``templates/``. ``index.html``
-embeds the figure as a ``data:`` URI, so the page alone is the whole board.
+``load_entries`` reads ``OUT/entries/*.json`` (and nothing else), checks each one as untrusted
+input (``validate.load_entry``: the shipped JSON Schema and the invariants it cannot say), and
+refuses entries that do not share one threat model. ``render_files`` ranks them by worst-case
+robust accuracy (then clean accuracy) and returns every output file's content; the templates are
+package data under ``templates/``. ``index.html`` embeds the figure as a ``data:`` URI, so the
+page alone is the whole board.
+
+Entry text is escaped wherever it lands: jinja's autoescape in the page (HTML, attributes
+included), ``md_text`` on every expression of the Markdown (the environment's ``finalize``: HTML,
+table and inline syntax), ``md_url`` for the one link (already limited to relative paths and
+http(s) URLs by the schema), ``plot`` draws labels literally (no mathtext, no TeX), and
+``leaderboard.json`` is strict JSON (``allow_nan=False``). The page's Content-Security-Policy
+lets only its own script (by hash) run, so even a missed escape could not run one.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 
-from benchbench.leaderboard import BOARD_SCHEMA, ENTRY_SCHEMA, SCHEMA_VERSION
+from markupsafe import Markup
+
+from benchbench.leaderboard import BOARD_SCHEMA, SCHEMA_VERSION
 from benchbench.leaderboard.entries import INFORMATIVE
 from benchbench.leaderboard.runs import LeaderboardError
 
 FIGURE = "leaderboard.png"
 OUTPUTS = ("leaderboard.md", "leaderboard.json", "index.html", FIGURE)
-#: fields the rendering reads, with their JSON types (the rest is carried along as is)
-REQUIRED = {"schema": str, "schema_version": int, "id": str, "name": str, "run": dict,
-            "dataset": str, "test_split": str, "threat_model": str, "eps": (int, float),
-            "seeds": list, "checkpoint": dict, "clean_accuracy": (dict, type(None)),
-            "robust_accuracy": dict, "worst_case": dict, "flags": str, "flag_meanings": dict,
-            "unreliable": bool, "stale": list, "notes": list}
 SHARED = ("dataset", "test_split", "threat_model", "eps")
 NORM_NAMES = {"linf": "L∞", "l2": "L2", "l1": "L1"}
+#: inline Markdown syntax a backslash turns into text (CommonMark: any ASCII punctuation may be
+#: escaped); ``$`` is GitHub's math, ``~`` GFM's strikethrough, ``|`` a table cell's end
+_MD_ESCAPED = frozenset("\\`*_[]|~$!{}")
+_MD_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 
 
-def _check(path: Path, entry) -> dict:
-    if not isinstance(entry, dict):
-        raise LeaderboardError(f"{path}: not a leaderboard entry (a JSON object is expected)")
-    if entry.get("schema") != ENTRY_SCHEMA:
-        raise LeaderboardError(f"{path}: schema {entry.get('schema')!r} is not "
-                               f"{ENTRY_SCHEMA!r}; move files other than entries out of the "
-                               "entries folder")
-    version = entry.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise LeaderboardError(f"{path}: schema_version {version!r}; this benchbench reads up "
-                               f"to {SCHEMA_VERSION} (upgrade benchbench, or rebuild the entry)")
-    for key, kind in REQUIRED.items():
-        if key not in entry:
-            raise LeaderboardError(f"{path}: key {key!r} missing; rebuild the entry with "
-                                   "benchbench leaderboard RUN... --out DIR")
-        if not isinstance(entry[key], kind) or (kind is int and isinstance(entry[key], bool)):
-            raise LeaderboardError(f"{path}: key {key!r} has the wrong type "
-                                   f"({type(entry[key]).__name__})")
-    mean = entry["worst_case"].get("mean")
-    if not isinstance(mean, (int, float)) or isinstance(mean, bool):
-        raise LeaderboardError(f"{path}: key 'worst_case.mean' must be a number")
-    return entry
+def md_text(value) -> str:
+    """``value`` as Markdown text that renders as exactly that text, on one line, in a table
+    cell: inline syntax backslash-escaped, ``<``, ``>`` and ``&`` as entities (no raw HTML, no
+    autolink, no entity), line breaks and other unprintable characters as spaces."""
+    if isinstance(value, Markup):  # already Markdown (md_url)
+        return value
+    out = []
+    for ch in str(value):
+        if ch in _MD_ESCAPED:
+            out.append("\\" + ch)
+        elif ch in _MD_ENTITIES:
+            out.append(_MD_ENTITIES[ch])
+        elif not ch.isprintable():
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def md_url(link: str):
+    """A link destination for Markdown: ``link`` (a relative path or an http(s) URL, which the
+    schema limits to URL characters) with ``&``, ``(`` and ``)`` backslash-escaped, so no entity
+    (``&#106;``) is decoded into a scheme and no parenthesis ends the destination."""
+    return Markup("".join("\\" + ch if ch in "&()\\<> " else ch for ch in str(link)))
 
 
 def load_entries(entries_dir: Path) -> list[dict]:
     """Every ``*.json`` in ``entries_dir``, checked; ``LeaderboardError`` names a bad file."""
+    from benchbench.leaderboard.validate import load_entry
+
     entries_dir = Path(entries_dir)
     files = sorted(entries_dir.glob("*.json")) if entries_dir.is_dir() else []
     if not files:
@@ -62,14 +75,7 @@ def load_entries(entries_dir: Path) -> list[dict]:
                                "benchbench leaderboard RUN... --out DIR")
     entries, ids = [], {}
     for path in files:
-        try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise LeaderboardError(f"{path}: cannot read it ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise LeaderboardError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})"
-                                   ) from None
-        entry = _check(path, entry)
+        entry = load_entry(path)
         if entry["id"] in ids:
             raise LeaderboardError(f"{path}: id {entry['id']!r} is also in {ids[entry['id']]}; "
                                    "ids must be unique")
@@ -109,16 +115,33 @@ def threat_title(board: dict) -> str:
     return f"{board['dataset']}, {norm} ε = {board['eps']:g}"
 
 
-def _environment():
+def _environment(kind: str):
+    """The jinja environment for ``kind``: ``html`` autoescapes every expression (markupsafe),
+    ``md`` passes every expression through ``md_text``."""
     import jinja2
 
+    html = kind == "html"
     env = jinja2.Environment(loader=jinja2.PackageLoader("benchbench.leaderboard", "templates"),
-                             autoescape=jinja2.select_autoescape(["html"]),
+                             autoescape=html, finalize=None if html else md_text,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
-    env.filters.update(pct=pct, half_ci=half_ci,
-                       md=lambda text: str(text).replace("|", "\\|").replace("\n", " "))
+    env.filters.update(pct=pct, half_ci=half_ci, md_url=md_url)
     return env
+
+
+def page_script() -> str:
+    """The page's one script (sortable columns), package data beside the templates."""
+    from importlib.resources import files
+
+    return files("benchbench.leaderboard").joinpath("templates/sort.js").read_text("utf-8")
+
+
+def content_security_policy(script: str) -> str:
+    """Nothing fetched, nothing run but ``script`` (by its SHA-256): no inline handler, no
+    ``javascript:`` URL, no injected script could run even if an escape were missed."""
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode("ascii")
+    return (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
+            "img-src data:; base-uri 'none'; form-action 'none'")
 
 
 def board_data(entries: list[dict]) -> dict:
@@ -151,14 +174,17 @@ def render_files(entries_dir: Path) -> dict[str, bytes]:
     board = board_data(load_entries(entries_dir))
     title = threat_title(board)
     png = scatter_png(board["entries"], title=title)
-    env = _environment()
+    script = page_script()
     context = {"board": board, "title": title, "figure": FIGURE, "notes": grouped_notes(board),
                "informative": " or ".join(sorted(INFORMATIVE)),
                # the page carries its figure (self-contained); the Markdown links the file
                "figure_uri": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}
-    return {
-        "leaderboard.json": (json.dumps(board, indent=1, ensure_ascii=False) + "\n").encode(),
-        "leaderboard.md": env.get_template("leaderboard.md").render(context).encode(),
-        "index.html": env.get_template("index.html").render(context).encode(),
+    page = {**context, "script": Markup(script), "csp": content_security_policy(script)}
+    return {  # strict JSON: no NaN or Infinity (the entries were checked; this says so twice)
+        "leaderboard.json": (json.dumps(board, indent=1, ensure_ascii=False, allow_nan=False)
+                             + "\n").encode(),
+        "leaderboard.md": _environment("md").get_template("leaderboard.md").render(context)
+        .encode(),
+        "index.html": _environment("html").get_template("index.html").render(page).encode(),
         FIGURE: png,
     }
