@@ -104,11 +104,47 @@ def _describe(where: dict[str, str]) -> str:
 
 
 # the statistics ---------------------------------------------------------------------------
+#: values closer than this many units in the last place of the largest value are the same
+#: number as far as float64 can tell: accuracies are counts over n, and two seeds' equal
+#: differences b - a come out up to a few ulps apart (0.95 - 0.9 against 0.85 - 0.8)
+TIE_ULPS = 8
+
+
+def tied(values, *, scale: float) -> bool:
+    """Whether ``values`` are all equal up to float64 rounding at ``scale`` (``TIE_ULPS`` ulps):
+    their variance is zero, and any spread scipy would compute is rounding noise (the
+    "Precision loss occurred in moment calculation" warning)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    return float(values.max() - values.min()) <= TIE_ULPS * np.finfo(float).eps * scale
+
+
+def _welch(a: pd.Series, b: pd.Series, *, var_a: float, var_b: float, confidence: float):
+    """Welch's t interval and p of B - A from the sides' variances (one of them may be 0: a
+    side whose seeds tie); the formula of ``scipy.stats.ttest_ind(equal_var=False)``."""
+    from scipy import stats
+
+    diff = float(b.mean() - a.mean())
+    terms = [var_a / len(a), var_b / len(b)]
+    se = math.sqrt(sum(terms))
+    df = sum(terms) ** 2 / sum(t * t / (n - 1) for t, n in zip(terms, (len(a), len(b)),
+                                                                  strict=True) if t > 0)
+    half = float(stats.t.ppf((1 + confidence) / 2, df)) * se
+    p = float(2 * stats.t.sf(abs(diff) / se, df))
+    return diff - half, diff + half, p
+
+
 def seed_difference(*, a: pd.Series, b: pd.Series, confidence: float = 0.95,
                     pair: bool = True) -> dict:
     """B - A for one measurement, ``a`` and ``b`` its values indexed by seed: paired by seed
     when both have the same seeds (and ``pair``), Welch otherwise. Keys: ``ROW_COLUMNS``; CI, p and
-    significance are NaN/None when the seeds cannot give one (fewer than 2 on a side)."""
+    significance are NaN/None when the seeds cannot give one (fewer than 2 on a side).
+
+    Ties are handled, not left to scipy: where every seed's difference (paired) or both sides'
+    values (Welch) are equal up to float rounding (``tied``), the variance is zero and the
+    interval is degenerate, the difference itself (``degenerate_interval`` tells such rows);
+    a Welch side that ties alone counts with variance 0."""
     from scipy import stats
 
     a, b = a.astype(float).sort_index(), b.astype(float).sort_index()
@@ -119,16 +155,24 @@ def seed_difference(*, a: pd.Series, b: pd.Series, confidence: float = 0.95,
            "test": "paired" if paired else "welch", "mean_a": float(a.mean()),
            "mean_b": float(b.mean()), "b_minus_a": diff, "ci_low": math.nan,
            "ci_high": math.nan, "p_value": math.nan, "significant": None}
+    scale = max(float(a.abs().max()), float(b.abs().max()), 1e-300)
     if paired:
         d = b - a.reindex(b.index)
         if len(d) < 2:
             return out
-        spread = float(d.std(ddof=1))
+        degenerate = tied(d, scale=scale)
     else:
         if len(a) < 2 or len(b) < 2:
             return out
-        spread = float(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-    if spread == 0.0:  # every seed agrees exactly: the interval is the point itself
+        tie_a, tie_b = tied(a, scale=scale), tied(b, scale=scale)
+        degenerate = tie_a and tie_b
+        if not degenerate and (tie_a or tie_b):  # one side's seeds agree: its variance is 0
+            low, high, p = _welch(a, b, var_a=0.0 if tie_a else float(a.var(ddof=1)),
+                                  var_b=0.0 if tie_b else float(b.var(ddof=1)),
+                                  confidence=confidence)
+            out.update(ci_low=low, ci_high=high, p_value=p, significant=bool(low > 0 or high < 0))
+            return out
+    if degenerate:  # every seed agrees: no spread, the interval is the point itself
         out.update(ci_low=diff, ci_high=diff, p_value=1.0 if diff == 0 else 0.0,
                    significant=diff != 0)
         return out
@@ -138,6 +182,11 @@ def seed_difference(*, a: pd.Series, b: pd.Series, confidence: float = 0.95,
     out.update(ci_low=float(low), ci_high=float(high), p_value=float(result.pvalue),
                significant=bool(low > 0 or high < 0))
     return out
+
+
+def degenerate_interval(rows: pd.DataFrame) -> pd.Series:
+    """Which compared rows have a degenerate interval (every seed tied: low = high)."""
+    return rows["ci_low"].notna() & (rows["ci_low"] == rows["ci_high"])
 
 
 def compare_frames(*, a: pd.DataFrame, b: pd.DataFrame, on: Sequence[str],
@@ -365,6 +414,11 @@ def compare(*, a: pd.DataFrame, b: pd.DataFrame, a_run: str, b_run: str | None =
                                 "attack") else None,
                             a_norms=(a_facts or {}).get("norms", {}),
                             b_norms=(b_facts or a_facts or {}).get("norms", {}))
+    points = int((degenerate_interval(rows) & (rows["b_minus_a"] != 0)).sum())
+    if points:  # (a tie at 0, B equal to A on every seed, needs no note)
+        notes.append(f"{points} of {len(rows)} row(s) differ by the same amount on every seed "
+                     "(seeds that tie, up to float rounding): their interval is degenerate, "
+                     "the difference itself, with no spread over seeds to measure")
     only = (len(a.drop_duplicates(list(on))) - len(rows), len(b.drop_duplicates(list(on)))
             - len(rows))
     if any(only):
