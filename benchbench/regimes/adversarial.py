@@ -16,16 +16,26 @@ Keys every adversarial regime accepts, besides ``Regime``'s:
   ``TrainContext.perturb``);
 * ``monitor`` (true): after every epoch, PGD-10 accuracy at ``eps`` on a fixed batch of
   training images (catastrophic-overfitting watch, stored as split ``fit``);
-* ``early_stop`` (false): also evaluate each seed's best epoch by that measure (Wong et al.).
+* ``early_stop`` (false): also evaluate each seed's best epoch by that measure (Wong et al.);
+* ``clamp_start``: whether the random start is clamped to the data range before the first
+  gradient (default: as the regime's reference; see each class);
+* ``craft_mode`` (``"eval"`` or ``"train"``): the mode the model is in while the regime's own
+  inner maximisation crafts its training inputs (default: the reference's; the training mode
+  is restored afterwards). BatchNorm then normalises crafted batches with their own statistics
+  and updates its running statistics, and dropout draws masks, as in the reference. A named
+  ``attack`` always crafts in eval mode (the evaluation threat model, ``TrainContext.perturb``).
 
 Defaults come from the reference implementations, scaled down for an MLP at eps 0.1 where
-noted in each class.
+noted in each class. Where a regime follows its reference's operations exactly, or differs
+from them, its docstring says which; ``tests/test_reference_fidelity.py`` runs each reference
+formula, copied into the test with its source named, beside ours on fixed inputs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, ClassVar
 
 from benchbench.regimes.base import Regime, finite, positive_int
 
@@ -35,21 +45,57 @@ if TYPE_CHECKING:  # torch only when training: registering regimes must stay che
     from benchbench.regimes.context import TrainContext
 
 MAX_STEPS = 10_000
+CRAFT_MODES = ("eval", "train")
+
+
+@contextmanager
+def crafting(ctx: TrainContext, model, mode: str = "eval") -> Iterator[torch.nn.Module]:
+    """``model`` with its parameters frozen (input gradients only) in ``mode`` while crafting:
+    ``"eval"`` is ``ctx.frozen``; ``"train"`` keeps training-mode behaviour (BatchNorm's batch
+    statistics and running-statistics updates, dropout's masks). Training mode and
+    ``requires_grad`` come back afterwards."""
+    if mode == "eval":
+        with ctx.frozen(model) as m:
+            yield m
+        return
+    was = model.training
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+        model.train(was)
+
+
+def mode_dependent(model) -> bool:
+    """Whether ``model`` has modules that compute differently in training mode, or change
+    state when called there: BatchNorm/InstanceNorm with running statistics, dropout."""
+    from torch.nn.modules.batchnorm import _NormBase
+    from torch.nn.modules.dropout import _DropoutNd
+
+    return any(isinstance(m, _NormBase | _DropoutNd) for m in model.modules())
 
 
 def pgd_linf(ctx: TrainContext, model, x, y, *, eps: float, steps: int, step_size: float,
-             start: torch.Tensor, loss=None) -> torch.Tensor:
-    """``steps`` signed-gradient ascent steps on ``loss(logits, x_adv)`` (summed over examples;
+             start: torch.Tensor, loss=None, clamp_start: bool = True,
+             mode: str = "eval") -> torch.Tensor:
+    """``steps`` signed-gradient ascent steps on ``loss(logits)`` (summed over examples;
     default: cross-entropy with ``y``) from ``start``, each projected onto the eps-ball around
-    ``x`` and the bounds. The model is frozen in eval mode meanwhile."""
+    ``x`` and the bounds. ``clamp_start``: project ``start`` before the first gradient (Madry's
+    ``pgd_attack.py``), else take it where it is (TRADES', MART's and Wong et al.'s MNIST code).
+    The model is frozen in ``mode`` meanwhile (``crafting``)."""
     import torch
     import torch.nn.functional as F
 
     lo, hi = ctx.limits(x, eps)  # the projection ctx.project applies, computed once
-    x_adv = torch.clamp(start, lo, hi)
+    x_adv = torch.clamp(start, lo, hi) if clamp_start else start.detach().clone()
     # a stacked model's own cross-entropy input gradient: autograd's bits, not its graph
     direct = getattr(model, "cross_entropy_input_grad", None) if loss is None else None
-    with ctx.frozen(model):
+    with crafting(ctx, model, mode):
         for _ in range(steps):
             if direct is not None:
                 grad = direct(x_adv, y)
@@ -65,11 +111,12 @@ def pgd_linf(ctx: TrainContext, model, x, y, *, eps: float, steps: int, step_siz
     return x_adv
 
 
-def kl_per_example(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """KL(p || q) per row, from log-probabilities (``F.kl_div``'s pointwise form, summed)."""
+def kl_per_example(log_q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) per row from ``log q`` and ``p``: ``nn.KLDivLoss``'s pointwise
+    ``p * (log p - log q)`` (TRADES' and MART's criterion, ``log_target`` false), summed."""
     import torch.nn.functional as F
 
-    return F.kl_div(log_q, log_p, reduction="none", log_target=True).sum(1)
+    return F.kl_div(log_q, p, reduction="none").sum(1)
 
 
 def check_attack_table(attack) -> dict | None:
@@ -86,18 +133,24 @@ def check_attack_table(attack) -> dict | None:
 class _Threat:
     """The keys and helpers every adversarial regime shares (a mixin holding no loop)."""
 
-    def _threat(self, eps, eps_ramp, attack, monitor, early_stop) -> None:
+    def _threat(self, eps, eps_ramp, attack, monitor, early_stop, clamp_start=True,
+                craft_mode="eval") -> None:
         self.eps = finite("eps", eps, low=0.0, high=1e3, low_open=True)
         self.eps_ramp = 0 if eps_ramp == 0 else positive_int("eps_ramp", eps_ramp,
                                                             self.epochs)
         self.attack = check_attack_table(attack)
-        for key, value in (("monitor", monitor), ("early_stop", early_stop)):
+        for key, value in (("monitor", monitor), ("early_stop", early_stop),
+                           ("clamp_start", clamp_start)):
             if not isinstance(value, bool):
                 raise ValueError(f"{key} must be true or false; got {value!r}")
         if early_stop and not monitor:
             raise ValueError("early_stop needs monitor = true: it keeps the epoch with the best "
                              "monitored PGD accuracy")
+        if craft_mode not in CRAFT_MODES:
+            raise ValueError(f"craft_mode must be one of {', '.join(CRAFT_MODES)} (the model's "
+                             f"mode while crafting training inputs); got {craft_mode!r}")
         self.monitor, self.early_stop = monitor, early_stop
+        self.clamp_start, self.craft_mode = clamp_start, craft_mode
         self._built = None
 
     def _iterations(self, steps, step_size) -> None:
@@ -124,6 +177,10 @@ class _Threat:
         if self._built is None:
             params = {k: v for k, v in self.attack.items() if k not in ("name", "label")}
             self._built = ctx.attack(self.attack["name"], **params)
+            if self.craft_mode == "train":
+                ctx.log(f"{type(self).__name__}: attack {self.attack['name']!r} crafts in eval "
+                        "mode (the evaluation threat model); craft_mode = \"train\" applies to "
+                        "the regime's own crafting only")
         return ctx.perturb(self._built, model, x, y, eps)
 
     def crafting_attack(self) -> tuple[str, dict] | None:
@@ -146,20 +203,29 @@ def _adversarial_loss(ctx: TrainContext, model, x_train, y) -> torch.Tensor:
 
 class FGSMAT(_Threat, Regime):
     """FGSM adversarial training with a random start (Wong, Rice and Kolter 2020, "Fast is better
-    than free", arXiv:2001.03994).
+    than free", arXiv:2001.03994; locuslab/fast_adversarial).
 
     Per batch: ``delta ~ U(-eps, eps)``, one signed-gradient step of size ``alpha`` from
     ``x + delta``, projected onto the eps-ball and the bounds; train on the cross-entropy there.
     ``alpha`` defaults to 1.25 eps (their MNIST script: eps 0.3, alpha 0.375). Their known
     failure, catastrophic overfitting (PGD accuracy collapsing within an epoch while FGSM
     accuracy stays high), is what ``monitor`` watches.
+
+    As their ``MNIST/train_mnist.py``: the gradient is taken at the unclamped ``x + delta``
+    (``clamp_start = false``; their ``CIFAR10/train_fgsm.py`` clamps it first: ``true``) with
+    the model in training mode (``craft_mode = "train"``: they never call ``model.eval()``).
+    Where we differ: the step is taken on ``x + delta`` rather than on ``delta`` (the same point
+    up to one float rounding), and the gradient is of the summed rather than the mean
+    cross-entropy (the same signs, exactly so for a batch of a power of two rows).
     """
+
+    revision: ClassVar[int] = 2  # 2: unclamped start and training-mode crafting by default
 
     def __init__(self, *, eps: float = 0.1, alpha: float | None = None, eps_ramp: int = 0,
                  attack: dict | None = None, monitor: bool = True, early_stop: bool = False,
-                 **kwargs) -> None:
+                 clamp_start: bool = False, craft_mode: str = "train", **kwargs) -> None:
         super().__init__(**kwargs)
-        self._threat(eps, eps_ramp, attack, monitor, early_stop)
+        self._threat(eps, eps_ramp, attack, monitor, early_stop, clamp_start, craft_mode)
         self.alpha = None if alpha is None else finite("alpha", alpha, low_open=True, high=1e3)
 
     def craft(self, ctx, model, x, y):
@@ -168,7 +234,8 @@ class FGSMAT(_Threat, Regime):
             return self.named_attack(ctx, model, x, y, eps)
         alpha = 1.25 * eps if self.alpha is None else self.alpha * eps / self.eps
         start = x + ctx.uniform(x, -eps, eps)
-        return pgd_linf(ctx, model, x, y, eps=eps, steps=1, step_size=alpha, start=start)
+        return pgd_linf(ctx, model, x, y, eps=eps, steps=1, step_size=alpha, start=start,
+                        clamp_start=self.clamp_start, mode=self.craft_mode)
 
     def loss(self, ctx, model, x, x_train, y):
         return _adversarial_loss(ctx, model, x_train, y)
@@ -181,15 +248,22 @@ class PGDAT(_Threat, Regime):
     ``steps`` (10; Madry's mnist_challenge uses 40 at eps 0.3), ``step_size`` (2.5 eps / steps,
     benchbench's ``pgd`` attack default; theirs is 0.01 at eps 0.3), ``random_start`` (true, as
     theirs), ``adv_fraction`` (1.0, theirs: the share of each batch trained adversarially, the
-    rest clean).
+    rest clean), ``clamp_start`` (true: their ``pgd_attack.py`` clips the random start to
+    [0, 1] before the first gradient), ``craft_mode`` (``"eval"``: their model has neither
+    BatchNorm nor dropout, so their code is silent; eval is TRADES' and MART's choice).
+
+    The steps are their ``LinfPGDAttack.perturb``'s operations in the same order (summed
+    cross-entropy, ``x += a * sign(g)``, clip to the ball, clip to [0, 1]), computed in the run's
+    dtype (their NumPy code adds a float64 start, so it iterates in float64 and TensorFlow
+    rounds each point to float32 when it feeds it).
     """
 
     def __init__(self, *, eps: float = 0.1, steps: int = 10, step_size: float | None = None,
                  random_start: bool = True, adv_fraction: float = 1.0, eps_ramp: int = 0,
                  attack: dict | None = None, monitor: bool = True, early_stop: bool = False,
-                 **kwargs) -> None:
+                 clamp_start: bool = True, craft_mode: str = "eval", **kwargs) -> None:
         super().__init__(**kwargs)
-        self._threat(eps, eps_ramp, attack, monitor, early_stop)
+        self._threat(eps, eps_ramp, attack, monitor, early_stop, clamp_start, craft_mode)
         self._iterations(steps, step_size)
         if not isinstance(random_start, bool):
             raise ValueError(f"random_start must be true or false; got {random_start!r}")
@@ -215,7 +289,7 @@ class PGDAT(_Threat, Regime):
         step = self.step_for(eps)
         start = x + ctx.uniform(x, -eps, eps) if self.random_start else x
         return pgd_linf(ctx, model, x, y, eps=eps, steps=self.steps, step_size=step,
-                        start=start)
+                        start=start, clamp_start=self.clamp_start, mode=self.craft_mode)
 
     def loss(self, ctx, model, x, x_train, y):
         return _adversarial_loss(ctx, model, x_train, y)
@@ -224,17 +298,32 @@ class PGDAT(_Threat, Regime):
 class TRADES(_Threat, Regime):
     """TRADES (Zhang, Yu, Jiao, Xing, El Ghaoui and Jordan 2019, arXiv:1901.08573):
     ``CE(f(x), y) + beta * KL(f(x) || f(x_adv))``, ``x_adv`` maximising the KL from a small
-    Gaussian start (0.001 standard deviation, as their code).
+    Gaussian start (0.001 standard deviation).
 
     ``beta`` (1.0, their train_trades_mnist.py), ``steps`` (10; theirs 40 at eps 0.3),
-    ``step_size`` (2.5 eps / steps; theirs 0.01 at eps 0.3).
+    ``step_size`` (2.5 eps / steps; theirs 0.01 at eps 0.3), ``clamp_start`` (false: their
+    ``trades_loss`` takes the first gradient at the unclamped start), ``craft_mode``
+    (``"eval"``: they call ``model.eval()`` to craft, ``model.train()`` after).
+
+    As their ``trades.py`` ``trades_loss``: crafting ascends ``nn.KLDivLoss(sum)`` of
+    ``log_softmax(f(x_adv))`` against ``softmax(f(x))`` (the target computed once per batch,
+    in the crafting mode: theirs recomputes it at every step, the same numbers in eval mode);
+    the loss takes three forward passes in their order, ``x``, ``x_adv`` and ``x`` again for
+    the KL's target, so BatchNorm's batch statistics, running statistics and dropout's masks
+    are theirs. A model without BatchNorm or dropout (``mode_dependent``) skips the third pass,
+    whose logits would be the first's bit for bit. Where we differ: the loss is one value per
+    example, averaged by the harness, where they take the batch mean of each term (the same
+    loss up to float rounding).
     """
+
+    revision: ClassVar[int] = 2  # 2: unclamped start, their KL criterion, their passes
 
     def __init__(self, *, eps: float = 0.1, beta: float = 1.0, steps: int = 10,
                  step_size: float | None = None, eps_ramp: int = 0, attack: dict | None = None,
-                 monitor: bool = True, early_stop: bool = False, **kwargs) -> None:
+                 monitor: bool = True, early_stop: bool = False, clamp_start: bool = False,
+                 craft_mode: str = "eval", **kwargs) -> None:
         super().__init__(**kwargs)
-        self._threat(eps, eps_ramp, attack, monitor, early_stop)
+        self._threat(eps, eps_ramp, attack, monitor, early_stop, clamp_start, craft_mode)
         self.beta = finite("beta", beta, high=1e6)
         self._iterations(steps, step_size)
 
@@ -245,20 +334,23 @@ class TRADES(_Threat, Regime):
         eps = self.current_eps(ctx)
         if self.attack is not None:
             return self.named_attack(ctx, model, x, y, eps)
-        with ctx.frozen(model), torch.no_grad():
-            log_p = F.log_softmax(model(x), dim=1)
+        with crafting(ctx, model, self.craft_mode), torch.no_grad():
+            p_nat = F.softmax(model(x), dim=1)
         step = self.step_for(eps)
         return pgd_linf(ctx, model, x, y, eps=eps, steps=self.steps, step_size=step,
-                        start=x + ctx.normal(x, 0.001),
-                        loss=lambda logits: kl_per_example(
-                            log_p, F.log_softmax(logits, dim=1)).sum())
+                        start=x + ctx.normal(x, 0.001), clamp_start=self.clamp_start,
+                        mode=self.craft_mode,
+                        loss=lambda logits: F.kl_div(F.log_softmax(logits, dim=1), p_nat,
+                                                     reduction="sum"))
 
     def loss(self, ctx, model, x, x_train, y):
         import torch.nn.functional as F
 
-        nat, adv = _paired_forward(model, x, x_train, ctx.members)
+        nat = model(x)
+        adv = model(x_train)
+        target = model(x) if mode_dependent(model) else nat
         natural = F.cross_entropy(nat, y, reduction="none")
-        robust = kl_per_example(F.log_softmax(nat, dim=1), F.log_softmax(adv, dim=1))
+        robust = kl_per_example(F.log_softmax(adv, dim=1), F.softmax(target, dim=1))
         losses = natural + self.beta * robust
         ctx.record("loss", losses)
         ctx.record("adv_accuracy", adv.argmax(1) == y)
@@ -268,17 +360,30 @@ class TRADES(_Threat, Regime):
 class MART(_Threat, Regime):
     """MART (Wang, Zou, Yi, Bailey, Ma and Gu 2020, "Improving adversarial robustness requires
     revisiting misclassified examples"): a boosted cross-entropy at ``x_adv`` (cross-entropy plus
-    ``-log(1 - max_{k != y} p_k(x_adv))``) plus ``beta * KL(f(x) || f(x_adv)) * (1 - p_y(x))``.
+    ``-log(1.0001 - max_{k != y} p_k(x_adv) + 1e-12)``) plus
+    ``beta * KL(f(x) || f(x_adv)) * (1.0000001 - p_y(x))``.
 
-    ``x_adv`` is PGD on the cross-entropy from a 0.001-std Gaussian start (their code);
-    ``beta`` (6.0, their default), ``steps`` (10), ``step_size`` (2.5 eps / steps).
+    ``x_adv`` is PGD on the cross-entropy from a 0.001-std Gaussian start; ``beta`` (6.0, their
+    default), ``steps`` (10), ``step_size`` (2.5 eps / steps), ``clamp_start`` (false: their
+    ``mart_loss`` takes the first gradient at the unclamped start), ``craft_mode`` (``"eval"``:
+    they call ``model.eval()`` to craft, ``model.train()`` after).
+
+    As their ``mart.py`` ``mart_loss``: two forward passes, ``x`` then ``x_adv``; the most
+    likely wrong class from ``argsort``; ``nn.KLDivLoss`` of ``log(p(x_adv) + 1e-12)`` against
+    ``p(x)``. Where we differ: crafting ascends the summed rather than the mean cross-entropy
+    (the same signs, exactly so for a batch of a power of two rows; a stack's members stay
+    independent), and the loss is one value per example averaged by the harness (the same loss
+    up to float rounding).
     """
+
+    revision: ClassVar[int] = 2  # 2: unclamped start, their KL target p, their two passes
 
     def __init__(self, *, eps: float = 0.1, beta: float = 6.0, steps: int = 10,
                  step_size: float | None = None, eps_ramp: int = 0, attack: dict | None = None,
-                 monitor: bool = True, early_stop: bool = False, **kwargs) -> None:
+                 monitor: bool = True, early_stop: bool = False, clamp_start: bool = False,
+                 craft_mode: str = "eval", **kwargs) -> None:
         super().__init__(**kwargs)
-        self._threat(eps, eps_ramp, attack, monitor, early_stop)
+        self._threat(eps, eps_ramp, attack, monitor, early_stop, clamp_start, craft_mode)
         self.beta = finite("beta", beta, high=1e6)
         self._iterations(steps, step_size)
 
@@ -288,36 +393,24 @@ class MART(_Threat, Regime):
             return self.named_attack(ctx, model, x, y, eps)
         step = self.step_for(eps)
         return pgd_linf(ctx, model, x, y, eps=eps, steps=self.steps, step_size=step,
-                        start=x + ctx.normal(x, 0.001))
+                        start=x + ctx.normal(x, 0.001), clamp_start=self.clamp_start,
+                        mode=self.craft_mode)
 
     def loss(self, ctx, model, x, x_train, y):
         import torch
         import torch.nn.functional as F
 
-        nat, adv = _paired_forward(model, x, x_train, ctx.members)
-        adv_p = adv.softmax(dim=1)
-        others = adv_p.scatter(1, y.unsqueeze(1), -1.0).argmax(dim=1)  # most likely wrong class
-        boosted = F.cross_entropy(adv, y, reduction="none") \
-            - torch.log(1.0001 - adv_p.gather(1, others.unsqueeze(1)).squeeze(1) + 1e-12)
-        nat_p = nat.softmax(dim=1)
-        kl = kl_per_example(torch.log(nat_p + 1e-12), torch.log(adv_p + 1e-12))
-        losses = boosted + self.beta * kl * (1.0000001 - nat_p.gather(1, y.unsqueeze(1))
-                                             .squeeze(1))
+        nat = model(x)
+        adv = model(x_train)
+        adv_p = F.softmax(adv, dim=1)
+        top = torch.argsort(adv_p, dim=1)[:, -2:]
+        others = torch.where(top[:, -1] == y, top[:, -2], top[:, -1])  # likeliest wrong class
+        boosted = F.cross_entropy(adv, y, reduction="none") + F.nll_loss(
+            torch.log(1.0001 - adv_p + 1e-12), others, reduction="none")
+        nat_p = F.softmax(nat, dim=1)
+        true_p = nat_p.gather(1, y.unsqueeze(1)).squeeze(1)
+        kl = kl_per_example(torch.log(adv_p + 1e-12), nat_p)
+        losses = boosted + self.beta * kl * (1.0000001 - true_p)
         ctx.record("loss", losses)
         ctx.record("adv_accuracy", adv.argmax(1) == y)
         return losses
-
-
-def _paired_forward(model, x, x_train, members: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The logits of ``x`` and of ``x_train`` (member-major batches) from one forward pass.
-
-    A stacked model reads member ``i``'s rows as block ``i`` of its input, so the pass interleaves
-    each member's natural and crafted rows into one block of twice the rows."""
-    import torch
-
-    rows = len(x) // members
-    pair = torch.stack([x.view(members, rows, *x.shape[1:]),
-                        x_train.view(members, rows, *x.shape[1:])], dim=1)
-    logits = model(pair.view(-1, *x.shape[1:])).view(members, 2, rows, -1)
-    return (logits[:, 0].reshape(members * rows, -1),
-            logits[:, 1].reshape(members * rows, -1))

@@ -87,8 +87,9 @@ class Regime:
     """Base class of harness-driven regimes: Adam or SGD on minibatches, reshuffled every epoch.
 
     Suite keys (every subclass accepts them): ``optimizer`` (adam, sgd), ``lr``,
-    ``batch_size``, ``epochs``, ``checkpoints``, ``dtype`` (float32, float64), ``momentum`` and
-    ``weight_decay``.
+    ``batch_size``, ``epochs``, ``checkpoints``, ``dtype`` (float32, float64), ``momentum``,
+    ``weight_decay`` and ``lr_schedule`` (``"constant"``, or a schedule built on
+    ``torch.optim.lr_scheduler``: ``benchbench.regimes.schedules``).
     """
 
     # capabilities, declared (the harness never guesses them from inherited methods):
@@ -98,11 +99,21 @@ class Regime:
     # - member_params: parameters that may differ between the members of one stack (cells
     #   differing only in these and in their seed train together); everything else must be equal
     member_params: ClassVar[tuple[str, ...]] = ("lr", "momentum", "weight_decay")
+    # - revision: raised whenever a change makes the class measure other numbers for the same
+    #   keys; stored with every cell beside the plugin's version (``store.versions``), so cells
+    #   measured before the change are reported as measured by other code, never as new numbers
+    revision: ClassVar[int] = 1
+    # - late_keys: keys added after suites were run; left out of a cell's spec while they hold
+    #   their default, so the cells of suites written before them keep their ids (a late key's
+    #   default that changes the numbers comes with a new ``revision``)
+    late_keys: ClassVar[tuple[str, ...]] = ("lr_schedule", "clamp_start", "craft_mode")
 
     def __init__(self, *, optimizer: str = "adam", lr: float = 1e-3, batch_size: int = 100,
                  epochs: int = 10, checkpoints: Sequence[int] | Mapping[str, int] | None = None,
                  dtype: str = "float32", momentum: float = 0.0,
-                 weight_decay: float = 0.0) -> None:
+                 weight_decay: float = 0.0, lr_schedule: str | Mapping = "constant") -> None:
+        from benchbench.regimes.schedules import parse_schedule
+
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; "
                              f"got {optimizer!r}")
@@ -115,6 +126,7 @@ class Regime:
         self.weight_decay = finite("weight_decay", weight_decay)
         self.optimizer, self.dtype = optimizer, dtype
         self.checkpoint_epochs = checkpoint_schedule(checkpoints, epochs)
+        self.lr_schedule = parse_schedule(lr_schedule, self.epochs)  # None: constant
 
     # --- what a subclass implements -------------------------------------------------------
 

@@ -75,8 +75,12 @@ def torch_version() -> str:
 
 
 def plugin_version(entry) -> str:
-    """How a cell stores the version of a registered plugin: ``"<distribution> <version>"``."""
-    return f"{entry.source.distribution} {entry.source.version}"
+    """How a cell stores the version of a registered plugin: ``"<distribution> <version>"``,
+    and ``" revision <n>"`` after it where the plugin's class declares a ``revision`` above 1
+    (raised when its numbers change for the same keys: ``benchbench.regimes.base.Regime``)."""
+    revision = getattr(entry.obj, "revision", 1)
+    suffix = f" revision {revision}" if isinstance(revision, int) and revision > 1 else ""
+    return f"{entry.source.distribution} {entry.source.version}{suffix}"
 
 
 def installed_versions(registry=None) -> dict[str, str]:

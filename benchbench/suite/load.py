@@ -157,7 +157,12 @@ def _check_plugin(check: _Checker, registry, kind: str, where: str, name: str,
             raise check.fail(f"{where}.{key}", f"unknown parameter for {kind} {name!r}; "
                              f"allowed: {', '.join(allowed) or 'none'}")
     try:
-        return {**registry.defaults_of(kind, name), **params}
+        defaults = registry.defaults_of(kind, name)
+        # a plugin's late_keys (added after suites were run) stay out of the spec at their
+        # default, so that older suites keep their cell ids (benchbench.regimes.base.Regime)
+        late = getattr(registry.get(kind, name).obj, "late_keys", ())
+        return {k: v for k, v in {**defaults, **params}.items()
+                if not (k in late and k in defaults and json.dumps(v) == json.dumps(defaults[k]))}
     except Exception as exc:  # noqa: BLE001
         raise check.fail(f"{where}.name", _broken(registry, kind, name, exc)) from None
 
