@@ -33,8 +33,15 @@ def _pct(stat: dict | None):
     return 100 * stat["mean"], err
 
 
+def shown(text: str, limit: int = 60) -> str:
+    """``text`` for a figure: unprintable characters as spaces, at most ``limit`` characters
+    (a hand-written entry's 200-character name would squeeze the axes away)."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(text))
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _run_label(entry: dict) -> str:
-    return entry["run"].get("name") or entry["run"].get("dir") or "?"
+    return shown(entry["run"].get("name") or entry["run"].get("dir") or "?")
 
 
 def literal(fig) -> None:
@@ -89,7 +96,7 @@ def scatter(entries: list[dict], *, title: str):
     diagonal = max(xlim[0], ylim[0]) < min(xlim[1], ylim[1])  # robust = clean in view
     ax.plot([0, 100], [0, 100], ls="--", color="0.6", lw=0.8)
     ax.set(xlim=xlim, ylim=ylim, xlabel="clean accuracy (%)",
-           ylabel="worst-case robust accuracy (%)", title=f"Leaderboard: {title}")
+           ylabel="worst-case robust accuracy (%)", title=f"Leaderboard: {shown(title, 90)}")
     ax.grid(alpha=0.3)
     handles = [Line2D([], [], marker="o", ls="none", color=colors(i % 10), label=run)
                for i, run in enumerate(runs)]
@@ -100,9 +107,8 @@ def scatter(entries: list[dict], *, title: str):
         handles.append(Line2D([], [], ls="--", color="0.6", label="robust = clean"))
     if len(entries) <= KEYED:  # which rank is which entry, beside the plot
         several = len(runs) > 1
-        handles += [Line2D([], [], ls="none", label=f"{e['rank']}: {e['name']}" + (
-            f" ({e['run'].get('name') or e['run'].get('dir')})" if several else ""))
-            for e in entries]
+        handles += [Line2D([], [], ls="none", label=f"{e['rank']}: {shown(e['name'])}" + (
+            f" ({_run_label(e)})" if several else "")) for e in entries]
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
               title="points labelled by rank", title_fontsize=8, frameon=False)
     literal(fig)

@@ -254,6 +254,15 @@ def _fields(node: dict) -> list[str]:
     return sorted({k for n in _chain(node) for k in n.get("properties", {})})
 
 
+def _position(entry, path) -> tuple[int, ...]:
+    """Where ``path`` is in the file: each step's index among its siblings."""
+    out, node = [], entry
+    for key in path:
+        out.append(list(node).index(key) if isinstance(node, dict) else key)
+        node = node[key]
+    return tuple(out)
+
+
 def _schema_error(where, error) -> EntryError:
     """The first problem ``jsonschema`` found, as one line."""
     kind, value, path = error.validator, error.instance, tuple(error.absolute_path)
@@ -378,8 +387,8 @@ def _worst(where, entry: dict) -> None:
         for i, (w, v) in enumerate(zip(worst["values"], a["values"], strict=True)):
             if w > v + TOLERANCE or (kind == "single_attack" and w < v - TOLERANCE):
                 relation = "is not" if kind == "single_attack" else "is above"
-                raise EntryError(where, f"/worst_case/values/{i}", f"{w!r} {relation} "
-                                 f"{label!r}'s {v!r} on the same seed", (
+                raise EntryError(where, f"/worst_case/values/{i}", f"{w!r} {relation} the "
+                                 f"value of attack {label!r} on the same seed ({v!r})", (
                                      "single_attack: the one attack's values"
                                      if kind == "single_attack" else
                                      "at most each attack's value on the same seeds and test "
@@ -435,11 +444,10 @@ def check_entry(entry, *, where: object) -> dict:
                                f"up to {SCHEMA_VERSION} (upgrade benchbench, or rebuild the "
                                "entry)")
     _walk(where, entry)
-    from jsonschema.exceptions import best_match
-
-    error = best_match(_validator().iter_errors(entry))
-    if error is not None:
-        raise _schema_error(where, error)
+    errors = list(_validator().iter_errors(entry))
+    if errors:  # the shallowest first (jsonschema's best_match), then the first in the file
+        raise _schema_error(where, min(errors, key=lambda e: (
+            len(e.absolute_path), _position(entry, e.absolute_path))))
     seeds = len(entry["seeds"])
     if entry["clean_accuracy"] is not None:
         _summary(where, ("clean_accuracy",), entry["clean_accuracy"], seeds)
