@@ -41,11 +41,15 @@ def board(tmp_path, monkeypatch) -> Path:
     source.unlink()
     attack = next(iter(entry["robust_accuracy"].values()))
     for key, (clean, worst, flags, attacks) in ENTRIES.items():
-        entry.update(id=key, name=f"entry {key}", flags=flags, unreliable=flags not in ("", "S"),
-                     flag_meanings={f: MEANINGS[f] for f in flags})
-        entry["clean_accuracy"] = {**entry["clean_accuracy"], "mean": clean}
-        entry["worst_case"] = {**entry["worst_case"], "mean": worst}
-        entry["robust_accuracy"] = {f"attack{i}": attack for i in range(attacks)}
+        # one seed: every summary is its one value; each attack at the worst case (the minimum)
+        because = "".join(sorted(set(flags) - {"S"}))
+        entry.update(id=key, name=f"entry {key}", flags=flags, unreliable=bool(because),
+                     unreliable_because=because, flag_meanings={f: MEANINGS[f] for f in flags})
+        entry["clean_accuracy"] = {**entry["clean_accuracy"], "mean": clean, "values": [clean]}
+        entry["robust_accuracy"] = {f"attack{i}": {**attack, "mean": worst, "values": [worst]}
+                                    for i in range(attacks)}
+        entry["worst_case"] = {**entry["worst_case"], "mean": worst, "values": [worst],
+                               "attacks": sorted(entry["robust_accuracy"])}
         (out / "entries" / f"{key}.json").write_text(json.dumps(entry))
     run = CliRunner().invoke(app, ["leaderboard", "--out", str(out)])
     assert run.exit_code == 0, run.output
@@ -126,3 +130,56 @@ def test_page_fits_a_phone_with_the_table_scrolling_sideways(board, browser, tmp
     assert page <= viewport  # the page itself never scrolls sideways
     assert table > box and overflow == "auto"  # the table does, inside its box
     browser.save_screenshot(str(tmp_path / "leaderboard-phone.png"))
+
+
+# issue 16: entry text and links are untrusted ------------------------------------------------
+HOSTILE = ('<img src=x onerror="window.__pwned = 1"><script>window.__pwned = 2</script>'
+           '<a href="javascript:window.__pwned = 3">click</a> [l](javascript:alert(1))')
+SAFE_LINKS = {"a": "&#106;avascript:window.__pwned=4", "b": "?javascript:window.__pwned=5",
+              "c": "./javascript:window.__pwned=6", "d": "https://example.org/report?a=1&b=2"}
+
+
+def test_no_entry_text_or_link_runs_script_in_the_page(board, browser, tmp_path):
+    """HTML in every text field stays text, and a link the schema allows (relative, or
+    http(s)) is never a javascript: URL, entity tricks included; "javascript:..." itself is
+    refused before a page is written (tests/test_leaderboard_untrusted.py)."""
+    from selenium.common.exceptions import NoAlertPresentException
+
+    path = board / "entries" / "a.json"  # a javascript: link: refused, the page not rewritten
+    entry = json.loads(path.read_text())
+    path.write_text(json.dumps({**entry, "link": "javascript:window.__pwned = 7"}))
+    run = CliRunner().invoke(app, ["leaderboard", "--out", str(board)])
+    assert run.exit_code == 2 and "/link: 'javascript:window.__pwned = 7' is not allowed" in (
+        run.stderr)
+    browser.get((board / "index.html").as_uri())
+    assert browser.execute_script(
+        "return Array.from(document.querySelectorAll('a'), a => a.protocol)") == []
+    for key, link in SAFE_LINKS.items():
+        path = board / "entries" / f"{key}.json"
+        entry = json.loads(path.read_text())
+        entry.update(name=f"{HOSTILE} {key}", link=link, notes=[HOSTILE])
+        entry["run"]["name"] = HOSTILE
+        entry["flag_meanings"] = {f: HOSTILE for f in entry["flags"]}
+        path.write_text(json.dumps(entry))
+    run = CliRunner().invoke(app, ["leaderboard", "--out", str(board)])
+    assert run.exit_code == 0, run.output
+    browser.get((board / "index.html").as_uri())
+    links = browser.execute_script(
+        "return Array.from(document.querySelectorAll('a'), a => [a.getAttribute('href'), "
+        "a.protocol]);")
+    assert sorted(href for href, _ in links) == sorted(SAFE_LINKS.values())
+    assert {protocol for _, protocol in links} <= {"file:", "https:"}
+    assert browser.execute_script("return document.querySelectorAll('img').length") == 1
+    assert browser.execute_script("return document.querySelectorAll('script').length") == 1
+    names = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#leaderboard td.name abbr'), "
+        "e => e.textContent);")
+    assert sorted(names) == sorted(f"{HOSTILE} {key}" for key in SAFE_LINKS)  # shown as text
+    for key in "abc":  # following each relative link runs nothing either
+        browser.get((board / "index.html").as_uri())
+        browser.execute_script(f"document.querySelector('tr#{key} a').click();")
+        assert browser.execute_script("return window.__pwned === undefined")
+        with pytest.raises(NoAlertPresentException):
+            browser.switch_to.alert.text  # noqa: B018
+    browser.get((board / "index.html").as_uri())
+    assert browser.execute_script("return window.__pwned === undefined")
