@@ -4,8 +4,13 @@ A cell's results are written in one transaction when the cell finishes, so a sto
 half a cell: an interrupted run resumes at the first cell the store does not hold.
 
 Every open checks the file first (``inspect_store``: SQLite header, ``PRAGMA quick_check``, a
-``meta`` table with a schema version), so a damaged or foreign file is refused with one line
-(``StoreDamagedError``) and never written to. Schema versions: 1 (the first), 2 (runs carry
+``meta`` table with a schema version, every number obeying its invariants:
+``benchbench.store.invariants``), so a damaged, edited or foreign file is refused with one line
+(``StoreDamagedError``) and never written to. The store, or a file SQLite keeps beside it, as a
+symbolic link is refused, never followed (``SymlinkError``); a write that fails for want of
+space raises ``DiskFullError``, anything else SQLite cannot write ``RunDirError``.
+
+Schema versions: 1 (the first), 2 (runs carry
 ``host``, ``pid`` and ``pid_started``, so a run killed with ``kill -9`` can be told from one still
 going), 3 (the ``examples`` table: which examples stayed correct, and ``worst_<norm>`` rows derived
 from them; ``benchbench.store.examples``). An older store is migrated when ``run`` opens it
