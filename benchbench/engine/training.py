@@ -18,6 +18,7 @@ from benchbench.engine.evaluate import Record
 from benchbench.regimes.base import uses_plain_cross_entropy
 from benchbench.regimes.context import TrainContext
 from benchbench.regimes.lean_step import lean_step
+from benchbench.regimes.schedules import build_schedule
 
 SHUFFLE_SALT = 0x9E3779B9  # the shuffle stream is seeded apart from the initialisation stream
 MONITOR_ROWS = 1_000  # the fixed training batch the catastrophic-overfitting monitor attacks
@@ -70,6 +71,8 @@ class Trainer:
         # the model's own cross-entropy backward (no autograd graph) when it has one
         self.backward = getattr(model, "cross_entropy_backward", None) if plain else None
         self.plain = plain
+        # the regime's lr_schedule on the optimiser (None: constant), per batch or per epoch
+        self.schedule = build_schedule(regime, self.opt, batches=-(-len(x) // regime.batch_size))
 
     # --- resume ---------------------------------------------------------------------------
 
@@ -77,11 +80,14 @@ class Trainer:
         """What ``load_state`` needs to train on after the last epoch trained."""
         return {"optimizer": self.opt.state_dict(), "context": self.ctx.state(),
                 "diverged": list(self.diverged),
-                "best": [None if b is None else [b[0], b[1], b[2]] for b in self.best]}
+                "best": [None if b is None else [b[0], b[1], b[2]] for b in self.best],
+                "schedule": None if self.schedule is None else self.schedule.state_dict()}
 
     def load_state(self, state: dict, epoch: int, records: list[list[Record]]) -> None:
         self.opt.load_state_dict(state["optimizer"])
         self.ctx.load_state(state["context"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])
         self.diverged = list(state["diverged"])
         self.best = [None if b is None else (int(b[0]), float(b[1]), b[2])
                      for b in state["best"]]
@@ -111,6 +117,10 @@ class Trainer:
                 self._train_batch(xb, yb, len(flat) // self.members if self.stacked
                                   else len(idx))
                 step()
+                if self.schedule is not None:
+                    self.schedule.after_batch()
+            if self.schedule is not None:
+                self.schedule.after_epoch()
             self._end_epoch(epoch)
             yield epoch
 
