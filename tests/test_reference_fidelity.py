@@ -366,3 +366,61 @@ def test_bad_craft_mode_and_clamp_start_are_one_line_errors():
         TRADES(craft_mode="training")
     with pytest.raises(ValueError, match="clamp_start must be true or false"):
         MART(clamp_start=1)
+
+
+# --- what a changed default does to stored cells -----------------------------------------------
+
+SUITE = """[suite]
+name = "ids"
+seeds = 1
+[dataset]
+name = "digits"
+train = "train[:64]"
+test = "test[:32]"
+[model]
+name = "mlp"
+[regime]
+name = "{name}"
+{keys}
+"""
+
+
+def cell_of(tmp_path, name: str, keys: str = ""):
+    from benchbench.plugins import load_registry
+    from benchbench.suite.load import load_suite
+
+    path = tmp_path / f"{name}{len(list(tmp_path.iterdir()))}.toml"
+    path.write_text(SUITE.format(name=name, keys=keys))
+    return load_suite(path, load_registry()).cells()[0]
+
+
+def test_the_new_keys_at_their_defaults_keep_the_cell_ids_of_older_suites(tmp_path):
+    """clamp_start, craft_mode and lr_schedule are late keys: at their defaults, written out or
+    not, they stay out of the spec, so a suite written before them keeps its cell ids."""
+    implicit = cell_of(tmp_path, "trades")
+    assert not {"clamp_start", "craft_mode", "lr_schedule"} & set(implicit.regime.params)
+    explicit = cell_of(tmp_path, "trades", 'clamp_start = false\ncraft_mode = "eval"\n'
+                                           'lr_schedule = "constant"')
+    assert explicit.cell_id == implicit.cell_id
+    for keys in ("clamp_start = true", 'craft_mode = "train"', 'lr_schedule = "cosine"'):
+        assert cell_of(tmp_path, "trades", keys).cell_id != implicit.cell_id
+    # pgd_at's defaults are Madry's clamp and eval mode: the same cell as before either way
+    assert cell_of(tmp_path, "pgd_at", "clamp_start = true").cell_id == \
+        cell_of(tmp_path, "pgd_at").cell_id
+
+
+def test_cells_measured_before_the_reference_defaults_are_reported_as_other_code():
+    """trades, mart and fgsm_at measure other numbers than before for the same keys: their
+    revision is stored with every cell, so a store's older cells are stale (run, report and
+    leaderboard say so; ``run --force`` measures them again), never taken for new numbers."""
+    from benchbench.plugins import load_registry
+    from benchbench.store.versions import differences, installed_versions
+
+    installed = installed_versions(load_registry())
+    base = installed["benchbench"]
+    for name in ("trades", "mart", "fgsm_at"):
+        assert installed[f"regime:{name}"] == f"benchbench {base} revision 2"
+    for name in ("pgd_at", "standard"):
+        assert installed[f"regime:{name}"] == f"benchbench {base}"
+    stored = {"regime:trades": f"benchbench {base}", "regime:pgd_at": f"benchbench {base}"}
+    assert [d.name for d in differences(stored, installed)] == ["regime:trades"]
