@@ -41,8 +41,8 @@ class RichEvents(Events):
             self.started = True
         return self.progress
 
-    def log(self, message: str) -> None:
-        self.bars.console.print(message)
+    def log(self, message: str) -> None:  # literal (a path's [x] is no markup), one line
+        self.bars.console.print(message, markup=False, highlight=False, soft_wrap=True)
 
     def cell_started(self, spec, epochs, index, total) -> None:
         if self.cells is None:

@@ -244,3 +244,14 @@ def test_run_force_archives_a_store_breaking_an_invariant(cli, runs, whole):
     assert result.exit_code == 0, (result.output, result.exception)
     assert numbers(whole).equals(numbers(root / "whole"))
     assert len(list((whole / "archive").glob("*/results.sqlite"))) == 1
+
+
+def test_the_ignored_resume_file_is_one_line_on_stderr(cli, runs, stopped):
+    """Through the CLI: the line is not wrapped, nor its brackets read as markup."""
+    root, _ = runs
+    run_dir, resume = stopped
+    edit(resume, EDITS["accuracy 0.999 and elapsed -1e9"])
+    result = cli("run", root / "inv.toml", "--out", run_dir, "--device", "cpu")
+    assert result.exit_code == 0, (result.output, result.exception)
+    said = [line for line in result.stderr.splitlines() if "resume file ignored" in line]
+    assert len(said) == 1 and str(resume) in said[0] and said[0].endswith("from the first epoch")
