@@ -530,3 +530,26 @@ def test_the_schema_is_draft_2020_12_and_shipped_as_package_data():
     section = readme[readme.index("#### The entry format"):readme.index(
         "#### Checking the page in a browser")]
     assert all(f"`{key}`" in section for key in schema["properties"])
+
+
+def test_entries_built_from_a_store_are_held_to_the_format_before_anything_is_written(
+        cli, tmp_path, monkeypatch):
+    """Defence in depth behind the store's own checks: a number that is not finite on its way
+    from a store to an entry stops the build on one line, and --out is not even created."""
+    from benchbench.leaderboard import build
+
+    real = build.run_entries
+
+    def corrupted(*args, **kwargs):
+        found = real(*args, **kwargs)
+        found[0]["worst_case"]["mean"] = float("nan")
+        return found
+
+    monkeypatch.setattr(build, "run_entries", corrupted)
+    out = tmp_path / "new"
+    result = cli(FIXTURE, "--norm", "linf", "--eps", "0.2", "--out", out)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"error: {FIXTURE}: entry store_v2--mlp--standard: /worst_case/mean: nan is not a "
+        "finite number; allowed: the mean of values: a finite number in [0, 1]")
+    assert not out.exists()
