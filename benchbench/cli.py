@@ -112,24 +112,43 @@ def run(
     retries: Annotated[int, typer.Option(
         help="Times a unit whose worker process dies is run again (it resumes from its last "
              "checkpoint) before it is stored as failed.")] = 2,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress: only warnings, errors and the final lines.")]
+    = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Plain progress lines for every epoch and evaluation step "
+                                "(also on a terminal).")] = False,
+    tensorboard: Annotated[Path | None, typer.Option(
+        help="Also log every stored number to TensorBoard event files under DIR, one run per "
+             "cell (needs benchbench[tensorboard]).", metavar="DIR")] = None,
+    mlflow: Annotated[str | None, typer.Option(
+        help="Also log each cell as an MLflow run (params and metrics) to this tracking URI: a "
+             "directory or file: URI for a local file store, or a server (needs "
+             "benchbench[mlflow]).", metavar="URI")] = None,
 ) -> None:
     """Run a suite end to end: train, checkpoint, attack, store every number, write the report.
 
     Cells already stored in the run directory are skipped, so an interrupted run resumes (an
     unfinished cell from its last checkpoint).
     """
-    from benchbench.cli_progress import RichEvents, print_summary
+    from benchbench.cli_progress import Tee, make_events, print_summary
     from benchbench.engine.memory import keep_freed_memory
     from benchbench.engine.runner import run_suite
     from benchbench.suite.load import load_suite
+    from benchbench.tracking import check_extras, make_trackers
 
     try:
         check_dir_option("--data-dir", data_dir)
+        check_dir_option("--tensorboard", tensorboard)
+        check_extras(tensorboard=tensorboard, mlflow=mlflow, quiet=quiet, verbose=verbose)
         registry = _registry()
         spec = load_suite(suite, registry)
         run_dir = out or Path("runs") / spec.name
+        trackers = make_trackers(tensorboard=tensorboard, mlflow=mlflow, suite=spec.name,
+                                 run_dir=run_dir)
         keep_freed_memory()  # this process is ours: recycle freed blocks (engine/memory.py)
-        with RichEvents() as events:
+        with make_events(quiet=quiet, verbose=verbose) as display:
+            events = Tee(display, *trackers) if trackers else display
             summary = run_suite(
                 spec, registry=registry, out_dir=run_dir, device=device, data_dir=data_dir,
                 force=force, events=events, engine=engine, retries=retries,
@@ -144,7 +163,7 @@ def run(
                    "again to go on (unfinished cells resume from their last checkpoint)",
                    err=True)
         raise typer.Exit(130) from None
-    print_summary(summary)
+    print_summary(summary, tables=not quiet)
     if summary.stale:
         from benchbench.store.versions import describe_stale
 

@@ -35,6 +35,12 @@ class Events:
 class CellContext:
     """What a cell needs from its process: plugins, data, device and where checkpoints go."""
 
+    # numbers as they are measured (benchbench.engine.progress): the mean over the unit's
+    # members of an epoch's training records, and of a checkpoint's evaluation
+    def epoch_metrics(self, spec: CellSpec, epoch: int, metrics: dict[str, float]) -> None: ...
+    def checkpoint_done(self, spec: CellSpec, epoch: int, metrics: dict[str, float]) -> None: ...
+    # the runner's plan, once before any unit runs: (index of its first cell, cells, stacked)
+    def planned(self, units: list[tuple[int, int, bool]]) -> None: ...
     registry: object
     data: DataCache
     device: str = "cpu"
@@ -202,6 +208,7 @@ def train_unit(specs: list[CellSpec], ctx: CellContext, *, regime, model, x, y,
     from benchbench.regimes.context import TrainContext
 
     started, t0 = now(), time.perf_counter()
+    from benchbench.engine.progress import checkpoint_summary, epoch_summary
     first = specs[0]
     dataset = ctx.data.dataset(first.dataset)
     dtype = getattr(torch, regime.dtype)
@@ -239,6 +246,9 @@ def train_unit(specs: list[CellSpec], ctx: CellContext, *, regime, model, x, y,
             for i, spec in enumerate(specs):
                 save_checkpoint(checkpoint_path(ctx.checkpoint_dir, spec.cell_id, epoch),
                                 member_model(i), metadata={"cell_id": spec.cell_id,
+        fit = epoch_summary(records, epoch)
+        if fit:  # before epoch_done, so the epoch's progress line can show them
+            ctx.events.epoch_metrics(first, epoch, fit)
                                                            "epoch": epoch,
                                                            "spec": spec.to_json()})
         for mine, new in zip(records, evaluate(model, specs, ctx, attacks, dtype, epoch,
@@ -252,6 +262,7 @@ def train_unit(specs: list[CellSpec], ctx: CellContext, *, regime, model, x, y,
     if missing:
         error = (f"training stopped after epoch {reached} of {regime.epochs}: scheduled "
                  f"checkpoints {missing} were never reached")
+        ctx.events.checkpoint_done(first, epoch, checkpoint_summary(records, epoch))
         failed.update({i: error for i in range(len(specs))})
     if trainer is not None:
         _early_stopped(specs, ctx, trainer, attacks, dtype, member_model, failed)

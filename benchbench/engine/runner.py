@@ -278,6 +278,7 @@ def _run_units(store, todo: list[CellSpec], *, suite, registry, device, data_dir
             units = plan(todo, registry, engine=engine, device=device, out_dir=out_dir,
                          data_dir=data_dir, plugins={**registry.recipe, "token": token})
             by_uid = {u.uid: u for u in units}
+            events.planned([(u.index, len(u.cells), u.stack) for u in units])
             for done in runner.run(units, emit=lambda p: replay(p, events), retries=retries):
                 unit = by_uid.pop(done.uid)
                 store_unit(store, unit, done, {c.cell_id: provenance(

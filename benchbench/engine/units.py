@@ -53,8 +53,9 @@ class Unit:
 @dataclass(frozen=True)
 class Progress:
     """One progress event from a running unit: ``kind`` is an ``Events`` method (``log``,
-    ``cell_started``, ``epoch_done``, ``evaluating``, or ``unit_started``, which an executor may
-    use to learn which units a worker had begun), ``args`` its arguments as plain data."""
+    ``cell_started``, ``epoch_done``, ``evaluating``, ``epoch_metrics``, ``checkpoint_done``,
+    or ``unit_started``, which an executor may use to learn which units a worker had begun),
+    ``args`` its arguments as plain data."""
 
     uid: int
     kind: str
@@ -94,14 +95,25 @@ class Forward:
     def evaluating(self, spec, epoch, what):
         self.emit(Progress(self.uid, "evaluating", (spec, epoch, what)))
 
+    def epoch_metrics(self, spec, epoch, metrics):
+        self.emit(Progress(self.uid, "epoch_metrics", (spec, epoch, metrics)))
+
+    def checkpoint_done(self, spec, epoch, metrics):
+        self.emit(Progress(self.uid, "checkpoint_done", (spec, epoch, metrics)))
+
     def cell_finished(self, spec, outcome):
         pass
 
 
+REPLAYED = ("log", "cell_started", "epoch_done", "evaluating", "epoch_metrics",
+            "checkpoint_done")
+
+
 def replay(event: Progress, events: Events) -> None:
-    """Show a ``Progress`` from any process on the main process's ``events``."""
+    """Show a ``Progress`` from any process on the main process's ``events`` (an ``Events``
+    without a newer method, e.g. ``epoch_metrics``, simply does not get it)."""
     method = getattr(events, event.kind, None)
-    if method is not None and event.kind in ("log", "cell_started", "epoch_done", "evaluating"):
+    if method is not None and event.kind in REPLAYED:
         method(*event.args)
 
 
