@@ -150,10 +150,11 @@ def check_attack(attack_cls, **params) -> list[Check]:
     return passed("attack", conformance(attack_cls, **params))
 
 
+from benchbench.testing_models import check_model, model_conformance  # noqa: E402
 from benchbench.testing_regimes import check_regime, regime_conformance  # noqa: E402
 
-__all__ = ["check_attack", "check_regime", "conformance", "isolated_registry",
-           "regime_conformance", "tiny_data", "tiny_model"]
+__all__ = ["check_attack", "check_model", "check_regime", "conformance", "isolated_registry",
+           "model_conformance", "regime_conformance", "tiny_data", "tiny_model"]
 
 try:  # the pytest plugin: fixtures for plugin authors
     import pytest
@@ -167,5 +168,10 @@ try:  # the pytest plugin: fixtures for plugin authors
     def benchbench_check_regime():
         """``check_regime`` as a fixture: ``benchbench_check_regime(MyRegime, eps=0.1)``."""
         return check_regime
+
+    @pytest.fixture
+    def benchbench_check_model():
+        """``check_model`` as a fixture: ``benchbench_check_model(build_my_cnn, width=8)``."""
+        return check_model
 except ImportError:  # pytest is not needed to use the functions above
     pass
