@@ -133,7 +133,41 @@ def conformance(attack_cls, **params) -> list[Check]:
                            for i in range(len(x))], dim=1)
         check("per_example holds (each example as if alone)",
               torch.allclose(again, alone, atol=1e-6), "results depend on the rest of the batch")
+    checks.append(strength_check(attack))
     return checks
+
+
+#: the strength smoke test: a large eps (L2: the radius of that L-inf ball on 8x8 digits) at
+#: which any real attack fools an undefended tiny model on a clear fraction of its examples
+STRONG_EPS = {"linf": 0.5, "l2": 0.5 * 8.0}
+STRONG_FOOLED = 0.25  # identity: 0; random signs at 0.5 (the example plugin): 0.44; FGSM: 1.0
+
+
+def strength_check(attack) -> Check:
+    """Whether ``attack`` at ``STRONG_EPS`` fools the undefended ``tiny_model`` on at least
+    ``STRONG_FOOLED`` of the ``tiny_data`` examples it classifies correctly (counted by the
+    harness, after projection): an attack that leaves its inputs unchanged fails."""
+    import torch
+
+    from benchbench.attacks.harness import attack_batch
+
+    eps = STRONG_EPS.get(getattr(attack, "norm", None), STRONG_EPS["linf"])
+    model, (x, y) = tiny_model(), tiny_data()
+    name = f"fools an undefended model at eps {eps:g}"
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            result = attack_batch(attack, model, x.clone(), y.clone(), eps=[0.0, eps],
+                                  bounds=BOUNDS)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return Check(name, False, f"{type(exc).__name__}: {exc}")
+    clean = result.correct[0]
+    fooled = (clean & ~result.correct[1]).sum().item() / max(1, clean.sum().item())
+    return Check(name, fooled >= STRONG_FOOLED,
+                 "" if fooled >= STRONG_FOOLED else
+                 f"fooled {fooled:.0%} of the {clean.sum().item()} examples the model gets "
+                 f"right; a real attack fools at least {STRONG_FOOLED:.0%} at this eps (does "
+                 "perturb return its input unchanged?)")
 
 
 def passed(kind: str, checks: list[Check]) -> list[Check]:
