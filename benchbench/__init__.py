@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import pluggy
 
+from benchbench.engine import blas
+
+blas.request()  # MKL's strict reproducible mode, before torch's first product (an env variable)
+
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("benchbench")

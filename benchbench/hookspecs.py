@@ -25,7 +25,11 @@ What each kind of object must provide (duck-typed, no base classes needed):
   ``loss.backward()``. It may also add ``cross_entropy_input_grad(x, y) -> Tensor``: the
   gradient of the summed cross-entropy with respect to ``x`` (shaped like ``x``, the bits
   autograd would give), which crafting with plain cross-entropy (``pgd_at``, ``fgsm_at``) then
-  calls instead of building an autograd graph per step.
+  calls instead of building an autograd graph per step. A stack promises each member the bits
+  of the same model alone (a stack of one) at the same thread count: each member's products
+  must be computed by the same calls whatever the stack (``stacked_mlp._bmm``: one ``mm`` per
+  member on the CPU), since a batched product may round otherwise (README, "What is the same
+  bit for bit"); the harness's optimiser step and evaluation chunks do the rest.
 * dataset class: ``cls(**params)`` with ``splits``, ``bounds``, ``num_classes``, ``input_shape``,
   ``load(split, *, data_dir) -> (x, y)`` and ``prepare(*, data_dir, log) -> str``. ``load``
   returns ``x`` as ``Tensor[N, *input_shape]`` (any float dtype; the harness converts it:

@@ -80,7 +80,8 @@ def numbers(run_dir):
     with read_store(run_dir) as store:
         tidy = store.tidy()
         cells = store.cells()
-    return tidy.drop(columns=["finished", "engine"]), cells
+    # the device column names the thread count (provenance), which differs between executors
+    return tidy.drop(columns=["finished", "engine", "device"]), cells
 
 
 class Epochs(Events):
@@ -158,10 +159,22 @@ def test_a_killed_local_worker_is_retried_and_resumes(registry, tmp_path):
     assert any("a worker died" in m for m in events.logs)
     # the unit that died resumed after epoch 2: its epoch 3 ran twice, epochs 1-2 once; a unit
     # killed beside it resumes from its own last checkpoint, which it may not have reached yet
-    # (killed within its epoch 1: that epoch runs again), so its count is 1 or 2
-    assert events.seen.count(("h16", 1)) == 1 and events.seen.count(("h24", 1)) in (1, 2)
-    marker.write_text("1")  # already died: the same suite, uninterrupted (and safe inline)
-    run(suite, registry, tmp_path / "whole")
+    # (killed within its epoch 1: that epoch runs again), so its count is 1 or 2. Which unit
+    # reaches epoch 3 first depends on the machine's load: the plugin notes which one died.
+    died = (tmp_path / "deaths.0").read_text()
+    beside = ({"h16", "h24"} - {died}).pop()
+    assert events.seen.count((died, 1)) == 1 and events.seen.count((died, 3)) == 1
+    assert events.seen.count((beside, 1)) in (1, 2)
+    # the same suite, uninterrupted (already died: safe inline), with the workers' one thread
+    # each: numbers depend on the thread count (float rounding), not on the executor
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run(suite, registry, tmp_path / "whole")
+    finally:
+        torch.set_num_threads(threads)
     got, cells = numbers(tmp_path / "killed")
     assert got.equals(numbers(tmp_path / "whole")[0])
     assert len(cells) == 4 and {c["status"] for c in cells} == {"ok"}

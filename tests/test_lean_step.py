@@ -1,4 +1,5 @@
-"""lean_step: fused Adam's step without its bookkeeping, bit-identical to ``opt.step``."""
+"""lean_step: fused Adam's and SGD's step without their bookkeeping, bit-identical to
+``opt.step``, and member by member for a stack."""
 
 from __future__ import annotations
 
@@ -31,9 +32,80 @@ def test_lean_step_is_bit_identical_to_opt_step(adam):
         assert all(torch.equal(state[i][k], ref[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
 
 
+def train_sgd(step_of, **sgd):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, fused=True, **sgd)
+    step = step_of(opt)
+    x, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
+    for i in range(7):
+        opt.zero_grad(set_to_none=i % 2 == 0)
+        torch.nn.functional.cross_entropy(model(x[i:i + 20]), y[i:i + 20]).backward()
+        step()
+    return model.state_dict(), opt.state_dict()["state"]
+
+
+@pytest.mark.parametrize("sgd", [{}, {"momentum": 0.9}, {"momentum": 0.9, "weight_decay": 0.1},
+                                 {"momentum": 0.5, "dampening": 0.1}, {"maximize": True},
+                                 {"momentum": 0.9, "nesterov": True}])
+def test_lean_sgd_is_bit_identical_to_opt_step(sgd):
+    # the same kernel on the same tensors: exact on any CPU
+    weights, state = train_sgd(lean_step, **sgd)
+    ref_weights, ref_state = train_sgd(lambda opt: opt.step, **sgd)
+    assert all(torch.equal(weights[k], ref_weights[k]) for k in ref_weights)
+    assert state.keys() == ref_state.keys()
+    for i, ref in ref_state.items():
+        assert (state[i]["momentum_buffer"] is None) == (ref["momentum_buffer"] is None)
+        if ref["momentum_buffer"] is not None:
+            assert torch.equal(state[i]["momentum_buffer"], ref["momentum_buffer"])
+
+
+# Shapes whose element counts are and are not multiples of every vector width (4 to 16 lanes):
+# the digits MLP's last bias (10) is all scalar tail alone but vector lanes inside a stack.
+MEMBER_SHAPES = [(1, 10), (32, 64), (1, 7), (3, 5)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_each_member_of_a_stack_steps_exactly_as_its_own_tensor(kind, dtype):
+    # Exact on any CPU: with members=S the kernel gets each member's slice as a tensor of its
+    # own, so a member's elements take the same (vector or tail) path as the member alone.
+    members = 5
+    gen = torch.Generator().manual_seed(0)
+    stacked = [torch.nn.Parameter(torch.randn(members, *s, generator=gen, dtype=dtype))
+               for s in MEMBER_SHAPES]
+    alone = [[torch.nn.Parameter(p.detach()[i].clone()) for p in stacked]
+             for i in range(members)]
+
+    def make(params):
+        if kind == "adam":
+            return torch.optim.Adam(params, lr=0.01, weight_decay=0.01, fused=True)
+        return torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=0.01, fused=True)
+
+    opt = make(stacked)
+    step = lean_step(opt, members=members)
+    singles = [make(ps) for ps in alone]
+    single_steps = [lean_step(o) for o in singles]
+    for _ in range(6):
+        for p in stacked:
+            p.grad = torch.randn(p.shape, generator=gen, dtype=dtype)
+        for i, ps in enumerate(alone):
+            for p, q in zip(ps, stacked, strict=True):
+                p.grad = q.grad[i].clone()
+        step()
+        for s in single_steps:
+            s()
+    for i, ps in enumerate(alone):
+        for p, q in zip(ps, stacked, strict=True):
+            assert torch.equal(p.detach(), q.detach()[i]), (kind, i, tuple(p.shape))
+    # the stacked optimiser's state is torch.optim's own, and resumes like it
+    assert torch.optim.Adam is not type(opt) or all(
+        set(opt.state[p]) == {"step", "exp_avg", "exp_avg_sq"} for p in stacked)
+
+
 def test_lean_step_leaves_what_it_does_not_cover_to_opt_step():
     params = [torch.nn.Parameter(torch.ones(3))]
-    for opt in (torch.optim.SGD(params, lr=0.1, fused=True),
+    for opt in (torch.optim.SGD(params, lr=0.1),  # not fused
                 torch.optim.Adam(params, lr=0.1),  # not fused
                 torch.optim.Adam(params, lr=0.1, fused=True, amsgrad=True),
                 torch.optim.Adam(params, lr=torch.tensor(0.1), fused=True)):

@@ -353,14 +353,32 @@ def test_a_failing_member_fails_alone_with_its_own_error(plugin_registry, tmp_pa
 
 # --- the founding numbers did not move --------------------------------------------------------
 
-def test_quick_digits_numbers_are_bit_identical_to_the_engine_before_regimes(registry,
-                                                                              tmp_path):
-    reference = json.loads((Path(__file__).parent / "fixtures"
-                            / "quick_digits_reference.json").read_text())
-    suite = load_suite(Path(__file__).parents[1] / "suites" / "quick_digits.toml", registry)
-    run(suite, registry, tmp_path / "run")
-    with read_store(tmp_path / "run") as store:
-        rows = store.conn.execute("SELECT cell_id, epoch, split, attack, eps, metric, value "
-                                  "FROM results WHERE attack NOT LIKE 'worst\\_%' ESCAPE '\\' "
-                                  "ORDER BY 1, 2, 3, 4, 5, 6").fetchall()
-    assert [[*r[:6], float(r[6]).hex()] for r in rows] == reference["rows"]
+# Counts over n (accuracies, the masking fractions) are compared exactly on every CPU: they
+# change only if an example crosses a decision boundary. Losses are means of float32
+# cross-entropies, summed in another order by another CPU's kernels (and trained by weights that
+# differ by that rounding): 18 steps x 6 epochs of float32 rounding (2**-24 ~ 6e-8 each, growing
+# at most linearly) stay far below 1e-5 relative; measured between an Intel AVX-512 and an AMD
+# Zen 4 machine (the engine before per-member products there): 7.6e-8 relative, counts
+# identical. On the CPU kind, thread count and torch that made the fixture
+# every bit must match.
+COUNT_METRICS = {"accuracy", "zero_grad_frac", "saturated_frac"}
+LOSS_RTOL = 1e-5
+
+
+def test_quick_digits_numbers_match_the_reference_run(registry, tmp_path):
+    import math
+
+    from tests.reference_run import FIXTURE, cpu_kind, run_quick_digits
+
+    reference = json.loads(FIXTURE.read_text())
+    rows = run_quick_digits(registry, tmp_path / "run")
+    assert [r[:6] for r in rows] == [r[:6] for r in reference["rows"]]
+    if cpu_kind() == reference["cpu_kind"]:  # the same path twice: exact
+        assert rows == reference["rows"]
+        return
+    for got, want in zip(rows, reference["rows"], strict=True):
+        a, b = float.fromhex(got[6]), float.fromhex(want[6])
+        if got[5] in COUNT_METRICS:
+            assert a == b, got
+        else:
+            assert math.isclose(a, b, rel_tol=LOSS_RTOL), (got, want)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from benchbench.engine import blas
 from benchbench.engine.data import DataCache, build
 from benchbench.engine.evaluate import Record, attack_records, clean_records, masking_records
 from benchbench.store.checkpoints import checkpoint_path, save_checkpoint
@@ -17,8 +18,13 @@ from benchbench.store.examples import CORRECT
 from benchbench.store.versions import plugin_version
 from benchbench.suite.cells import CellSpec, ComponentRef
 
-EVAL_BATCH = 10_000  # rows per forward pass when measuring clean accuracy and loss
-ATTACK_BATCH = 1_000  # rows per attack call: keeps every element-wise pass in the CPU's cache
+EVAL_BATCH = 10_000  # rows per forward pass when measuring clean accuracy and loss (5 members)
+ATTACK_BATCH = 1_000  # rows per attack call (5 members): every element-wise pass stays in cache
+# Each member's rows per call are fixed, whatever the stack: a product's bits can depend on its
+# row count (MKL takes other kernels for few rows), so a member measures the same chunks alone
+# as in a stack of any size.
+EVAL_ROWS = EVAL_BATCH // 5
+ATTACK_ROWS = ATTACK_BATCH // 5
 
 
 class Events:
@@ -29,18 +35,18 @@ class Events:
     def epoch_done(self, spec: CellSpec, epoch: int) -> None: ...
     def evaluating(self, spec: CellSpec, epoch: int, what: str) -> None: ...
     def cell_finished(self, spec: CellSpec, outcome: CellOutcome) -> None: ...
-
-
-@dataclass
-class CellContext:
-    """What a cell needs from its process: plugins, data, device and where checkpoints go."""
-
     # numbers as they are measured (benchbench.engine.progress): the mean over the unit's
     # members of an epoch's training records, and of a checkpoint's evaluation
     def epoch_metrics(self, spec: CellSpec, epoch: int, metrics: dict[str, float]) -> None: ...
     def checkpoint_done(self, spec: CellSpec, epoch: int, metrics: dict[str, float]) -> None: ...
     # the runner's plan, once before any unit runs: (index of its first cell, cells, stacked)
     def planned(self, units: list[tuple[int, int, bool]]) -> None: ...
+
+
+@dataclass
+class CellContext:
+    """What a cell needs from its process: plugins, data, device and where checkpoints go."""
+
     registry: object
     data: DataCache
     device: str = "cpu"
@@ -94,13 +100,13 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
             for role in ("train", "test")}
     for role, (x, y) in data.items():
         ctx.events.evaluating(spec, epoch, f"clean {role}")
-        per = clean_records(model, x, y, epoch=epoch, split=role, batch_size=EVAL_BATCH,
+        per = clean_records(model, x, y, epoch=epoch, split=role, batch_size=EVAL_ROWS * members,
                             members=members, examples=True)
         for mine, new in zip(records, per, strict=True):
             mine += new
     ctx.events.evaluating(spec, epoch, "gradient-masking checks")
     per = masking_records(model, *data["test"], epoch=epoch, split="test",
-                          batch_size=ATTACK_BATCH, members=members)
+                          batch_size=ATTACK_ROWS * members, members=members)
     for mine, new in zip(records, per, strict=True):
         mine += new
     devices = [torch.cuda.current_device()] if ctx.device == "cuda" else []
@@ -110,7 +116,7 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed * 100_003 + epoch)
             return attack_records(net, attack, ref, x, y, epoch=epoch, bounds=bounds,
-                                  batch_size=ATTACK_BATCH, members=size, examples=True)
+                                  batch_size=ATTACK_ROWS * size, members=size, examples=True)
 
     last = max(ctx.data.registry.get("regime", spec.regime.name).obj(**spec.regime.params)
                .checkpoint_epochs) if any(ref.at == "last" for ref, _ in attacks) else None
@@ -202,13 +208,15 @@ def train_unit(specs: list[CellSpec], ctx: CellContext, *, regime, model, x, y,
     ``train``) starts over. A member whose weights stop being finite, whose numbers are not, or
     on which an attack raises fails alone, with its own error; if training stops before a
     scheduled checkpoint, every member fails saying so."""
+    from benchbench.engine.progress import checkpoint_summary, epoch_summary
     from benchbench.engine.resume import load_resume, resume_path, save_resume
     from benchbench.engine.training import Trainer
     from benchbench.regimes.base import harness_driven
     from benchbench.regimes.context import TrainContext
 
+    blas.warn_once_if_not_reproducible()
+
     started, t0 = now(), time.perf_counter()
-    from benchbench.engine.progress import checkpoint_summary, epoch_summary
     first = specs[0]
     dataset = ctx.data.dataset(first.dataset)
     dtype = getattr(torch, regime.dtype)
@@ -238,6 +246,9 @@ def train_unit(specs: list[CellSpec], ctx: CellContext, *, regime, model, x, y,
     schedule, reached = set(regime.checkpoint_epochs), 0
     for epoch in _in_stream(epochs, first.seed * 100_003, resumed.rng if resumed else None,
                             ctx.device):
+        fit = epoch_summary(records, epoch)
+        if fit:  # before epoch_done, so the epoch's progress line can show them
+            ctx.events.epoch_metrics(first, epoch, fit)
         ctx.events.epoch_done(first, epoch)
         reached = max(reached, epoch)
         if epoch not in schedule:
@@ -246,14 +257,12 @@ def train_unit(specs: list[CellSpec], ctx: CellContext, *, regime, model, x, y,
             for i, spec in enumerate(specs):
                 save_checkpoint(checkpoint_path(ctx.checkpoint_dir, spec.cell_id, epoch),
                                 member_model(i), metadata={"cell_id": spec.cell_id,
-        fit = epoch_summary(records, epoch)
-        if fit:  # before epoch_done, so the epoch's progress line can show them
-            ctx.events.epoch_metrics(first, epoch, fit)
                                                            "epoch": epoch,
                                                            "spec": spec.to_json()})
         for mine, new in zip(records, evaluate(model, specs, ctx, attacks, dtype, epoch,
                                                member_model, failed), strict=True):
             mine += new
+        ctx.events.checkpoint_done(first, epoch, checkpoint_summary(records, epoch))
         if trainer is not None and path is not None and epoch < regime.epochs:
             save_resume(path, specs, epoch=epoch, model=model, trainer=trainer.state(),
                         records=records, elapsed_s=time.perf_counter() - t0,
@@ -262,7 +271,6 @@ def train_unit(specs: list[CellSpec], ctx: CellContext, *, regime, model, x, y,
     if missing:
         error = (f"training stopped after epoch {reached} of {regime.epochs}: scheduled "
                  f"checkpoints {missing} were never reached")
-        ctx.events.checkpoint_done(first, epoch, checkpoint_summary(records, epoch))
         failed.update({i: error for i in range(len(specs))})
     if trainer is not None:
         _early_stopped(specs, ctx, trainer, attacks, dtype, member_model, failed)
@@ -274,7 +282,8 @@ def train_unit(specs: list[CellSpec], ctx: CellContext, *, regime, model, x, y,
         if problem:
             failed[i] = problem
     wall = time.perf_counter() - t0
-    outcomes = [CellOutcome(spec, recs, regime.dtype, ctx.device, started, now(),
+    device = blas.describe(ctx.device)  # threads, CPU kernels and BLAS mode: provenance
+    outcomes = [CellOutcome(spec, recs, regime.dtype, device, started, now(),
                             wall / len(specs), engine=engine, error=failed.get(i))
                 for i, (spec, recs) in enumerate(zip(specs, records, strict=True))]
     for outcome in outcomes:

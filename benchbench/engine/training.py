@@ -97,7 +97,7 @@ class Trainer:
 
     def epochs(self) -> Iterator[int]:
         regime, model, x, y, ctx = self.regime, self.model, self.x, self.y, self.ctx
-        step = self.step or lean_step(self.opt)
+        step = self.step or lean_step(self.opt, members=self.members if self.stacked else 1)
         n, size = len(x), regime.batch_size
         ctx.batches = -(-n // size)
         streams = [shuffles(n, seed, regime.epochs) for seed in self.seeds]

@@ -20,12 +20,6 @@ from torch import nn
 
 _ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
 _FORWARD = {"relu": torch.relu_, "tanh": torch.tanh_, "sigmoid": torch.sigmoid_}  # in place
-# Products of at least this many multiply-adds per member are split so every thread gets the
-# same work (see _bmm). Measured on 2 cores: pays for 100x784x200 (layer 1 of the seed MLP),
-# does not for 100x200x300 or smaller.
-SPLIT_MACS = 10_000_000
-
-
 def _activation_backward(grad: torch.Tensor, h: torch.Tensor, act: str) -> torch.Tensor:
     """``grad * act'(z)`` from the activation's output ``h``: autograd's own backward ops."""
     if act == "relu":  # grad where h > 0, else 0
@@ -47,22 +41,20 @@ def _bmm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None,
          out: torch.Tensor | None = None) -> torch.Tensor:
     """``bias + a @ b`` for stacked ``a`` [S, m, k] and ``b`` [S, k, n] (into ``out`` if given).
 
-    torch's CPU ``bmm`` hands each thread whole members, so 5 members on 2 threads run as 3 + 2
-    (the 3 bound the time). Large products on the CPU therefore run as one ``bmm`` over the
-    largest multiple of the thread count and one multi-threaded ``mm`` per remaining member.
-    The numbers are those of the plain ``bmm`` up to float rounding.
+    On the CPU every member's product is its own ``mm``/``addmm`` call on its 2-d slices, the
+    very call the member makes alone (a stack of one), so a member's bits do not depend on the
+    stack around it. One ``bmm`` over the stack rounds otherwise: MKL's batched product runs
+    each member on one thread, its single product may split a small result's sums over threads
+    (the last layer's weight gradient), and it takes other kernels by layout. Per-member calls
+    also keep both cores busy for every member (``bmm`` gave 5 members on 2 threads as 3 + 2).
+    On CUDA the stack stays one ``bmm``/``baddbmm``.
     """
-    members, m, k = a.shape
-    n = b.shape[2]
-    even = members
-    if m * n * k >= SPLIT_MACS and a.device.type == "cpu":
-        even -= members % torch.get_num_threads()
-    if even in (0, members):
+    if a.device.type != "cpu":
         return _product(a, b, bias, out)
     if out is None:
-        out = a.new_empty(members, m, n)
-    for part in [slice(0, even), *range(even, members)]:
-        _product(a[part], b[part], None if bias is None else bias[part], out[part])
+        out = a.new_empty(a.shape[0], a.shape[1], b.shape[2])
+    for i in range(a.shape[0]):
+        _product(a[i], b[i], None if bias is None else bias[i], out[i])
     return out
 
 

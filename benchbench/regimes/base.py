@@ -11,7 +11,9 @@ The harness (``benchbench.engine.training``) owns everything else: epochs, shuff
 the optimiser, stacking several seeds into one model, checkpoints, resume and the records. A
 batch holds ``ctx.members`` members' rows one after the other (member-major; one member when the
 model trains alone), and the harness averages each member's losses over its own rows, so member
-``i`` trains exactly as it would alone. ``ctx`` (``benchbench.regimes.context.TrainContext``)
+``i`` trains exactly as it would alone (bit for bit as a stack of one at the same thread
+count: README, "What is the same bit for bit").
+``ctx`` (``benchbench.regimes.context.TrainContext``)
 gives the threat model (bounds, dtype, any registered attack, projection), one seeded random
 generator per member and a way to record numbers per epoch.
 

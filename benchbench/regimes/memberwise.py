@@ -4,8 +4,9 @@ A stacked model holds several members per tensor (``[members, ...]``), and ``tor
 one learning rate per tensor. ``MemberwiseOptimizer`` keeps ``torch.optim``'s own state
 (``exp_avg``, ``exp_avg_sq`` and a float32 ``step`` for Adam; ``momentum_buffer`` for SGD) and
 calls the fused kernel that ``torch.optim.Adam/SGD(fused=True)`` call, once per run of
-consecutive members that share hyper-parameters, on slices of the stacked tensors. The kernels
-are element-wise, so every member's numbers are bit for bit those of its own fused ``torch.optim``
+consecutive members that share hyper-parameters, with each member's slice of the stacked tensors
+as a tensor of its own (``benchbench.regimes.lean_step``: the kernels' vector and tail loops round
+differently), so every member's numbers are bit for bit those of its own fused ``torch.optim``
 optimiser (tested); members that share hyper-parameters cost one kernel call, like one optimiser.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
-from benchbench.regimes.lean_step import fused_adam
+from benchbench.regimes.lean_step import fused_adam, fused_sgd
 
 KINDS = ("adam", "sgd")
 
@@ -83,16 +84,12 @@ class MemberwiseOptimizer:
                            [self.exp_avg_sq[i][lo:hi] for i in live],
                            [self.steps[r][i] for i in live], lr=h["lr"],
                            betas=h.get("betas", (0.9, 0.999)), eps=h.get("eps", 1e-8),
-                           weight_decay=h["weight_decay"])
+                           weight_decay=h["weight_decay"], members=hi - lo)
                 continue
             momentum = h.get("momentum", 0.0)
-            torch._fused_sgd_(params, member_grads,
-                              [self.momentum_buffer[i][lo:hi] for i in live] if momentum
-                              else [],
-                              weight_decay=h["weight_decay"], momentum=momentum, lr=h["lr"],
-                              dampening=0.0, nesterov=False, maximize=False,
-                              is_first_step=self.first[r] and bool(momentum),
-                              grad_scale=None, found_inf=None)
+            fused_sgd(params, member_grads, [self.momentum_buffer[i][lo:hi] for i in live],
+                      lr=h["lr"], momentum=momentum, weight_decay=h["weight_decay"],
+                      first=self.first[r], members=hi - lo)
             self.first[r] = False
 
 

@@ -23,9 +23,16 @@ class Crashy(StandardTraining):
     def loss(self, ctx, model, x, x_train, y):
         if ctx.epoch == self.die_at and ctx.batch == 0 and self.marker:
             path = Path(self.marker)
-            deaths = int(path.read_text() or 0) if path.exists() else 0
-            if deaths < self.times:
-                path.write_text(str(deaths + 1))
+            # claim death number n atomically (two workers may get here at once under load),
+            # note which model died (its first hidden width), then count the deaths
+            for n in range(self.times):
+                try:
+                    fd = os.open(f"{path}.{n}", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:
+                    continue
+                os.write(fd, f"h{next(model.parameters()).shape[-2]}".encode())
+                os.close(fd)
+                path.write_text(str(n + 1))
                 os.kill(os.getpid(), signal.SIGKILL)
         return super().loss(ctx, model, x, x_train, y)
 
