@@ -178,7 +178,7 @@ def _conformance(factory, input_shape, num_classes: int, params: dict) -> list:
         for step in range(TRAIN_STEPS + 1):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(1000)  # one dropout mask: the losses compare the weights
-                loss = F.cross_entropy(model(x), y)
+                loss = F.cross_entropy(model(x.clone()), y)  # x stays the kit's
             losses.append(float(loss.detach()))
             if step < TRAIN_STEPS:
                 opt.zero_grad()
@@ -194,7 +194,7 @@ def _conformance(factory, input_shape, num_classes: int, params: dict) -> list:
     for dtype in (torch.float32, torch.float64):
         name = str(dtype).removeprefix("torch.")
         net = copy.deepcopy(model).to(dtype)
-        xd = x.to(dtype)
+        xd = x.to(dtype, copy=True)
         wrong = [k for k, v in net.state_dict().items()
                  if v.is_floating_point() and v.dtype != dtype]
         wrong += [f"buffer {k}" for k, v in net.named_buffers()
@@ -237,7 +237,7 @@ def _conformance(factory, input_shape, num_classes: int, params: dict) -> list:
               "two train-mode passes from one state and one seed differ")
 
     net = copy.deepcopy(model).to(torch.float64)
-    xd = x.to(torch.float64)
+    xd = x.to(torch.float64, copy=True)
     bn, dropout, declared = _mode_claims(net)
     before = _state(net)
     evals = _forward(net, xd, train=False)
@@ -267,12 +267,12 @@ def _conformance(factory, input_shape, num_classes: int, params: dict) -> list:
     check("float32 and float64 agree", gap <= TOL_DTYPE * _scale(b),
           f"logits differ by {gap:.3g} (allowed {TOL_DTYPE * _scale(b):.3g})")
 
-    ref = _forward(model, x, train=False)
+    ref = _forward(model, x.clone(), train=False)
     for label, load in (("state_dict", lambda s: s), ("safetensors", _through_safetensors)):
         fresh = build(factory, SEEDS[1], input_shape, num_classes, params)
         try:
             fresh.load_state_dict(load(model.state_dict()), strict=True)
-            ok = torch.equal(_forward(fresh, x, train=False), ref) and _same_state(
+            ok = torch.equal(_forward(fresh, x.clone(), train=False), ref) and _same_state(
                 _state(fresh), _state(model))
             detail = "the loaded model's logits or state differ"
         except Exception as exc:  # noqa: BLE001 - reported, not raised
