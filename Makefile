@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 SUITE ?= suites/overfit_mnist.toml
 EXAMPLE := plugins/benchbench-example-attack
 EXAMPLE_REGIME := plugins/benchbench-example-regime
+EXAMPLE_MODEL := plugins/benchbench-example-model
 
 .PHONY: run test lint setup clean-venv lock
 
@@ -21,9 +22,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml requirements.lock $(EXAMPLE)/pyproject.toml \
-		$(EXAMPLE_REGIME)/pyproject.toml $(VENV)/.installed
+		$(EXAMPLE_REGIME)/pyproject.toml $(EXAMPLE_MODEL)/pyproject.toml $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,art,ray]" -e $(EXAMPLE) \
-		-e $(EXAMPLE_REGIME)
+		-e $(EXAMPLE_REGIME) -e $(EXAMPLE_MODEL)
 	touch $@
 
 setup: $(VENV)/.installed
