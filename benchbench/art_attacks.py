@@ -92,6 +92,12 @@ class ARTAttack:
         return self.takes_eps
 
     @classmethod
+    def key_source(cls):
+        """ART's constructor: its signature and ``:param:`` lines are the keys' types,
+        defaults and documentation (``benchbench plugins show``)."""
+        return art_class(cls.art_name).__init__
+
+    @classmethod
     def suite_params(cls) -> list[str]:
         sig = inspect.signature(art_class(cls.art_name).__init__)
         names = [p for p in sig.parameters if p not in FIXED and p != "norm"]

@@ -95,6 +95,14 @@ class ARTRegime:
         return getattr(art_import(TRAINERS, "regime"), cls.art_name)
 
     @classmethod
+    def key_source(cls) -> list:
+        """Where ART documents the keys (``benchbench plugins show``): the trainer's
+        constructor, then PGD's and the trainer's ``fit``."""
+        trainer = cls.trainer_class()
+        evasion = art_import("art.attacks.evasion", "regime")
+        return [trainer.__init__, evasion.ProjectedGradientDescent.__init__, trainer.fit]
+
+    @classmethod
     def suite_params(cls) -> list[str]:
         """ART's constructor arguments (less what benchbench decides), the attack's PGD keys,
         the fit's batch size, then benchbench's own keys."""

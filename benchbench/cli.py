@@ -5,6 +5,7 @@ Nothing heavy is imported at module level, so ``benchbench --help`` never import
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -52,6 +53,21 @@ app = typer.Typer(help="Benchmark attacks and training regimes on classifiers.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Manage datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from benchbench.cli_info import version_text
+
+        typer.echo(version_text())
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool | None, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Show benchbench's version (and torch's, the plugins') and exit.")] = None) -> None:
+    """Benchmark attacks and training regimes on classifiers."""
 
 
 def fail(exc: BenchbenchError) -> typer.Exit:
@@ -192,18 +208,45 @@ def plugins(ctx: typer.Context,
         raise fail(exc) from None
 
 
+@plugins_app.command("show")
+def plugins_show(
+    name: Annotated[str, typer.Argument(help="A registered name, e.g. pgd or trades.")],
+    kind: Annotated[str | None, typer.Option(help="model, dataset, attack, regime or executor "
+                                                  "[default: every kind with this name]")]
+    = None,
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show one plugin: its kind, source, summary, every suite key (type, default and
+    documentation) and what it declares."""
+    from benchbench.cli_info import find, plugin_info, render_info
+
+    try:
+        registry = _registry()
+        infos = [plugin_info(registry, entry) for entry in find(registry, name, kind)]
+    except BenchbenchError as exc:
+        raise fail(exc) from None
+    if json_:
+        typer.echo(json.dumps({"plugins": infos}, indent=2, default=str))
+    else:
+        typer.echo("\n\n".join(render_info(info) for info in infos))
+
+
 @plugins_app.command("check")
 def plugins_check(
-    name: Annotated[str, typer.Argument(help="A registered attack, e.g. fgsm.")],
+    name: Annotated[str, typer.Argument(help="A registered attack, regime or model, e.g. "
+                                              "fgsm.")],
     param: Annotated[list[str] | None, typer.Option(
         "--param", help="A parameter as key=value (the value in TOML syntax); repeatable.")]
     = None,
+    kind: Annotated[str | None, typer.Option(
+        help="attack, regime or model, where a name is registered as several")] = None,
 ) -> None:
-    """Run the attack conformance checks (benchbench.testing) on a registered attack."""
+    """Run the conformance checks of the plugin's kind (benchbench.testing: the attack, regime
+    and model kits) on a registered plugin."""
     import tomllib
 
+    from benchbench.cli_info import run_checks
     from benchbench.cli_progress import print_checks
-    from benchbench.testing import conformance
 
     try:
         params = {}
@@ -217,29 +260,38 @@ def plugins_check(
                 raise BenchbenchError(f"--param {item!r}: write key=value with a TOML value, "
                                       "e.g. --param steps=10 or --param \"loss='margin'\"")
             params.update(parsed)
-        registry = _registry()
-        attack = registry.get("attack", name)
-        _check_params(registry, name, params)
-        checks = conformance(attack.obj, **params)
+        entry, checks = run_checks(_registry(), name, kind=kind, params=params)
     except BenchbenchError as exc:
         raise fail(exc) from None
-    print_checks(name, checks)
+    print_checks(name, checks, kind=entry.kind)
     if not all(c.passed for c in checks):
         raise typer.Exit(1)
 
 
-def _check_params(registry, name: str, params: dict) -> None:
-    """Refuse ``--param`` keys the attack does not take (exit 2). A value its constructor
-    refuses is reported by the conformance checks as a failed "builds" check (exit 1)."""
+@app.command()
+def validate(
+    suite: Annotated[Path, typer.Argument(help="Suite file (TOML).")],
+    out: Annotated[Path | None, typer.Option(
+        help="The run directory to plan for [default: runs/<suite name>]")] = None,
+    engine: Annotated[str, typer.Option(help="auto or sequential, as for run.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    executor: Annotated[str | None, typer.Option(
+        help="As for run [default: inline, or local with --workers].")] = None,
+    workers: Annotated[int | None, typer.Option(help="As for run.")] = None,
+) -> None:
+    """Check a suite as run does before it starts (every key, every plugin built once, the
+    options) and show the plan: the units of cells it would run, each with its engine
+    (stacked xN, sequential or self-driven). Nothing is written."""
+    from benchbench.cli_info import render_plan
+    from benchbench.cli_info import validate as plan_suite
+
     try:
-        allowed = registry.params_of("attack", name)
-    except Exception as exc:  # noqa: BLE001 - a missing extra or a broken plugin: one line
-        raise BenchbenchError(f"attack {name!r} from {registry.get('attack', name).source}: "
-                              f"{exc}") from None
-    for key in params:
-        if key not in allowed:
-            raise BenchbenchError(f"--param {key}: unknown parameter for attack {name!r}; "
-                                  f"allowed: {', '.join(allowed) or 'none'}")
+        plan = plan_suite(suite, registry=_registry(), out=out, engine=engine, device=device,
+                          executor=executor or ("local" if workers is not None else "inline"),
+                          executor_options=dict(workers=workers))
+    except BenchbenchError as exc:
+        raise fail(exc) from None
+    typer.echo(render_plan(plan))
 
 
 @app.command()

@@ -389,8 +389,8 @@ def print_plugins(registry, *, as_json: bool) -> None:
                       f"{f['error']}")
 
 
-def print_checks(name: str, checks) -> None:
-    table = Table(title=f"conformance of attack {name!r}")
+def print_checks(name: str, checks, *, kind: str = "attack") -> None:
+    table = Table(title=f"conformance of {kind} {name!r}")
     for col in ("check", "result", "detail"):
         table.add_column(col)
     for c in checks:

@@ -113,7 +113,8 @@ class Register(Protocol):
     """The callback every register hook receives."""
 
     def __call__(self, name: str, obj: object, *, summary: str | None = None) -> None:
-        """Register ``obj`` under ``name``; ``summary`` defaults to the first docstring line."""
+        """Register ``obj`` under ``name``; ``summary`` defaults to the docstring's first
+        sentence (``benchbench.docstrings.summary``)."""
 
 
 @hookspec

@@ -182,6 +182,8 @@ def build_plugin_manager(*, load_entry_points: bool = True, extra: tuple[object,
 def collect(pm: pluggy.PluginManager, sources: dict[str, Source],
             failures: list[Failure] | None = None) -> Registry:
     """Call every register hook of every plugin and gather the entries."""
+    from benchbench.docstrings import summary as first_sentence
+
     registry = Registry(failures=list(failures or ()))
     for kind in KINDS:
         caller = getattr(pm.hook, f"register_{kind}s")
@@ -192,7 +194,7 @@ def collect(pm: pluggy.PluginManager, sources: dict[str, Source],
             def register(name: str, obj: object, *, summary: str | None = None,
                          _kind: str = kind, _source: Source = source,
                          _pending: list[Entry] = pending) -> None:
-                doc = summary or (inspect.getdoc(obj) or "").strip().split("\n")[0]
+                doc = first_sentence(summary or inspect.getdoc(obj) or "")
                 _pending.append(Entry(_kind, name, obj, _source, doc))
 
             try:
