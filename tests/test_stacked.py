@@ -230,3 +230,46 @@ def test_cross_entropy_input_grad_has_autograds_bits(dtype):
     got = stack.cross_entropy_input_grad(x, y)
     assert got.shape == x.shape and torch.equal(got, expected)
     assert got[40:].flatten(1).eq(0).all(1).any()  # a saturated example: exactly zero
+
+
+@pytest.mark.parametrize(("inputs", "hidden"), [(64, [16]), (64, [24]), (64, [64, 32]),
+                                                (784, [200, 300])])
+def test_a_member_has_the_same_bits_in_any_stack_and_on_one_or_two_threads(inputs, hidden):
+    """float32, 8 Adam steps: member 1 of a stack of 3 ends with the weights of the same model as
+    a stack of one, at 1 and at 2 threads. Exact on any CPU: each member's products are the same
+    calls in every stack (``_bmm``), a small result's product runs on one thread
+    (``ONE_THREAD_OUTPUT``: MKL splits its sums by thread count, e.g. the [10, 16] weight
+    gradient from 100 rows), larger ones are split by rows and columns in MKL's strict mode,
+    and the optimiser gets each member's slice as its own tensor (``lean_step``)."""
+    from benchbench.models.mlp import build_mlp
+    from benchbench.regimes.lean_step import lean_step
+
+    side = int(inputs ** 0.5)
+
+    def model(seed):
+        torch.manual_seed(seed)
+        return build_mlp(input_shape=(1, side, side), num_classes=10, hidden=hidden)
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 8, 100, inputs, generator=gen)
+    y = torch.randint(0, 10, (3, 8, 100), generator=gen)
+
+    def train(seeds, threads):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            stack = stack_mlps([model(s) for s in seeds])
+            opt = torch.optim.Adam(stack.parameters(), lr=0.01, fused=True)
+            step = lean_step(opt, members=len(seeds))
+            for b in range(8):
+                stack.cross_entropy_backward(x[list(seeds), b].reshape(-1, inputs),
+                                             y[list(seeds), b].reshape(-1))
+                step()
+        finally:
+            torch.set_num_threads(before)
+        return [p.detach()[seeds.index(1)] for p in stack.parameters()]
+
+    alone = train((1,), 2)
+    for seeds, threads in [((1,), 1), ((0, 1, 2), 2), ((0, 1, 2), 1), ((2, 1), 2)]:
+        got = train(seeds, threads)
+        assert all(torch.equal(a, b) for a, b in zip(got, alone, strict=True)), (seeds, threads)

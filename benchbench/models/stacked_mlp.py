@@ -20,6 +20,11 @@ from torch import nn
 
 _ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
 _FORWARD = {"relu": torch.relu_, "tanh": torch.tanh_, "sigmoid": torch.sigmoid_}  # in place
+# A member's product with a result smaller than this runs on one thread: MKL may split a small
+# result's sums over threads (the last layer's weight gradient, [10, 16] from 100 rows, even in
+# its strict reproducible mode), which made a member's bits depend on the thread count. Such
+# products are a few hundred thousand multiply-adds: one thread costs them nothing measurable.
+ONE_THREAD_OUTPUT = 4096
 def _activation_backward(grad: torch.Tensor, h: torch.Tensor, act: str) -> torch.Tensor:
     """``grad * act'(z)`` from the activation's output ``h``: autograd's own backward ops."""
     if act == "relu":  # grad where h > 0, else 0
@@ -32,6 +37,14 @@ def _activation_backward(grad: torch.Tensor, h: torch.Tensor, act: str) -> torch
 def _product(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None,
              out: torch.Tensor | None) -> torch.Tensor:
     """``bias + a @ b`` for one member (2-d) or a stack (3-d), into ``out`` if given."""
+    if a.dim() == 2 and a.shape[0] * b.shape[1] < ONE_THREAD_OUTPUT and a.device.type == "cpu":
+        threads = torch.get_num_threads()
+        if threads > 1:
+            torch.set_num_threads(1)  # MKL's thread-local count: 0.2 us a pair
+            try:
+                return _product(a, b, bias, out)
+            finally:
+                torch.set_num_threads(threads)
     if a.dim() == 3:
         return torch.bmm(a, b, out=out) if bias is None else torch.baddbmm(bias, a, b, out=out)
     return torch.mm(a, b, out=out) if bias is None else torch.addmm(bias, a, b, out=out)
