@@ -157,3 +157,28 @@ def test_a_tracker_failing_mid_run_warns_once_and_the_store_is_complete(
     warned = [line for line in capsys.readouterr().err.splitlines() if "--tensorboard" in line]
     assert len(warned) == 1 and "No space left on device" in warned[0]
     assert len(_stored(tmp_path / "run")["seed"].unique()) == 2
+
+
+def test_a_failed_cell_is_a_failed_mlflow_run_without_metrics(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from benchbench.engine.cell import CellOutcome
+    from benchbench.engine.evaluate import Record
+    from benchbench.suite.cells import CellSpec, ComponentRef, DatasetRef
+    from benchbench.tracking import MLflow
+
+    spec = CellSpec(suite="s", seed=4, dataset=DatasetRef("digits", "train", "test"),
+                    model=ComponentRef("mlp", "wide", {"hidden": [64]}),
+                    regime=ComponentRef("standard", "standard", {"lr": 0.5}))
+    tracker = MLflow(f"file:{tmp_path / 'ml'}", suite="s", run_dir=tmp_path / "run")
+    tracker.cell_finished(spec, CellOutcome(
+        spec, [Record(1, "test", "none", 0.0, "accuracy", 0.5)], "float32", "cpu",
+        "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:09+00:00", 9.0,
+        error="diverged at epoch 1: the weights are not finite (lower the learning rate?)"))
+    client = MlflowClient(tracking_uri=(tmp_path / "ml").as_uri())
+    [run] = client.search_runs([client.get_experiment_by_name("s").experiment_id])
+    assert run.info.status == "FAILED" and run.data.metrics == {}
+    assert run.data.tags["benchbench.error"].startswith("diverged at epoch 1")
+    assert (run.data.params["model.label"], run.data.params["model.hidden"],
+            run.data.params["regime.lr"]) == ("wide", "[64]", "0.5")
+    assert run.info.end_time - run.info.start_time == 9000  # ms, from the outcome's times
