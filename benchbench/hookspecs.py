@@ -16,7 +16,15 @@ What each kind of object must provide (duck-typed, no base classes needed):
 
 * model factory: ``factory(*, input_shape, num_classes, **params) -> torch.nn.Module``. Its
   keyword parameters are the keys a suite's ``[model]`` table may set. The harness seeds torch's
-  RNG before calling it, so initialisation is reproducible. Optional capability:
+  RNG before calling it, so initialisation is reproducible (draw only from that RNG), builds it
+  on the CPU in float32, then calls ``model.to(device, dtype)`` for the run's dtype: keep every
+  tensor a parameter or a buffer (``register_buffer(..., persistent=False)`` keeps constants,
+  such as a ``mean``/``std`` normalisation applied first, out of the state dict) and create
+  none in another dtype in ``forward``. The harness sets the mode: ``model.train()`` to train,
+  eval mode for evaluation and every attack; BatchNorm statistics and every buffer in the state
+  dict are saved in checkpoints and resume files. Refuse a dataset shape the architecture
+  cannot take with a one-line ``ValueError`` naming the model. ``benchbench.testing.check_model``
+  checks all of this. Optional capability:
   ``factory.stack(models) -> Module | None`` returns one module computing several same-shape
   models on a member-major batch (see ``benchbench.models.stacked_mlp``), so a cell's seeds
   train together. That module may add ``cross_entropy_backward(x, y)``: set every parameter's
@@ -123,7 +131,12 @@ def register_models(register: Register) -> None:
 
     A model factory is called as ``factory(input_shape=..., num_classes=..., **params)`` with the
     suite's ``[model]`` keys as ``params`` and returns a ``torch.nn.Module`` mapping a batch of
-    inputs to logits.
+    inputs to logits. Built-ins: ``mlp`` (it alone declares ``stack``), and the image models of
+    ``benchbench.models.factories``, which train one seed at a time and take ``mean``/``std``:
+    ``small_cnn`` (TRADES' SmallCNN; ``dropout``), ``madry_cnn`` (mnist_challenge's CNN),
+    ``wong_cnn`` (fast_adversarial's MNIST CNN, its published state dicts' keys),
+    ``preact_resnet18`` (``width``) and ``wide_resnet`` (``depth``, ``widen_factor``,
+    ``dropout``, ``sub_block1``; RobustBench's layout).
     """
 
 

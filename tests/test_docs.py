@@ -101,6 +101,62 @@ def test_regime_walkthrough_code_is_the_example_regime_plugin():
             NoiseTraining(**{k: v for k, v in regime.items() if k != "name"})
 
 
+MODEL_SECTION = "Writing a model plugin"
+
+
+def test_model_walkthrough_code_is_the_example_model_plugin():
+    """README "### Writing a model plugin" shows plugins/benchbench-example-model as shipped:
+    both modules verbatim, its entry point, a [model] table whose keys build the model, and
+    the kit test from its own tests."""
+    text = section(MODEL_SECTION)
+    assert text is not None, f"README.md lost its '{MODEL_SECTION}' section"
+    plugin = ROOT / "plugins" / "benchbench-example-model"
+    shipped = [(plugin / "benchbench_example_model" / m).read_text()
+               for m in ("__init__.py", "lenet.py")]
+    python = code_blocks("python", text)
+    for code in shipped:
+        assert code in python, "a module of the plugin is not in the section, verbatim"
+    tests = "".join(p.read_text() for p in (plugin / "tests").glob("test_*.py"))
+    for block in python:
+        if block not in shipped:  # any other snippet (the kit test) is the plugin's test code
+            assert block in tests, block
+
+    pyproject = tomllib.loads((plugin / "pyproject.toml").read_text())
+    tables = [tomllib.loads(block) for block in code_blocks("toml", text)]
+    [entry] = [t for t in tables if "entry-points" in t.get("project", {})]
+    assert entry["project"]["entry-points"] == {
+        "benchbench": {"example_model": "benchbench_example_model"}}
+    assert is_subtable(entry, pyproject), "the entry-point snippet differs from pyproject.toml"
+
+    from benchbench_example_model import build_lenet5
+
+    models = [t["model"] for t in tables if t.get("model", {}).get("name") == "lenet5"]
+    assert models
+    for model in models:  # MNIST's shape, as the snippet says
+        build_lenet5(input_shape=(1, 28, 28), num_classes=10,
+                     **{k: v for k, v in model.items() if k != "name"})
+
+
+def test_models_table_lists_every_builtin_model_its_keys_and_size(registry):
+    """README "## Models": one row per built-in model naming every suite key its factory
+    takes, and the parameter count it states (built on the meta device: no weights)."""
+    import torch
+
+    from benchbench.signatures import keyword_params
+
+    text = section("Models")
+    rows = dict(re.findall(r"^\| `(\w+)` \|(.*)$", text, flags=re.M))
+    assert set(rows) == set(registry.entries["model"])
+    shapes = {"MNIST": (1, 28, 28), "CIFAR-10": (3, 32, 32), "WRN-28-10": (3, 32, 32)}
+    for name, entry in registry.entries["model"].items():
+        for key in keyword_params(entry.obj):
+            assert f"`{key}`" in rows[name], (name, key)
+        count, where = re.search(r"\| ([\d,]+) (?:on|as) ([\w-]+) \|$", rows[name]).groups()
+        with torch.device("meta"):
+            model = entry.obj(input_shape=shapes[where], num_classes=10)
+        assert sum(p.numel() for p in model.parameters()) == int(count.replace(",", "")), name
+
+
 def test_readme_suite_example_is_a_valid_suite(registry, tmp_path):
     example = next(b for b in code_blocks("toml") if "[suite]" in b)
     path = tmp_path / "example.toml"

@@ -20,7 +20,9 @@ from benchbench.cli import app
 from benchbench.errors import PluginError
 from benchbench.plugins import DISABLE_ENV, KINDS, build_plugin_manager, load_registry
 
-BUILT_INS = {"model": {"mlp"}, "dataset": {"mnist", "digits"}, "attack": {"fgsm", "pgd", "bim"},
+BUILT_INS = {"model": {"mlp", "small_cnn", "madry_cnn", "wong_cnn", "preact_resnet18",
+                       "wide_resnet"},
+             "dataset": {"mnist", "digits"}, "attack": {"fgsm", "pgd", "bim"},
              "regime": {"standard", "fgsm_at", "pgd_at", "trades", "mart"},
              "executor": {"inline", "local", "ray"}}
 
@@ -211,7 +213,7 @@ def test_plugin_whose_register_hook_raises_is_recorded_and_others_work() -> None
     assert failure.error == "register_attacks raised RuntimeError: cannot find my weights"
     assert registry.get("attack", "noise").source.plugin == "good_plugin"
     assert set(registry.entries["attack"]) == {"fgsm", "pgd", "bim", "noise"}
-    assert set(registry.entries["model"]) == {"mlp"}
+    assert set(registry.entries["model"]) == BUILT_INS["model"]
 
 
 # --- blocking plugins with BENCHBENCH_DISABLE_PLUGINS ---------------------------------------
