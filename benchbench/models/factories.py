@@ -20,7 +20,15 @@ def _normalization(model: str, channels: int, mean, std) -> None:
 
 def build_small_cnn(*, input_shape, num_classes: int, dropout: float = 0.5, mean=None,
                     std=None):
-    """TRADES' SmallCNN (Zhang et al. 2019): four 3x3 convs, 200-200 dense, dropout."""
+    """TRADES' SmallCNN (Zhang et al. 2019): four 3x3 convs, 200-200 dense, dropout.
+
+    Suite keys:
+        dropout: dropout probability after the first dense layer, in train mode only (TRADES'
+            ``drop``, 0.5).
+        mean: per-channel mean subtracted first, inside the model (a number or one per
+            channel; default none: no normalisation), so attacks stay in pixel space.
+        std: per-channel divisor applied after ``mean`` (numbers > 0; default none).
+    """
     from benchbench.models.small_cnn import SmallCNN
 
     shape = image_shape("small_cnn", input_shape, min_size=16,
@@ -32,7 +40,13 @@ def build_small_cnn(*, input_shape, num_classes: int, dropout: float = 0.5, mean
 
 
 def build_madry_cnn(*, input_shape, num_classes: int, mean=None, std=None):
-    """Madry et al.'s MNIST CNN (mnist_challenge): 5x5 convs 32 and 64, dense 1024."""
+    """Madry et al.'s MNIST CNN (mnist_challenge): 5x5 convs 32 and 64, dense 1024.
+
+    Suite keys:
+        mean: per-channel mean subtracted first, inside the model (a number or one per
+            channel; default none: no normalisation), so attacks stay in pixel space.
+        std: per-channel divisor applied after ``mean`` (numbers > 0; default none).
+    """
     from benchbench.models.madry_cnn import MadryCNN
 
     shape = image_shape("madry_cnn", input_shape)
@@ -41,7 +55,13 @@ def build_madry_cnn(*, input_shape, num_classes: int, mean=None, std=None):
 
 
 def build_wong_cnn(*, input_shape, num_classes: int, mean=None, std=None):
-    """Wong et al.'s small MNIST CNN (fast_adversarial): 4x4 stride-2 convs 16, 32; dense 100."""
+    """Wong et al.'s small MNIST CNN (fast_adversarial): 4x4 stride-2 convs 16, 32; dense 100.
+
+    Suite keys:
+        mean: per-channel mean subtracted first, inside the model (a number or one per
+            channel; default none: no normalisation), so attacks stay in pixel space.
+        std: per-channel divisor applied after ``mean`` (numbers > 0; default none).
+    """
     from benchbench.models.wong_cnn import WongCNN
 
     shape = image_shape("wong_cnn", input_shape, min_size=4,
@@ -52,7 +72,14 @@ def build_wong_cnn(*, input_shape, num_classes: int, mean=None, std=None):
 
 def build_preact_resnet18(*, input_shape, num_classes: int, width: int = 64, mean=None,
                           std=None):
-    """PreAct ResNet-18 (He et al. 2016), as Wong et al. and Rice et al. train on CIFAR-10."""
+    """PreAct ResNet-18 (He et al. 2016), as Wong et al. and Rice et al. train on CIFAR-10.
+
+    Suite keys:
+        width: the first stage's channels, the others 2, 4 and 8 times it (64, the reference's).
+        mean: per-channel mean subtracted first, inside the model (a number or one per
+            channel; default none: no normalisation), so attacks stay in pixel space.
+        std: per-channel divisor applied after ``mean`` (numbers > 0; default none).
+    """
     from benchbench.models.preact_resnet import PreActResNet18
 
     shape = image_shape("preact_resnet18", input_shape)
@@ -64,7 +91,18 @@ def build_preact_resnet18(*, input_shape, num_classes: int, width: int = 64, mea
 
 def build_wide_resnet(*, input_shape, num_classes: int, depth: int = 28, widen_factor: int = 10,
                       dropout: float = 0.0, sub_block1: bool = False, mean=None, std=None):
-    """WideResNet WRN-depth-k (Zagoruyko & Komodakis 2016) in RobustBench's layout."""
+    """WideResNet WRN-depth-k (Zagoruyko & Komodakis 2016) in RobustBench's layout.
+
+    Suite keys:
+        depth: layers, 6n + 4 for n blocks per group (28: WRN-28-10; 34: WRN-34-10).
+        widen_factor: k, the width multiplier (10).
+        dropout: dropout probability inside each block, in train mode only (0.0).
+        sub_block1: add the reference's unused ``sub_block1``, which some checkpoints hold
+            (TRADES' WRN-34-10), so they load (false).
+        mean: per-channel mean subtracted first, inside the model (a number or one per
+            channel; default none: no normalisation), so attacks stay in pixel space.
+        std: per-channel divisor applied after ``mean`` (numbers > 0; default none).
+    """
     from benchbench.models.wide_resnet import WideResNet
 
     shape = image_shape("wide_resnet", input_shape)
