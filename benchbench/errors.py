@@ -58,3 +58,7 @@ class DiskFullError(OutputError):
 
 class SymlinkError(RunFault, RunDirError):
     """A path benchbench owns inside a run directory is a symbolic link: never followed."""
+
+
+class VerifierError(BenchbenchError):
+    """A verifier cannot bound this model or property (an unsupported layer, norm or key)."""
