@@ -229,6 +229,7 @@ def train_unit(specs: list[CellSpec], ctx: CellContext, *, regime, model, x, y,
     if harness_driven(type(regime)):
         trainer = Trainer(regime, model=model, x=x, y=y, seeds=[s.seed for s in specs],
                           ctx=tctx, stacked=stacked, regimes=regimes, member_state=member_state)
+        trainer.augment = first.dataset.augment  # benchbench.engine.augment (None: none)
         made_by = {"trainer": "harness", "plugins": plugin_versions(ctx.registry, first)}
         resumed = (load_resume(path, specs, model, ctx.device, made_by, log=ctx.events.log)
                    if path else None)

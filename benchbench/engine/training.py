@@ -101,6 +101,12 @@ class Trainer:
         n, size = len(x), regime.batch_size
         ctx.batches = -(-n // size)
         streams = [shuffles(n, seed, regime.epochs) for seed in self.seeds]
+        # the suite's dataset.augment (set by the cell; None: none), drawn per member from
+        # (seed, epoch, batch): nothing to save for resume (benchbench.engine.augment)
+        from benchbench.engine.augment import augment_rows
+
+        augment = getattr(self, "augment", None)
+        seeds = self.seeds if self.stacked else self.seeds[:1]
         model.train()
         for epoch, perms in enumerate(zip(*streams, strict=True), start=1):
             if epoch < self.first:  # the shuffle streams still draw every epoch's permutation
@@ -114,6 +120,7 @@ class Trainer:
                 else:
                     idx = perm[0, start:start + size]
                     xb, yb = x[idx], y[idx]
+                xb = augment_rows(xb, augment, seeds, epoch=epoch, batch=ctx.batch)
                 self._train_batch(xb, yb, len(flat) // self.members if self.stacked
                                   else len(idx))
                 step()

@@ -28,9 +28,19 @@ class DatasetRef:
     train: str
     test: str
     params: dict[str, Any] = field(default_factory=dict)
+    # training-batch augmentation (benchbench.engine.augment), None: none
+    augment: dict[str, Any] | None = None
 
     def split(self, role: str) -> str:
         return {"train": self.train, "test": self.test}[role]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data; ``augment`` only when set, so that suites written before it existed keep
+        their cell ids."""
+        out = asdict(self)
+        if self.augment is None:
+            del out["augment"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,8 @@ class CellSpec:
     attacks: tuple[AttackRef, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "attacks": [a.to_dict() for a in self.attacks]}
+        return {**asdict(self), "dataset": self.dataset.to_dict(),
+                "attacks": [a.to_dict() for a in self.attacks]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

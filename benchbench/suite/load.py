@@ -291,7 +291,7 @@ def load_suite(path: str | Path, registry) -> Suite:
 
     ds = check.table(data["dataset"], "dataset")
     ds_name = check.string(ds, "name", "dataset")
-    ds_params = {k: v for k, v in ds.items() if k not in ("name", "train", "test")}
+    ds_params = {k: v for k, v in ds.items() if k not in ("name", "train", "test", "augment")}
     ds_params = _check_plugin(check, registry, "dataset", "dataset", ds_name, ds_params)
     ds_cls = registry.get("dataset", ds_name).obj
     from benchbench.datasets.splits import check_rows, parse_split
@@ -302,7 +302,16 @@ def load_suite(path: str | Path, registry) -> Suite:
                        getattr(ds_cls, "split_sizes", None))
         except ValueError as exc:
             raise check.fail(f"dataset.{role}", str(exc)) from None
-    dataset = DatasetRef(ds_name, ds["train"], ds["test"], ds_params)
+    augment = None
+    if "augment" in ds:  # training-batch augmentation (benchbench.engine.augment)
+        from benchbench.engine.augment import AugmentKeyError, parse_augment
+
+        try:
+            augment = parse_augment(ds["augment"], getattr(ds_cls, "input_shape", None))
+        except AugmentKeyError as exc:
+            raise check.fail(f"dataset.augment{'.' + exc.key if exc.key else ''}",
+                             exc.problem) from None
+    dataset = DatasetRef(ds_name, ds["train"], ds["test"], ds_params, augment)
 
     refs = {}
     for key, kind in (("model", "model"), ("regime", "regime")):
@@ -311,6 +320,15 @@ def load_suite(path: str | Path, registry) -> Suite:
         for where, name, label, params, _ in entries:
             params = _check_plugin(check, registry, kind, where, name, params)
             refs[key].append(ComponentRef(name, label, params))
+
+    if augment is not None:
+        from benchbench.regimes.base import harness_driven
+
+        for ref in refs["regime"]:
+            if not harness_driven(registry.get("regime", ref.name).obj):
+                raise check.fail("dataset.augment", f"regime {ref.name!r} trains in its own "
+                                 "loop, where the harness cannot augment its batches; remove "
+                                 "augment or use a regime derived from benchbench's Regime")
 
     cells = len(refs["model"]) * len(refs["regime"]) * len(seeds)
     if cells > MAX_CELLS:
