@@ -1,7 +1,7 @@
 """Speed of benchbench's engine against the usual ways, as ratios measured in one run.
 
     python benchmarks/engine.py [--repeats 5] [--steps 550] [--full] [--eval] [--synthetic]
-                                [--threads N] [--at]
+                                [--threads N] [--at] [--blas]
 
 Variants run interleaved (A B C A B C ...) and each ratio is the median of per-round ratios, so
 machine noise that hits a whole round cancels. Training is timed on ``--steps`` batches of 100
@@ -9,8 +9,12 @@ machine noise that hits a whole round cancels. Training is timed on ``--steps`` 
 the study's 55,000 training images) and scaled to a 55,000-image epoch.
 The floor is the epoch's FLOPs (forward, weight gradients, input gradients of layers 2..n) over
 the rate of a large sgemm measured in the same round. ``--eval`` also times evaluating 10
-checkpoints of 5 seeds per checkpoint (the engine) against one stack of all 50. Ends with one
-summary line.
+checkpoints of 5 seeds per checkpoint (the engine) against one stack of all 50. ``stacked_bmm``
+is the stack with one ``bmm`` over all members per product (the engine before per-member
+products, whose member bits depended on the stack). ``--blas`` also times the stacked epoch in
+fresh processes under MKL's default and strict reproducible modes. Ends with one summary line
+(``stack5_vs_stack1_per_model``: how many times faster per model a stack of 5 trains than a
+stack of one).
 
 ``--at`` times PGD-10 adversarial training instead (eps 0.1, step 0.025, random start; 20
 batches by default): benchbench's ``pgd_at`` with 5 seeds stacked through ``Trainer`` against
@@ -123,6 +127,38 @@ def train_with_harness(x, y, models_, *, stacked: bool) -> float:
 def train_engine_stacked(x, y):
     return train_with_harness(x, y, models(dtype=x.dtype), stacked=True) / SEEDS \
         * EPOCH_IMAGES / len(x)
+
+
+def train_engine_stacked_bmm(x, y):
+    """The stack with one batched product per layer (``bmm`` over all members, as the engine
+    did before per-member products): faster or slower, its member's bits depend on the stack."""
+    import benchbench.models.stacked_mlp as stacked_mlp
+
+    per_member = stacked_mlp._bmm
+    stacked_mlp._bmm = lambda a, b, bias=None, out=None: stacked_mlp._product(a, b, bias, out)
+    try:
+        return train_engine_stacked(x, y)
+    finally:
+        stacked_mlp._bmm = per_member
+
+
+def blas_modes(steps: int, repeats: int) -> None:
+    """The stacked engine's epoch in fresh processes under MKL's default mode and its strict
+    reproducible mode (which ``import benchbench`` asks for), alternating A B A B."""
+    import os
+
+    modes = {"default": "AUTO", "strict": "AUTO,STRICT"}
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    for _ in range(repeats):
+        for name, value in modes.items():
+            out = subprocess.run([sys.executable, __file__, "--blas-child", "--steps", str(steps),
+                                  "--synthetic"], env={**os.environ, "MKL_CBWR": value},
+                                 capture_output=True, text=True, check=True).stdout
+            times[name].append(float(out.split()[-1]))
+    print(f"\nMKL mode, stacked seconds per model-epoch (fresh process each, median of {repeats}):")
+    for name in modes:
+        print(f"  {name:<8} {statistics.median(times[name]):7.3f} s")
+    print(f"  strict / default: {median_ratio(times, 'default', 'strict'):.3f}")
 
 
 def train_engine_single(x, y):
@@ -427,7 +463,15 @@ def main() -> None:
                     help="time PGD adversarial training instead (its own rounds and summary)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for every variant and the floor's sgemm (default: torch's)")
+    ap.add_argument("--blas", action="store_true",
+                    help="also time the stacked epoch under MKL's default and strict modes")
+    ap.add_argument("--blas-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.blas_child:  # one timing for --blas, in this process's MKL mode
+        xb, yb, _ = mnist_like(True, (args.steps or 550) * BATCH)
+        train_engine_stacked(xb, yb)  # warm-up
+        print(train_engine_stacked(xb, yb))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     keep_freed_memory()  # as `benchbench run` does, for every variant alike
@@ -446,7 +490,8 @@ def main() -> None:
     print(f"benchbench engine benchmark: {platform.machine()}, {torch.get_num_threads()} threads,"
           f" torch {torch.__version__}, data {source}, {args.repeats} rounds")
 
-    train = {"stacked": train_engine_stacked, "single": train_engine_single,
+    train = {"stacked": train_engine_stacked, "stacked_bmm": train_engine_stacked_bmm,
+             "single": train_engine_single,
              "sequential": train_engine_sequential, "plain": train_plain}
     if have_art:
         train["art_fit"] = train_art
@@ -529,10 +574,14 @@ def main() -> None:
                                               str(suite), "--out", out], check=True))
         print(f"\nfull overfit_mnist suite: {t:.0f} s ({t / 60:.1f} min)")
 
+    if args.blas:
+        blas_modes(args.steps, args.repeats)
+
     over_floor = median_ratio(times, "floor", "stacked")
     speedup = median_ratio(times, "stacked", "plain")
+    per_model = median_ratio(times, "stacked", "single")
     print(f"train_over_floor={over_floor:.2f} train_speedup_vs_plain={speedup:.2f} "
-          f"fgsm5_speedup={fgsm5:.2f}")
+          f"stack5_vs_stack1_per_model={per_model:.2f} fgsm5_speedup={fgsm5:.2f}")
     assert math.isfinite(over_floor)
 
 

@@ -16,11 +16,14 @@ SCRIPT = Path(__file__).parents[1] / "benchmarks" / "engine.py"
 
 def test_benchmark_runs_and_prints_its_summary_line():
     done = subprocess.run([sys.executable, str(SCRIPT), "--synthetic", "--steps", "2",
-                           "--repeats", "1"], capture_output=True, text=True, timeout=600)
+                           "--repeats", "1", "--blas"], capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
     assert re.fullmatch(r"train_over_floor=[\d.]+ train_speedup_vs_plain=[\d.]+ "
-                        r"fgsm5_speedup=[\d.]+", lines[-1]), lines[-1]
+                        r"stack5_vs_stack1_per_model=[\d.]+ fgsm5_speedup=[\d.]+",
+                        lines[-1]), lines[-1]
+    assert "stacked_bmm" in done.stdout and "strict / default:" in done.stdout
     assert "ours equals per-eps bit for bit: True" in done.stdout
 
 

@@ -9,10 +9,11 @@ import torch
 from benchbench.regimes.lean_step import lean_step
 
 
-def train(step_of, **adam):
+def train(step_of, kind="adam", **options):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
-    opt = torch.optim.Adam(model.parameters(), lr=0.01, fused=True, **adam)
+    make = torch.optim.Adam if kind == "adam" else torch.optim.SGD
+    opt = make(model.parameters(), lr=0.01 if kind == "adam" else 0.05, fused=True, **options)
     step = step_of(opt)
     x, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
     for i in range(7):
@@ -32,26 +33,13 @@ def test_lean_step_is_bit_identical_to_opt_step(adam):
         assert all(torch.equal(state[i][k], ref[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
 
 
-def train_sgd(step_of, **sgd):
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, fused=True, **sgd)
-    step = step_of(opt)
-    x, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
-    for i in range(7):
-        opt.zero_grad(set_to_none=i % 2 == 0)
-        torch.nn.functional.cross_entropy(model(x[i:i + 20]), y[i:i + 20]).backward()
-        step()
-    return model.state_dict(), opt.state_dict()["state"]
-
-
 @pytest.mark.parametrize("sgd", [{}, {"momentum": 0.9}, {"momentum": 0.9, "weight_decay": 0.1},
                                  {"momentum": 0.5, "dampening": 0.1}, {"maximize": True},
                                  {"momentum": 0.9, "nesterov": True}])
 def test_lean_sgd_is_bit_identical_to_opt_step(sgd):
     # the same kernel on the same tensors: exact on any CPU
-    weights, state = train_sgd(lean_step, **sgd)
-    ref_weights, ref_state = train_sgd(lambda opt: opt.step, **sgd)
+    weights, state = train(lean_step, "sgd", **sgd)
+    ref_weights, ref_state = train(lambda opt: opt.step, "sgd", **sgd)
     assert all(torch.equal(weights[k], ref_weights[k]) for k in ref_weights)
     assert state.keys() == ref_state.keys()
     for i, ref in ref_state.items():
