@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from benchbench.datasets.idx import (
+    all_present,
     check_header,
     check_labels,
     check_size,
     idx_size,
     parse_idx,
+    torchvision_raw_dir,
     write_atomic,
 )
 from benchbench.datasets.sources import (
@@ -77,12 +79,12 @@ _DESCRIBE = {"torchvision": "torchvision's download",
 
 def raw_dir(root: Path) -> Path:
     """The folder torchvision's FashionMNIST reads: ``root/FashionMNIST/raw``."""
-    return Path(root) / "FashionMNIST" / "raw"
+    return torchvision_raw_dir(root, "FashionMNIST")
 
 
 def is_materialised(root: Path) -> bool:
     """True when all four uncompressed IDX files exist under ``raw_dir(root)``."""
-    return all((raw_dir(root) / name).is_file() for name in IDX_FILES)
+    return all_present(raw_dir(root), IDX_FILES)
 
 
 def ensure_fashion_mnist(

@@ -18,6 +18,16 @@ from benchbench.errors import DataError
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # uint8 images [N, H, W] / uint8 labels [N]
 
 
+def torchvision_raw_dir(root: Path, cls_name: str) -> Path:
+    """The folder torchvision's MNIST-like ``cls_name`` reads its IDX files from."""
+    return Path(root) / cls_name / "raw"
+
+
+def all_present(folder: Path, names: Sequence[str]) -> bool:
+    """True when every one of ``names`` is a file in ``folder``."""
+    return all((Path(folder) / name).is_file() for name in names)
+
+
 def idx_size(dims: Sequence[int]) -> int:
     """Bytes of an uint8 IDX file with these dimensions: header and values."""
     return 4 * (1 + len(dims)) + math.prod(dims)

