@@ -319,3 +319,51 @@ def test_new_datasets_are_registered_with_their_shapes() -> None:
               for name in ("fashion_mnist", "cifar10", "cifar100", "svhn")}
     assert shapes == {"fashion_mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10),
                       "cifar100": ((3, 32, 32), 100), "svhn": ((3, 32, 32), 10)}
+
+
+def test_cifar_tarball_in_the_data_folder_is_unpacked_offline(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """The README's promise: put cifar-10-python.tar.gz under the data folder and ``prepare``
+    unpacks it through torchvision without the network (its md5 pointed at this tarball)."""
+    import shutil
+    import socket
+    import tarfile
+
+    import torchvision.datasets
+
+    truth = _cifar(tmp_path, monkeypatch, "CIFAR10", CIFAR10_FILES, 10)
+    tarball = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(tmp_path / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    shutil.rmtree(tmp_path / "cifar-10-batches-py")
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "tgz_md5", _md5(tarball))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    assert CIFAR10().prepare(data_dir=tmp_path, log=lambda m: None) == "torchvision"
+    x, y = CIFAR10().load("test", data_dir=tmp_path)
+    assert y.tolist() == truth["test_list"][1]
+
+
+def test_data_fetch_command_prepares_and_refuses_in_one_line(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from benchbench.cli import app
+
+    _svhn(tmp_path, monkeypatch, {"train": 2, "test": 2})
+    runner = CliRunner()
+    done = runner.invoke(app, ["data", "fetch", "svhn", "--data-dir", str(tmp_path)])
+    assert done.exit_code == 0 and done.stdout.strip() == "svhn: ready (cache)"
+    monkeypatch.setattr(cs, "torchvision_download", _offline)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    failed = runner.invoke(app, ["data", "fetch", "cifar100", "--data-dir", str(empty)])
+    assert failed.exit_code == 2
+    *progress, error = failed.stderr.splitlines()  # the progress log, then one error line
+    assert progress == ["trying torchvision's download...",
+                        "torchvision download failed: OSError: network is unreachable"]
+    assert error.startswith("error: could not obtain CIFAR-100") and "cifar-100-python/train" \
+        in error and "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz" in error
