@@ -106,6 +106,16 @@ What each kind of object must provide (duck-typed, no base classes needed):
   ``retries`` times (it resumes from its last checkpoint), then yielded with an ``error``. An
   executor never writes the results store; the runner stores each unit as it arrives, and a
   unit is planned the same way whatever runs it, so every executor stores the same numbers.
+* verifier class: ``cls(**params)`` with declared (never inferred) ``norm`` (``"linf"`` or
+  ``"l2"``), ``sound`` (every "robust" is a proof), ``complete`` (it can also answer "not
+  robust" and, given time, decides every example) and ``layers`` (the layer kinds it bounds:
+  torch's names, ``benchbench.verify.bounds.LAYERS``, or a plugin's own class names), and
+  ``verify(model, x, y, *, eps, bounds) -> benchbench.verify.verifiers.Verdicts`` for one eps
+  (int8 codes per example: 1 robust, 0 unknown, -1 not robust, with the counterexample of each
+  -1). The harness (``benchbench.verify.verifiers.run_verifier``) refuses a model with an
+  undeclared layer before anything runs, naming it, evaluates in eval mode and keeps a -1 only
+  where the model's own forward pass misclassifies its counterexample inside the threat model.
+  ``benchbench.testing_verifiers.check_verifier`` checks the declarations.
 """
 
 from __future__ import annotations
@@ -177,4 +187,15 @@ def register_executors(register: Register) -> None:
     cluster); what runs and what is stored do not change with it. The class is built with the
     ``benchbench run`` options it declares as keyword-only parameters, and its ``run(units, *,
     emit, retries)`` yields each unit's ``UnitDone``.
+    """
+
+
+@hookspec
+def register_verifiers(register: Register) -> None:
+    """Register verifier classes, e.g. ``register("crown", CROWN)``.
+
+    The class is built with the keys of a suite's ``[[verifiers]]`` table other than ``name``,
+    ``eps``, ``rows`` and ``at``; its ``verify`` returns a verdict per example for one eps
+    (robust, unknown or not robust), and it declares ``norm``, ``sound``, ``complete`` and the
+    ``layers`` it bounds.
     """

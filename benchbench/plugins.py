@@ -39,8 +39,9 @@ DEFAULT_PLUGINS = (
     "benchbench.default_plugins.attacks",
     "benchbench.default_plugins.regimes",
     "benchbench.default_plugins.executors",
+    "benchbench.default_plugins.verifiers",
 )
-KINDS = ("model", "dataset", "attack", "regime", "executor")
+KINDS = ("model", "dataset", "attack", "regime", "executor", "verifier")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ BUILT_INS = {"model": {"mlp", "small_cnn", "madry_cnn", "wong_cnn", "preact_resn
                        "wide_resnet"},
              "dataset": {"mnist", "digits"}, "attack": {"fgsm", "pgd", "bim"},
              "regime": {"standard", "fgsm_at", "pgd_at", "trades", "mart"},
-             "executor": {"inline", "local", "ray"}}
+             "executor": {"inline", "local", "ray"},
+             "verifier": {"ibp", "crown_ibp", "crown", "mip"}}
 
 
 def make_plugin(name: str, **hooks) -> types.ModuleType:

@@ -16,13 +16,15 @@ import types
 
 ROBUST, UNKNOWN, NOT_ROBUST = 1, 0, -1
 """The verdict codes, per example (int8): proved robust, undecided, a checked counterexample."""
+DEFAULT_TOL = 1e-5
+"""The proof's safety margin, relative to the clean logits' scale (``api.threshold``)."""
 
 _LAZY = {"verify": "api", "verdicts": "api", "margin_bounds": "api", "threshold": "api",
-         "METHODS": "api", "DEFAULT_TOL": "api", "Normalize": "normalize",
+         "METHODS": "api", "Normalize": "normalize",
          "LAYERS": "bounds", "check_layers": "bounds", "build_network": "bounds",
          "mip_verdicts": "mip", "run_verifier": "verifiers", "check_model": "verifiers"}
 
-__all__ = ["NOT_ROBUST", "ROBUST", "UNKNOWN", *_LAZY]
+__all__ = ["DEFAULT_TOL", "NOT_ROBUST", "ROBUST", "UNKNOWN", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -16,13 +16,12 @@ from collections.abc import Sequence
 import torch
 
 from benchbench.errors import VerifierError
+from benchbench.verify import DEFAULT_TOL
 from benchbench.verify.bounds import build_network, n_features
 from benchbench.verify.domain import NORMS, make_domain
 
 BOUND_METHODS = ("ibp", "crown_ibp", "crown")
 METHODS = (*BOUND_METHODS, "mip")
-DEFAULT_TOL = 1e-5
-"""The proof's safety margin, relative to the clean logits' scale (see ``threshold``)."""
 MEMORY = 1 << 28  # bytes of float64 coefficients per chunk of examples (256 MiB)
 
 

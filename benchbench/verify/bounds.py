@@ -84,7 +84,10 @@ def check_layers(model, supported=LAYERS, *, verifier: str = "crown") -> list:
     allowed = ", ".join(supported)
     for i, layer in enumerate(layers):
         kind = layer_kind(layer)
-        if kind is None or kind not in supported:
+        if kind is None:  # a kind of a plugin's own, by class name (never one of LAYERS':
+            kind = type(layer).__name__  # a class so named computes something else)
+            kind = f"{kind} (not torch's)" if kind in LAYERS else kind
+        if kind not in supported:
             raise VerifierError(f"{verifier} cannot bound layer {i} ({type(layer).__name__}); "
                                 f"supported: {allowed}")
         problem = _problem(layer, kind)
@@ -176,13 +179,16 @@ def _op(layer, kind: str, shape: tuple[int, ...], index: int):
     if kind == "Flatten":
         probe = torch.zeros((1, *shape))
         return ops.Reshape(shape, layer(probe).shape[1:])
-    return None  # Identity, Dropout (eval mode)
+    if kind in ("Identity", "Dropout"):
+        return None  # eval mode: the identity
+    raise VerifierError(f"benchbench's bounds cannot bound layer {index} ({kind}); supported: "
+                        f"{', '.join(LAYERS)}")
 
 
 def build_network(model, in_shape, *, supported=LAYERS, verifier: str = "crown") -> Network:
     """``model`` (checked by ``check_layers``) as a float64 ``Network`` for inputs of
     per-example shape ``in_shape``."""
-    layers = check_layers(model, supported, verifier=verifier)
+    layers = check_layers(model, tuple(k for k in supported if k in LAYERS), verifier=verifier)
     shape = tuple(in_shape)
     chains: list[list] = [[]]
     shapes: list[tuple[int, ...]] = []
