@@ -117,36 +117,39 @@ def _sound(verifier, name, detail: list[str]) -> None:
     from benchbench.verify.attack import margin_attack, misclassified
     from benchbench.verify.verifiers import run_verifier
 
+    g = torch.Generator().manual_seed(5)
     for kind, factory in layer_nets().items():
         if kind not in verifier.layers:
             continue
         model = _build(factory, 3)
         x, y = _batch(model, 4)
         result = run_verifier(verifier, model, x, y, eps=EPS, bounds=BOUNDS, name=name)
-        g = torch.Generator().manual_seed(5)
         for e_i, eps in enumerate(EPS):
-            for i in (result.codes[e_i] == ROBUST).nonzero().flatten().tolist():
-                lo = (x[i] - eps).clamp(min=0)
-                hi = (x[i] + eps).clamp(max=1)
-                u = torch.rand((256, *SHAPE), generator=g, dtype=torch.float64)
-                u[:64] = u[:64].round()  # corners
-                pts = lo + u * (hi - lo)
-                if verifier.norm == "l2":
-                    d = (pts - x[i]).flatten(1)
-                    scale = (eps / d.norm(dim=1).clamp_min(1e-12)).clamp(max=1)
-                    pts = x[i] + (d * scale[:, None]).view_as(pts)
-                _, adv = margin_attack(model, x[i:i + 1], y[i:i + 1], eps=eps, bounds=BOUNDS,
-                                       norm=verifier.norm, steps=30)
-                pts = torch.cat([pts, adv[0]])
-                if bool(misclassified(model, pts, y[i].expand(len(pts))).any()):
-                    detail.append(f"{kind} net: example {i} proved at eps {eps} but an input "
-                                  "of its ball is misclassified")
+            idx = (result.codes[e_i] == ROBUST).nonzero().flatten()
+            if len(idx) == 0:
+                continue
+            xs, ys = x[idx], y[idx]
+            lo, hi = (xs - eps).clamp(min=0), (xs + eps).clamp(max=1)
+            u = torch.rand((256, *xs.shape), generator=g, dtype=torch.float64)
+            u[:64] = u[:64].round()  # corners
+            pts = lo + u * (hi - lo)  # [256, n, *SHAPE]
+            if verifier.norm == "l2":
+                d = (pts - xs).flatten(2)
+                scale = (eps / d.norm(dim=2).clamp_min(1e-12)).clamp(max=1)
+                pts = xs + (d * scale[..., None]).view_as(pts)
+            _, adv = margin_attack(model, xs, ys, eps=eps, bounds=BOUNDS, norm=verifier.norm,
+                                   steps=30)
+            pts = torch.cat([pts.transpose(0, 1), adv], 1)  # [n, 256 + K, *SHAPE]
+            wrong = misclassified(model, pts.flatten(0, 1),
+                                  ys.repeat_interleave(pts.shape[1])).view(len(idx), -1)
+            for i in idx[wrong.any(1)].tolist():
+                detail.append(f"{kind} net: example {i} proved at eps {eps} but an input "
+                              "of its ball is misclassified")
 
 
 def verifier_conformance(verifier_cls, **params) -> list[Check]:
     """Every check, passed or not, for ``verifier_cls(**params)``."""
     from benchbench.errors import VerifierError
-    from benchbench.verify import NOT_ROBUST, ROBUST
     from benchbench.verify.verifiers import run_verifier
 
     checks: list[Check] = []
@@ -192,28 +195,53 @@ def verifier_conformance(verifier_cls, **params) -> list[Check]:
     checks.append(Check("layers", not problems, "; ".join(problems)))
 
     if verifier.sound:
-        detail: list[str] = []
-        _sound(verifier, name, detail)
-        checks.append(Check("sound", not detail, "; ".join(detail[:3])))
+        checks.append(_attempt("sound", lambda: _sound_problem(verifier, name)))
+    checks.append(_attempt("planted", lambda: _planted_problem(verifier, name)))
+    if verifier.complete:
+        checks.append(_attempt("complete", lambda: _complete_problem(verifier, name)))
+    return checks
+
+
+def _attempt(check: str, problem_of) -> Check:
+    """The check ``check`` from ``problem_of()`` (a problem, or "" when it passed); a verifier
+    that raises fails it, naming the error."""
+    try:
+        problem = problem_of()
+    except Exception as exc:  # noqa: BLE001 - reported as the failed check
+        problem = f"{type(exc).__name__}: {exc}"
+    return Check(check, not problem, problem)
+
+
+def _sound_problem(verifier, name) -> str:
+    detail: list[str] = []
+    _sound(verifier, name, detail)
+    return "; ".join(detail[:3])
+
+
+def _planted_problem(verifier, name) -> str:
+    from benchbench.verify import NOT_ROBUST, ROBUST
+    from benchbench.verify.verifiers import run_verifier
 
     model, x, y, eps = planted()
     result = run_verifier(verifier, model, x, y, eps=(eps,), bounds=BOUNDS, name=name)
     code = int(result.codes[0, 0])
-    problem = ""
     if code == ROBUST:
-        problem = "proved a property whose counterexample is built in"
-    elif verifier.complete and code != NOT_ROBUST:
-        problem = (f"complete, but answered {code} (rejected counterexamples: "
-                   f"{result.rejected[0]}) where a checked -1 was due")
-    checks.append(Check("planted", not problem, problem))
+        return "proved a property whose counterexample is built in"
+    if verifier.complete and code != NOT_ROBUST:
+        return (f"complete, but answered {code} (rejected counterexamples: "
+                f"{result.rejected[0]}) where a checked -1 was due")
+    return ""
 
-    if verifier.complete:
-        model, x, y, _ = planted()
-        wide = run_verifier(verifier, model, x, y, eps=(0.01,), bounds=BOUNDS, name=name)
-        ok = int(wide.codes[0, 0]) == ROBUST
-        checks.append(Check("complete", ok, "" if ok else "a property with margin >= 0.5 in "
-                            "the ball was not proved"))
-    return checks
+
+def _complete_problem(verifier, name) -> str:
+    from benchbench.verify import ROBUST
+    from benchbench.verify.verifiers import run_verifier
+
+    model, x, y, _ = planted()
+    wide = run_verifier(verifier, model, x, y, eps=(0.01,), bounds=BOUNDS, name=name)
+    if int(wide.codes[0, 0]) != ROBUST:
+        return "a property with margin >= 0.5 in the ball was not proved"
+    return ""
 
 
 def check_verifier(verifier_cls, **params) -> list[Check]:
