@@ -232,15 +232,17 @@ def test_cross_entropy_input_grad_has_autograds_bits(dtype):
     assert got[40:].flatten(1).eq(0).all(1).any()  # a saturated example: exactly zero
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(("inputs", "hidden"), [(64, [16]), (64, [24]), (64, [64, 32]),
                                                 (784, [200, 300])])
-def test_a_member_has_the_same_bits_in_any_stack_and_on_one_or_two_threads(inputs, hidden):
-    """float32, 8 Adam steps: member 1 of a stack of 3 ends with the weights of the same model as
-    a stack of one, at 1 and at 2 threads. Exact on any CPU: each member's products are the same
-    calls in every stack (``_bmm``), a small result's product runs on one thread
-    (``ONE_THREAD_OUTPUT``: MKL splits its sums by thread count, e.g. the [10, 16] weight
-    gradient from 100 rows), larger ones are split by rows and columns in MKL's strict mode,
-    and the optimiser gets each member's slice as its own tensor (``lean_step``)."""
+def test_a_member_has_the_same_bits_in_any_stack_and_on_one_or_two_threads(inputs, hidden,
+                                                                            dtype):
+    """8 Adam steps: member 1 of a stack of 3 or 2 ends with the weights of the same model as a
+    stack of one, at 1 and at 2 threads. Exact: every member's product is computed on one
+    thread (``_bmm``: MKL's batched product gives each thread whole members; a stack of one runs
+    a float64 or small product on one thread, a float32 large one on any, whose bits MKL's
+    strict mode keeps), and the optimiser gets each member's slice as its own tensor
+    (``lean_step``)."""
     from benchbench.models.mlp import build_mlp
     from benchbench.regimes.lean_step import lean_step
 
@@ -248,10 +250,10 @@ def test_a_member_has_the_same_bits_in_any_stack_and_on_one_or_two_threads(input
 
     def model(seed):
         torch.manual_seed(seed)
-        return build_mlp(input_shape=(1, side, side), num_classes=10, hidden=hidden)
+        return build_mlp(input_shape=(1, side, side), num_classes=10, hidden=hidden).to(dtype)
 
     gen = torch.Generator().manual_seed(0)
-    x = torch.rand(3, 8, 100, inputs, generator=gen)
+    x = torch.rand(3, 8, 100, inputs, generator=gen, dtype=dtype)
     y = torch.randint(0, 10, (3, 8, 100), generator=gen)
 
     def train(seeds, threads):

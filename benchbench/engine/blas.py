@@ -80,3 +80,46 @@ def describe(device: str) -> str:
     threads = torch.get_num_threads()
     return (f"{device} ({threads} thread{'' if threads == 1 else 's'}, {capability}, "
             f"{mode_label()})")
+
+
+@functools.cache
+def _mkl_local_threads():
+    """MKL's ``MKL_Set_Num_Threads_Local`` (this thread's MKL thread count; returns the previous
+    one), or None where it is not reachable."""
+    import torch
+
+    if not torch.backends.mkl.is_available():
+        return None
+    try:
+        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib",
+                                       "libtorch_cpu.so"))
+        fn = lib.MKL_Set_Num_Threads_Local
+    except (OSError, AttributeError):
+        return None
+    fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int]
+    return fn
+
+
+class one_thread:  # noqa: N801 (a context manager, used like a function)
+    """Run the products inside on one MKL thread (then restore the thread count): MKL's own
+    thread-local setting where reachable, else torch's thread count."""
+
+    def __enter__(self):
+        import torch
+
+        self.mkl = _mkl_local_threads()
+        if self.mkl is not None:
+            self.previous = self.mkl(1)
+        else:
+            self.previous = torch.get_num_threads()
+            torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        if self.mkl is not None:
+            self.mkl(self.previous)  # 0 restores MKL's own default
+        else:
+            torch.set_num_threads(self.previous)
+        return False

@@ -18,12 +18,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from benchbench.engine import blas
+
 _ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
 _FORWARD = {"relu": torch.relu_, "tanh": torch.tanh_, "sigmoid": torch.sigmoid_}  # in place
-# A member's product with a result smaller than this runs on one thread: MKL may split a small
-# result's sums over threads (the last layer's weight gradient, [10, 16] from 100 rows, even in
-# its strict reproducible mode), which made a member's bits depend on the thread count. Such
-# products are a few hundred thousand multiply-adds: one thread costs them nothing measurable.
+# A lone member's (a stack of one's) product with a result smaller than this, or in float64,
+# runs on one MKL thread, as a member of a larger stack does (see _bmm): MKL splits such
+# products' sums by thread count (the last layer's [10, 16] weight gradient from 100 rows in
+# float32; every measured float64 shape). Larger float32 products give the same bits on any
+# thread count (measured for the digits and founding MLPs' shapes, README).
 ONE_THREAD_OUTPUT = 4096
 def _activation_backward(grad: torch.Tensor, h: torch.Tensor, act: str) -> torch.Tensor:
     """``grad * act'(z)`` from the activation's output ``h``: autograd's own backward ops."""
@@ -37,14 +40,6 @@ def _activation_backward(grad: torch.Tensor, h: torch.Tensor, act: str) -> torch
 def _product(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None,
              out: torch.Tensor | None) -> torch.Tensor:
     """``bias + a @ b`` for one member (2-d) or a stack (3-d), into ``out`` if given."""
-    if a.dim() == 2 and a.shape[0] * b.shape[1] < ONE_THREAD_OUTPUT and a.device.type == "cpu":
-        threads = torch.get_num_threads()
-        if threads > 1:
-            torch.set_num_threads(1)  # MKL's thread-local count: 0.2 us a pair
-            try:
-                return _product(a, b, bias, out)
-            finally:
-                torch.set_num_threads(threads)
     if a.dim() == 3:
         return torch.bmm(a, b, out=out) if bias is None else torch.baddbmm(bias, a, b, out=out)
     return torch.mm(a, b, out=out) if bias is None else torch.addmm(bias, a, b, out=out)
@@ -54,21 +49,20 @@ def _bmm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None,
          out: torch.Tensor | None = None) -> torch.Tensor:
     """``bias + a @ b`` for stacked ``a`` [S, m, k] and ``b`` [S, k, n] (into ``out`` if given).
 
-    On the CPU every member's product is its own ``mm``/``addmm`` call on its 2-d slices, the
-    very call the member makes alone (a stack of one), so a member's bits do not depend on the
-    stack around it. One ``bmm`` over the stack rounds otherwise: MKL's batched product runs
-    each member on one thread, its single product may split a small result's sums over threads
-    (the last layer's weight gradient), and it takes other kernels by layout. Per-member calls
-    also keep both cores busy for every member (``bmm`` gave 5 members on 2 threads as 3 + 2).
-    On CUDA the stack stays one ``bmm``/``baddbmm``.
+    Every member's product is computed on one thread, whatever the stack and the thread
+    count, so a member has the bits of the same model alone. A stack of two or more is one
+    ``bmm``: MKL's batched product gives each thread whole members, each computed exactly as a
+    one-thread ``mm`` (measured for every layout and shape of the digits and founding MLPs, in
+    float32 and float64). A stack of one is a single product, which MKL may split over threads:
+    it runs on one thread where that changes its bits (``ONE_THREAD_OUTPUT``, float64) and on
+    every thread elsewhere. On CUDA the stack is one ``bmm``.
     """
-    if a.device.type != "cpu":
+    if a.shape[0] > 1 or a.device.type != "cpu":
         return _product(a, b, bias, out)
-    if out is None:
-        out = a.new_empty(a.shape[0], a.shape[1], b.shape[2])
-    for i in range(a.shape[0]):
-        _product(a[i], b[i], None if bias is None else bias[i], out[i])
-    return out
+    if a.dtype == torch.float64 or a.shape[1] * b.shape[2] < ONE_THREAD_OUTPUT:
+        with blas.one_thread():
+            return _product(a, b, bias, out)
+    return _product(a, b, bias, out)
 
 
 def _forward(x, act, weights, biases) -> list[torch.Tensor]:
