@@ -43,7 +43,7 @@ test: $(VENV)/.installed-dev
 # Re-resolve requirements.lock from pyproject.toml (every extra), keeping the pins it can keep.
 lock: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra art --extra ray --python-version 3.11 \
+	$(BIN)/uv pip compile pyproject.toml --all-extras --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --no-header --no-emit-index-url \
 		-c requirements.lock -o requirements.lock.new
 	head -5 requirements.lock | cat - requirements.lock.new > requirements.lock && rm requirements.lock.new
