@@ -214,15 +214,18 @@ def adapters() -> dict[str, type]:
 
 @hookimpl
 def register_attacks(register):
+    from benchbench.docstrings import summary
+
     missing = art_missing()
     for name, cls in adapters().items():
-        register(name, cls, summary=cls.__doc__ + (f" ({INSTALL})" if missing else ""))
+        register(name, cls, summary=summary(cls.__doc__) + (f" ({INSTALL})" if missing else ""))
 
 
 @hookimpl
 def register_regimes(register):
     from benchbench.art_regimes import ADAPTERS
+    from benchbench.docstrings import summary
 
     missing = art_missing()
     for name, cls in ADAPTERS.items():
-        register(name, cls, summary=cls.summary + (f" ({INSTALL})" if missing else ""))
+        register(name, cls, summary=summary(cls.summary) + (f" ({INSTALL})" if missing else ""))

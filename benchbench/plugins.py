@@ -183,6 +183,7 @@ def build_plugin_manager(*, load_entry_points: bool = True, extra: tuple[object,
 def collect(pm: pluggy.PluginManager, sources: dict[str, Source],
             failures: list[Failure] | None = None) -> Registry:
     """Call every register hook of every plugin and gather the entries."""
+    from benchbench.docstrings import shorten
     from benchbench.docstrings import summary as first_sentence
 
     registry = Registry(failures=list(failures or ()))
@@ -195,7 +196,9 @@ def collect(pm: pluggy.PluginManager, sources: dict[str, Source],
             def register(name: str, obj: object, *, summary: str | None = None,
                          _kind: str = kind, _source: Source = source,
                          _pending: list[Entry] = pending) -> None:
-                doc = first_sentence(summary or inspect.getdoc(obj) or "")
+                # a summary the plugin gives is its own words (shortened only); a docstring
+                # gives its first sentence
+                doc = shorten(summary) if summary else first_sentence(inspect.getdoc(obj) or "")
                 _pending.append(Entry(_kind, name, obj, _source, doc))
 
             try:

@@ -22,7 +22,8 @@ from benchbench.plugins import DISABLE_ENV, KINDS, build_plugin_manager, load_re
 
 BUILT_INS = {"model": {"mlp", "small_cnn", "madry_cnn", "wong_cnn", "preact_resnet18",
                        "wide_resnet"},
-             "dataset": {"mnist", "digits"}, "attack": {"fgsm", "pgd", "bim"},
+             "dataset": {"mnist", "digits", "fashion_mnist", "cifar10", "cifar100", "svhn"},
+             "attack": {"fgsm", "pgd", "bim"},
              "regime": {"standard", "fgsm_at", "pgd_at", "trades", "mart"},
              "executor": {"inline", "local", "ray"},
              "verifier": {"ibp", "crown_ibp", "crown", "mip"}}
