@@ -95,6 +95,8 @@ def conformance(attack_cls, **params) -> list[Check]:
     for dtype in (torch.float32, torch.float64):
         model, (x, y) = tiny_model(dtype=dtype), tiny_data(dtype=dtype)
         x0, y0 = x.clone(), y.clone()
+        state0 = {k: v.clone() for k, v in model.state_dict().items()}
+        model.eval()  # as the harness hands it over
         name = str(dtype).removeprefix("torch.")
         try:
             out = _run(attack, model, x, y, EPS)
@@ -103,6 +105,16 @@ def conformance(attack_cls, **params) -> list[Check]:
             continue
         check(f"input not modified in place ({name})", torch.equal(x, x0) and torch.equal(y, y0),
               "perturb changed x or y")
+        changed = [k for k, v in model.state_dict().items() if not torch.equal(v, state0[k])]
+        check(f"model's weights and buffers not modified ({name})", not changed,
+              f"perturb changed {', '.join(changed[:3])}")
+        check(f"model left in eval mode ({name})",
+              not any(m.training for m in model.modules()), "perturb switched a module's mode")
+        model.load_state_dict(state0)  # the remaining checks measure the model as it was
+        model.eval()
+        check(f"proposal is finite ({name})",
+              isinstance(out, torch.Tensor) and bool(torch.isfinite(out).all()),
+              "perturb returned NaN or infinity")
         check(f"shape and dtype kept ({name})",
               out.shape == (len(EPS), *x.shape) and out.dtype == dtype,
               f"got {tuple(out.shape)} {out.dtype}, expected {(len(EPS), *x.shape)} {dtype}")
@@ -116,7 +128,13 @@ def conformance(attack_cls, **params) -> list[Check]:
                   f"largest step {size.max():.4g} for eps {EPS}")
             check(f"eps 0 is the identity ({name})", torch.equal(out[0], x),
                   "perturb at eps 0 changed x")
-        result = attack_batch(attack, model, x, y, eps=EPS, bounds=BOUNDS)
+        try:
+            result = attack_batch(attack, model, x, y, eps=EPS, bounds=BOUNDS)
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            check(f"the harness accepts its proposal ({name})", False,
+                  f"{type(exc).__name__}: {exc}")
+            model.load_state_dict(state0)
+            continue
         check(f"inside the data bounds after the harness ({name})",
               result.x_adv.min() >= BOUNDS[0] and result.x_adv.max() <= BOUNDS[1], "")
     if any(not c.passed for c in checks if c.name.startswith(("shape", "perturb runs"))):

@@ -2,7 +2,9 @@
 
 An attack only proposes adversarial inputs. The harness puts the model in eval mode, projects the
 proposal onto the eps-ball of the attack's norm and onto the data bounds, and counts which inputs
-are still classified correctly. Attacks therefore cannot over-report their strength.
+are still classified correctly. Attacks therefore cannot over-report their strength. The attack
+gets copies of the inputs and labels, its proposal must be finite and of the right shape, dtype
+and device, and it may not change the model (``benchbench.attacks.guard``).
 """
 
 from __future__ import annotations
@@ -75,12 +77,14 @@ def attacking(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
 def attack_batch(attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                  eps: Sequence[float], bounds: tuple[float, float]) -> AttackResult:
     """Run ``attack`` on one batch under the threat model and check the model on the result."""
+    from benchbench.attacks.guard import check_proposal, model_unchanged
+
     with attacking(model):
-        proposal = attack.perturb(model, x, y, eps=tuple(eps), bounds=tuple(bounds))
-        if proposal.shape != (len(eps), *x.shape):
-            raise ValueError(f"attack returned shape {tuple(proposal.shape)}; expected "
-                             f"{(len(eps), *x.shape)} (one batch per eps)")
-        x_adv = proposal.detach().to(x.dtype)
+        with model_unchanged(attack, model):  # copies: the attack cannot edit x, y
+            proposal = attack.perturb(model, x.clone(), y.clone(), eps=tuple(eps),
+                                      bounds=tuple(bounds))
+        model.eval()  # whatever mode the attack left it in (attacking() restores the run's)
+        x_adv = check_proposal(attack, proposal, x, len(eps)).detach().to(x.dtype)
         if x_adv.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
             x_adv = x_adv.clone()  # never write into the caller's inputs
         for i, e in enumerate(eps):  # project in place: no extra copy of every batch

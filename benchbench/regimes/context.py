@@ -121,15 +121,17 @@ class TrainContext:
 
     def _perturb_one(self, attack, model, x, y, eps: float, member: int | None):
         devices = [torch.cuda.current_device()] if self.device == "cuda" else []
+        from benchbench.attacks.guard import check_proposal, model_unchanged
+
         with torch.random.fork_rng(devices=devices), attacking(model):
             if member is not None:
                 _set_rng(self._attack_rng[member])
-            proposal = attack.perturb(model, x, y, eps=(eps,), bounds=self.bounds)
+            with model_unchanged(attack, model):  # copies: the attack cannot edit x, y
+                proposal = attack.perturb(model, x.clone(), y.clone(), eps=(eps,),
+                                          bounds=self.bounds)
             if member is not None:
                 self._attack_rng[member] = _get_rng(self.device)
-        if proposal.shape != (1, *x.shape):
-            raise ValueError(f"attack {type(attack).__name__} returned shape "
-                             f"{tuple(proposal.shape)}; expected {(1, *x.shape)}")
+        proposal = check_proposal(attack, proposal, x, 1)
         return self.project(proposal[0].detach().to(x.dtype), x, eps, attack.norm)
 
     # --- records --------------------------------------------------------------------------
