@@ -22,6 +22,16 @@ from benchbench.verify.bounds import LAYERS
 from benchbench.verify.verifiers import CROWN, IBP, MIP, Verdicts, run_verifier
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Many small products: one thread is several times faster than two on a busy machine
+    (and strict MKL mode makes the bits the same); the setting is restored afterwards."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture(scope="module")
 def digits():
     x, y = tiny_data(24, dtype=torch.float64)

@@ -25,6 +25,17 @@ import torch
 from benchbench.verify import Normalize
 from benchbench.verify.api import margin_bounds
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Many small products: one thread is several times faster than two on a busy machine
+    (and strict MKL mode makes the bits the same); the setting is restored afterwards."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

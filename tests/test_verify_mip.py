@@ -26,6 +26,16 @@ from benchbench.verify.bounds import build_network
 from benchbench.verify.domain import make_domain
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Many small products: one thread is several times faster than two on a busy machine
+    (and strict MKL mode makes the bits the same); the setting is restored afterwards."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 def net_2_8_2(seed: int):
     """Random weights whose 8 ReLU lines all cross the unit square (through random points of
     it), so that the boxes of the tests cut many linear regions."""

@@ -29,6 +29,17 @@ from benchbench.verify.attack import margin_attack, misclassified
 from benchbench.verify.bounds import build_network
 from benchbench.verify.domain import make_domain
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Many small products: one thread is several times faster than two on a busy machine
+    (and strict MKL mode makes the bits the same); the setting is restored afterwards."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 ATOL = 1e-10
 METHODS = ("ibp", "crown_ibp", "crown")
 
@@ -192,21 +203,22 @@ def test_a_property_with_a_built_in_counterexample_is_never_proved(norm):
 
 
 def test_float32_models_proofs_survive_float32_attacks():
-    x, y = tiny_data(40)
+    x, y = tiny_data(24)
     model = tiny_model()
     for eps in (0.02, 0.05):
         proved = verify(model, x, y, eps=[eps], method=["crown", "ibp"])[0]
+        assert 0 < int(proved.sum()) < len(x)
         torch.manual_seed(1)
-        adv = PGD(steps=50, restarts=2, loss="margin").perturb(model, x, y, eps=[eps])[0]
+        adv = PGD(steps=30, restarts=2, loss="margin").perturb(model, x, y, eps=[eps])[0]
         assert bool((~proved | ~misclassified(model, adv, y)).all())
-        found = lowest_margins(model, x, y, eps, "linf", n=400)
+        found = lowest_margins(model, x, y, eps, "linf", n=300, steps=20)
         lower = margin_bounds(model, x, y, eps=eps, method="crown")
         finite = torch.isfinite(lower)
         # the float32 model's margins exceed float64 bounds up to float32 rounding (1e-5 here)
         assert bool((lower[finite] <= found[finite].double() + 1e-5).all())
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(name=st.sampled_from(sorted(NETS)), seed=st.integers(0, 10_000),
        eps=st.floats(0.0, 0.4), norm=st.sampled_from(["linf", "l2"]),
        method=st.sampled_from(METHODS))
