@@ -1,0 +1,420 @@
+"""Verdicts per example, and what they give: certified, exact and the soundness check.
+
+Every measurement says, per example, one of three things (``benchbench.verify``): robust
+(proved), not robust (a counterexample, checked by a forward pass) or unknown. An attack's
+verdicts are its per-example bits (``benchbench.store.examples``): an example it left
+misclassified is not robust, any other unknown. A verifier's travel in a ``Record`` of metric
+``VERDICTS`` whose value is the text ``"<n>:<base64 robust bits>:<base64 not-robust bits>"``
+(``numpy.packbits``, big-endian, like the examples' bits) and are stored in the ``verdicts``
+table (schema version 4), one row per cell x checkpoint x split x verifier x eps.
+
+Derived per checkpoint, split, norm and eps, stored as ordinary result rows:
+
+* ``certified_<norm>`` (``accuracy``): the fraction of examples some verifier of that norm
+  proved robust there (the best verdict per example), over the first ``min(n)`` examples the
+  verifiers saw: a lower bound on robust accuracy;
+* ``exact_<norm>`` (where a complete verifier of the norm was evaluated): ``accuracy``, the
+  fraction that neither an attack of the norm, nor a counterexample, nor the clean pass
+  refuted, and ``unknown``, how many examples were neither proved nor refuted, over the first
+  ``min(n)`` examples every verifier and attack of the norm there saw. With no unknowns it is
+  the exact robust accuracy; otherwise an upper bound, ``unknown / n`` above the proved
+  fraction of those examples.
+
+So, per example and over the same examples, certified <= exact <= worst case over attacks,
+and certified <= exact <= clean accuracy (the worst case may exceed the clean accuracy: an
+attack's input can be classified correctly where the clean one is not).
+An example proved robust at some eps and refuted at that eps or a smaller one of the same
+norm (by an attack, by a complete verifier's counterexample, or by the clean pass at eps 0)
+is a **soundness bug**: ``contradiction`` names both, the engine fails the cell with it, and
+the store refuses to hold it (``SoundnessError``); it never becomes a number.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from benchbench.errors import BenchbenchError
+
+#: the metric of a record that carries a verifier's verdicts per example, not a number
+VERDICTS = "verdicts"
+CERTIFIED, EXACT = "certified_", "exact_"
+UNKNOWN = "unknown"  # the metric of a count of undecided examples
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS verdicts (
+    cell_id TEXT NOT NULL REFERENCES cells(cell_id), epoch INTEGER NOT NULL,
+    split TEXT NOT NULL, method TEXT NOT NULL, eps REAL NOT NULL, n INTEGER NOT NULL,
+    robust BLOB NOT NULL, not_robust BLOB NOT NULL,
+    PRIMARY KEY (cell_id, epoch, split, method, eps));
+"""
+
+
+class SoundnessError(BenchbenchError):
+    """An example proved robust and refuted: a verifier (or the check of an attack's
+    counterexample) is wrong. Never stored as a number."""
+
+    exit_code = 1
+
+
+def is_verdict_row(attack: str) -> bool:
+    """Whether ``attack`` names a row derived from verdicts (``certified_*``, ``exact_*``)."""
+    return str(attack).startswith((CERTIFIED, EXACT))
+
+
+def derived_norm(attack: str) -> str:
+    """``certified_linf`` -> ``linf`` (and ``exact_l2`` -> ``l2``)."""
+    for prefix in (CERTIFIED, EXACT):
+        if str(attack).startswith(prefix):
+            return attack[len(prefix):]
+    raise ValueError(f"{attack!r} is not a row derived from verdicts")
+
+
+# encoding ----------------------------------------------------------------------------------
+def _pack(bits) -> bytes:
+    import numpy as np
+
+    return np.packbits(np.asarray(bits, dtype=bool)).tobytes()
+
+
+def encode_codes(codes) -> str:
+    """A record's value for int8 verdict codes ``codes`` [n] (1 robust, 0 unknown, -1 not)."""
+    import numpy as np
+
+    codes = np.asarray(codes.cpu() if hasattr(codes, "cpu") else codes).astype(np.int64)
+    robust, broken = _pack(codes == 1), _pack(codes == -1)
+    return (f"{len(codes)}:{base64.b64encode(robust).decode('ascii')}:"
+            f"{base64.b64encode(broken).decode('ascii')}")
+
+
+def decode_codes(value) -> tuple[int, bytes, bytes]:
+    """``(n, robust, not_robust)`` packed bits from a record's value; ValueError if malformed
+    (wrong lengths, an example both robust and not)."""
+    parts = str(value).split(":")
+    if len(parts) != 3 or not parts[0].isdigit():
+        raise ValueError(f"not packed verdicts: {str(value)[:40]!r}")
+    n = int(parts[0])
+    robust, broken = (base64.b64decode(p.encode("ascii"), validate=True) for p in parts[1:])
+    check_packed(n, robust, broken)
+    return n, robust, broken
+
+
+def check_packed(n: int, robust: bytes, broken: bytes) -> None:
+    size = (n + 7) // 8
+    if n <= 0 or len(robust) != size or len(broken) != size:
+        raise ValueError(f"{n} examples pack into {size} bytes per verdict")
+    if (int.from_bytes(robust, "big") & int.from_bytes(broken, "big")) or any(
+            int.from_bytes(b, "big") & ((1 << (8 * size - n)) - 1) for b in (robust, broken)):
+        raise ValueError("an example is both robust and not robust, or padding bits are set")
+
+
+def codes_of(n: int, robust: bytes, broken: bytes):
+    """The int8 codes as a numpy array (1, 0, -1)."""
+    import numpy as np
+
+    from benchbench.store.examples import unpack
+
+    return unpack(n, robust).astype(np.int8) - unpack(n, broken).astype(np.int8)
+
+
+# bit sets ------------------------------------------------------------------------------------
+def _first(packed: bytes, n: int) -> int:
+    """The first ``n`` bits of ``packed`` as one integer (bit ``n - 1 - i`` is example ``i``)."""
+    return int.from_bytes(packed, "big") >> (8 * len(packed) - n)
+
+
+def _example(bits: int, n: int) -> int:
+    """The index of the first example whose bit is set in ``bits`` (of ``n``)."""
+    return n - bits.bit_length()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One row of the ``verdicts`` table (the cell aside)."""
+
+    epoch: int
+    split: str
+    method: str
+    eps: float
+    n: int
+    robust: bytes
+    not_robust: bytes
+
+    @property
+    def codes(self):
+        return codes_of(self.n, self.robust, self.not_robust)
+
+    @property
+    def certified(self) -> float:
+        return int.from_bytes(self.robust, "big").bit_count() / self.n
+
+    @property
+    def unknown(self) -> int:
+        return self.n - (int.from_bytes(self.robust, "big").bit_count()
+                         + int.from_bytes(self.not_robust, "big").bit_count())
+
+
+def verdicts_of(records: Iterable) -> list[Verdict]:
+    """The ``Verdict`` of each ``VERDICTS`` record among ``records``."""
+    out = []
+    for r in records:
+        if r.metric == VERDICTS:
+            n, robust, broken = decode_codes(r.value)
+            out.append(Verdict(int(r.epoch), r.split, r.attack, float(r.eps), n, robust, broken))
+    return out
+
+
+def bits_of(records: Iterable) -> list[tuple]:
+    """``(epoch, split, attack, eps, n, packed)`` of each per-example-bits record."""
+    from benchbench.store.examples import CORRECT, decode
+
+    out = []
+    for r in records:
+        if r.metric == CORRECT:
+            n, packed = decode(r.value)
+            out.append((int(r.epoch), r.split, r.attack, float(r.eps), n, packed))
+    return out
+
+
+def _norm(caps: dict, label: str):
+    entry = caps.get(label)
+    return entry.get("norm") if isinstance(entry, dict) else None
+
+
+def _refutations(epoch, split, norm, eps, bits, verdicts, norms, caps):
+    """``(name, eps, n, bits)`` of everything refuting examples at ``eps`` or below in
+    ``norm``: attacks (their misclassified examples), the clean pass (eps 0) and complete
+    verifiers (their counterexamples)."""
+    out = []
+    for b_epoch, b_split, attack, b_eps, n, packed in bits:
+        if b_epoch != epoch or b_split != split or b_eps > eps:
+            continue
+        if attack == "none" or norms.get(attack) == norm:
+            name = "the clean pass" if attack == "none" else f"attack {attack}"
+            out.append((name, b_eps, n, ~_first(packed, n) & ((1 << n) - 1)))
+    for v in verdicts:
+        if (v.epoch == epoch and v.split == split and v.eps <= eps
+                and _norm(caps, v.method) == norm):
+            out.append((f"verifier {v.method}", v.eps, v.n, _first(v.not_robust, v.n)))
+    return out
+
+
+def contradiction(bits: Sequence[tuple], verdicts: Sequence[Verdict], norms: dict,
+                  caps: dict) -> str | None:
+    """The first example proved robust and refuted (see the module), said naming both, or
+    None. ``bits``: ``(epoch, split, attack, eps, n, packed)`` rows; ``norms``: attack label ->
+    norm; ``caps``: verifier label -> ``{"norm", "complete"}``."""
+    for v in verdicts:
+        proved = _first(v.robust, v.n)
+        if not proved:
+            continue
+        norm = _norm(caps, v.method)
+        for name, eps, n, refuted in _refutations(v.epoch, v.split, norm, v.eps, bits,
+                                                  verdicts, norms, caps):
+            m = min(n, v.n)
+            clash = (proved >> (v.n - m)) & (refuted >> (n - m))
+            if clash:
+                i = _example(clash, m)
+                how = ("misclassifies it" if name == "the clean pass"
+                       else f"refuted it at eps={eps:g}")
+                return (f"soundness bug: verifier {v.method} proved {v.split} example {i} "
+                        f"robust at eps={v.eps:g} ({norm}, epoch {v.epoch}), but {name} {how}; "
+                        "a proof and a counterexample cannot both hold, so no number is kept")
+    return None
+
+
+def derived_rows(bits: Sequence[tuple], verdicts: Sequence[Verdict], norms: dict,
+                 caps: dict) -> list[tuple]:
+    """``(epoch, split, attack, eps, metric, value)`` rows ``certified_<norm>`` and
+    ``exact_<norm>`` of one cell (see the module)."""
+    groups: dict[tuple, list[Verdict]] = {}
+    for v in verdicts:
+        norm = _norm(caps, v.method)
+        if norm:
+            groups.setdefault((v.epoch, v.split, norm, v.eps), []).append(v)
+    out = []
+    for (epoch, split, norm, eps), members in sorted(groups.items()):
+        n = min(v.n for v in members)
+        proved = 0
+        for v in members:
+            proved |= _first(v.robust, v.n) >> (v.n - n)
+        out.append((epoch, split, f"{CERTIFIED}{norm}", eps, "accuracy", proved.bit_count() / n))
+        if not any(bool((caps.get(v.method) or {}).get("complete")) for v in members):
+            continue
+        attacks = [(n_a, packed) for b_epoch, b_split, a, b_eps, n_a, packed in bits
+                   if (b_epoch, b_split) == (epoch, split) and (
+                       (a == "none" and b_eps == 0) or (b_eps == eps and norms.get(a) == norm))]
+        m = min([n, *(n_a for n_a, _ in attacks)])
+        full = (1 << m) - 1
+        proved, refuted = 0, 0
+        for v in members:
+            proved |= _first(v.robust, v.n) >> (v.n - m)
+            refuted |= _first(v.not_robust, v.n) >> (v.n - m)
+        for n_a, packed in attacks:
+            refuted |= ~(_first(packed, n_a) >> (n_a - m)) & full
+        out.append((epoch, split, f"{EXACT}{norm}", eps, "accuracy",
+                    (m - refuted.bit_count()) / m))
+        out.append((epoch, split, f"{EXACT}{norm}", eps, UNKNOWN,
+                    float(m - (proved | refuted).bit_count())))
+    return out
+
+
+# the store -----------------------------------------------------------------------------------
+def has_table(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                        "name = 'verdicts'").fetchone() is not None
+
+
+def verifier_caps(conn: sqlite3.Connection) -> dict[str, dict]:
+    """The store's verifier label -> ``{"name", "norm", "complete", "sound"}``
+    (``meta.verifier_capabilities``, written by ``run``)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'verifier_capabilities'").fetchone()
+    try:
+        caps = json.loads(row[0]) if row else {}
+    except (TypeError, ValueError):
+        return {}
+    return caps if isinstance(caps, dict) else {}
+
+
+def _cell_bits(conn: sqlite3.Connection, cell_id: str) -> list[tuple]:
+    return [(e, s, a, float(x), n, bytes(p)) for e, s, a, x, n, p in conn.execute(
+        "SELECT epoch, split, attack, eps, n, correct FROM examples WHERE cell_id = ?",
+        (cell_id,))]
+
+
+def _cell_verdicts(conn: sqlite3.Connection, cell_id: str) -> list[Verdict]:
+    return [Verdict(e, s, m, float(x), n, bytes(r), bytes(b)) for e, s, m, x, n, r, b in
+            conn.execute("SELECT epoch, split, method, eps, n, robust, not_robust FROM verdicts "
+                         "WHERE cell_id = ?", (cell_id,))]
+
+
+def store_cell(conn: sqlite3.Connection, cell_id: str, records: list, norms: dict,
+               caps: dict) -> None:
+    """Inside the caller's transaction, after the cell's bits are stored: its verdicts into
+    ``verdicts`` and the rows they give into ``results``; ``SoundnessError`` (the caller's
+    transaction rolls back) if a proof meets a refutation."""
+    conn.execute("DELETE FROM verdicts WHERE cell_id = ?", (cell_id,))
+    found = verdicts_of(records)
+    if not found:
+        return
+    conn.executemany("INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     [(cell_id, v.epoch, v.split, v.method, v.eps, v.n, v.robust, v.not_robust)
+                      for v in found])
+    bits = _cell_bits(conn, cell_id)
+    problem = contradiction(bits, found, norms, caps)
+    if problem:
+        raise SoundnessError(f"cell {cell_id}: {problem}")
+    conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     [(cell_id, *row) for row in derived_rows(bits, found, norms, caps)])
+
+
+def read_verdicts(store, *, cell_id: str | None = None) -> list[tuple[str, Verdict]]:
+    """``(cell_id, Verdict)`` of every finished cell (or of ``cell_id``); none in a store
+    written before version 4."""
+    if not has_table(store.conn):
+        return []
+    where, args = "c.status = 'ok'", ()
+    if cell_id is not None:
+        where, args = where + " AND v.cell_id = ?", (cell_id,)
+    cur = store.conn.execute(
+        "SELECT v.cell_id, v.epoch, v.split, v.method, v.eps, v.n, v.robust, v.not_robust "
+        f"FROM verdicts v JOIN cells c USING (cell_id) WHERE {where} ORDER BY v.rowid", args)
+    return [(row[0], Verdict(row[1], row[2], row[3], float(row[4]), row[5], bytes(row[6]),
+                             bytes(row[7]))) for row in cur]
+
+
+# invariants ----------------------------------------------------------------------------------
+def records_problem(records: Sequence) -> str | None:
+    """A verifier's records that break what their verdicts imply: its ``accuracy`` is the
+    proved fraction, its ``unknown`` the undecided count (the same integers)."""
+    try:
+        found = verdicts_of(records)
+    except (ValueError, TypeError):
+        return "a verifier's record holds malformed per-example verdicts"
+    numbers = {(int(r.epoch), r.split, r.attack, float(r.eps), r.metric): r.value
+               for r in records if r.metric in ("accuracy", UNKNOWN)}
+    for v in found:
+        where = f"epoch {v.epoch}, {v.split} {v.method} eps={v.eps:g}"
+        for metric, due in (("accuracy", v.certified), (UNKNOWN, float(v.unknown))):
+            got = numbers.get((v.epoch, v.split, v.method, v.eps, metric))
+            if got is not None and got != due:
+                return f"{where} {metric} is {got!r}, but its stored verdicts give {due!r}"
+    return None
+
+
+def _cell_numbers(conn: sqlite3.Connection, cell_id: str) -> dict[tuple, float]:
+    return {(e, s, a, float(x), m): v for e, s, a, x, m, v in conn.execute(
+        "SELECT epoch, split, attack, eps, metric, value FROM results WHERE cell_id = ?",
+        (cell_id,))}
+
+
+def store_problem(conn: sqlite3.Connection) -> str | None:
+    """The first broken invariant among a store's verdicts and the rows they give, or None:
+    malformed verdicts, a proof meeting a refutation, a verifier's numbers or a ``certified_``
+    or ``exact_`` row other than its verdicts give (missing or extra ones too), and an order
+    the definitions imply broken (``_order_problem``)."""
+    from benchbench.store.examples import attack_norms
+
+    if not has_table(conn):
+        return None
+    norms, caps = attack_norms(conn), verifier_caps(conn)
+    cells = [r[0] for r in conn.execute("SELECT DISTINCT cell_id FROM verdicts")]
+    for cell in cells:
+        try:
+            found = _cell_verdicts(conn, cell)
+            for v in found:
+                check_packed(v.n, v.robust, v.not_robust)
+        except (ValueError, TypeError):
+            return f"cell {cell}: its per-example verdicts are malformed"
+        bits, numbers = _cell_bits(conn, cell), _cell_numbers(conn, cell)
+        problem = contradiction(bits, found, norms, caps)
+        if problem:
+            return f"cell {cell}: {problem}"
+        due = {(e, s, a, x, m): v for e, s, a, x, m, v in derived_rows(bits, found, norms, caps)}
+        for v in found:
+            due[(v.epoch, v.split, v.method, v.eps, "accuracy")] = v.certified
+            if (caps.get(v.method) or {}).get("complete"):
+                due[(v.epoch, v.split, v.method, v.eps, UNKNOWN)] = float(v.unknown)
+        stored = {k for k in numbers if is_verdict_row(k[2]) and k[2] not in norms}
+        for key in sorted(set(due) | stored, key=str):
+            got, want = numbers.get(key), due.get(key)
+            if got != want:
+                e, s, a, x, m = key
+                return (f"cell {cell}: epoch {e}, {s} {a} eps={x:g} {m} is {got!r}, but its "
+                        f"stored verdicts give {want!r}")
+        problem = _order_problem(cell, bits, found, numbers, norms, caps)
+        if problem:
+            return problem
+    return None
+
+
+def _order_problem(cell, bits, found, numbers, norms, caps) -> str | None:
+    """certified <= exact <= worst, and certified <= exact <= clean, where each pair is over
+    the same examples (the worst case may exceed the clean accuracy: not checked)."""
+    keys = {(v.epoch, v.split, _norm(caps, v.method), v.eps) for v in found}
+    for epoch, split, norm, eps in sorted(keys, key=str):
+        if not norm:
+            continue
+        verifier_n = min(v.n for v in found if (v.epoch, v.split, v.eps) == (epoch, split, eps)
+                         and _norm(caps, v.method) == norm)
+        attack_ns = [n for e, s, a, x, n, _ in bits if (e, s, x) == (epoch, split, eps)
+                     and a != "none" and norms.get(a) == norm]
+        clean_n = [n for e, s, a, _, n, _ in bits if (e, s, a) == (epoch, split, "none")]
+        sizes = {f"{CERTIFIED}{norm}": verifier_n,
+                 f"{EXACT}{norm}": min([verifier_n, *attack_ns, *clean_n]),
+                 f"worst_{norm}": min(attack_ns) if attack_ns else None,
+                 "none": clean_n[0] if clean_n else None}
+        value = {name: numbers.get((epoch, split, name, 0.0 if name == "none" else eps,
+                                    "accuracy")) for name in sizes}
+        c, x, w = f"{CERTIFIED}{norm}", f"{EXACT}{norm}", f"worst_{norm}"
+        for low, high in ((c, x), (x, w), (c, w), (c, "none"), (x, "none")):
+            n_low, v_low, n_high, v_high = sizes[low], value[low], sizes[high], value[high]
+            if (None not in (n_low, v_low, n_high, v_high) and n_low == n_high
+                    and v_low > v_high):
+                return (f"cell {cell}: epoch {epoch}, {split} eps={eps:g}: {low} is "
+                        f"{v_low!r}, above {'clean' if high == 'none' else high}'s "
+                        f"{v_high!r} (over the same examples it is at most that)")
+    return None
