@@ -85,6 +85,9 @@ class ARTAttack:
     choose_norm = True
     per_example = False  # ART attacks may draw random numbers or couple a batch
     iterative: bool | None = None  # see ITERATIVE; minimal-perturbation ones: undeclared
+    library = "ART"  # keys a suite leaves out are ART's defaults (benchbench.attacks.params)
+    #: what ``effective_params`` decides instead of ART, as reports print it
+    param_rules = {"eps_step": "ε/4", "batch_size": "the harness's chunk (all its rows)"}
 
     @property
     def bounded(self) -> bool:
@@ -119,6 +122,19 @@ class ARTAttack:
         if self.art_name == "AutoAttack" and members is not None:  # iterative if APGD runs
             self.iterative = bool(set(members) & set(GRADIENT_MEMBERS))
 
+    def effective_params(self, eps: float) -> dict:
+        """What the adapter sets in ART's place when the suite does not (``param_rules``):
+        ``eps_step`` (eps / 4, ART's default is an absolute 0.1); AutoAttack's ``batch_size``
+        (the harness's chunk: ``None``, not a function of eps) and ``attacks``."""
+        out = {}
+        if "eps_step" in self.suite_params() and "eps_step" not in self.params:
+            out["eps_step"] = eps / 4
+        if self.art_name == "AutoAttack":
+            out.update({k: v for k, v in (("batch_size", None),
+                                          ("attacks", list(AUTOATTACK_MEMBERS)))
+                        if k not in self.params})
+        return out
+
     def perturb(self, model, x, y, *, eps: Sequence[float], bounds=(0.0, 1.0)):
         import numpy as np
         import torch
@@ -150,8 +166,7 @@ class ARTAttack:
         else:
             outs = []
             for e in eps:
-                step = {"eps_step": e / 4} if "eps_step" in names and "eps_step" not in \
-                    self.params else {}
+                step = {k: v for k, v in self.effective_params(e).items() if k == "eps_step"}
                 args = {k: (v(e) if callable(v) else v) for k, v in kwargs.items()}
                 outs.append(cls(clf, eps=e, **step, **args).generate(xn, y=yn))
         return torch.from_numpy(np.stack(outs)).to(device=x.device, dtype=x.dtype)

@@ -25,6 +25,8 @@ class PGD:
 
     needs_gradients = True
     iterative = True  # several steps: never weaker than one (the flags' "I" check)
+    #: what ``effective_params`` derives when the suite leaves it unset, as reports print it
+    param_rules = {"step_size": "2.5·ε/steps"}
 
     def __init__(self, *, norm: str = "linf", steps: int = 40, step_size: float | None = None,
                  random_start: bool = True, restarts: int = 1, loss: str = "ce") -> None:
@@ -46,6 +48,14 @@ class PGD:
         self.per_example = not random_start  # random starts draw from torch's RNG
         self.iterative = steps > 1  # one step is single-step: a reference for the I flag
 
+    def effective_params(self, eps: float) -> dict:
+        """The keys a run at ``eps`` resolves itself (``benchbench.attacks.params``): the
+        step, when ``step_size`` is unset."""
+        return {} if self.step_size is not None else {"step_size": 2.5 * eps / self.steps}
+
+    def _step(self, eps: float) -> float:
+        return self.effective_params(eps).get("step_size", self.step_size)
+
     def _start(self, x, eps: float):
         import torch
 
@@ -66,7 +76,7 @@ class PGD:
         from benchbench.attacks.harness import linf_limits, project
         from benchbench.attacks.losses import loss_gradient
 
-        step = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
+        step = self._step(eps)
         limits = linf_limits(x, eps, bounds) if self.norm == "linf" else None
         x_adv = project(self._start(x, eps), x, eps, self.norm, bounds, limits=limits)
         for _ in range(self.steps):
