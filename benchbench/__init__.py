@@ -16,14 +16,20 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("benchbench")
 """Marker for plugin hook implementations: decorate ``register_attacks`` etc. with it."""
 
-__all__ = ["__version__", "hookimpl", "verify"]
+#: the Python API (benchbench.api; README, "Python API")
+_API = ("evaluate", "run", "load", "load_model", "Evaluation")
+
+__all__ = ["__version__", "hookimpl", "verify", *_API]
 
 
 def __getattr__(name: str):
-    """``benchbench.verify``, imported on first use (it is the callable package
-    ``benchbench.verify``: ``benchbench.verify(model, x, y, eps=[...])``)."""
-    if name == "verify":
-        import importlib
+    """``benchbench.verify`` and the Python API (``benchbench.evaluate``, ``run``, ``load``,
+    ``load_model``), imported on first use. ``benchbench.verify`` is the callable package:
+    ``benchbench.verify(model, x, y, eps=[...])``."""
+    import importlib
 
+    if name == "verify":
         return importlib.import_module("benchbench.verify")
+    if name in _API:
+        return getattr(importlib.import_module("benchbench.api"), name)
     raise AttributeError(f"module 'benchbench' has no attribute {name!r}")

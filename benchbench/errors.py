@@ -62,3 +62,8 @@ class SymlinkError(RunFault, RunDirError):
 
 class VerifierError(BenchbenchError):
     """A verifier cannot bound this model or property (an unsupported layer, norm or key)."""
+
+
+class ArgumentError(BenchbenchError, ValueError):
+    """An argument of the Python API (``benchbench.evaluate``, ``run``, ``load``) is not
+    allowed: the message names the function, the argument (and entry, key) and what is."""
