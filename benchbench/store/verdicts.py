@@ -160,10 +160,10 @@ class Verdict:
 def verdicts_of(records: Iterable) -> list[Verdict]:
     """The ``Verdict`` of each ``VERDICTS`` record among ``records``."""
     out = []
-    for r in records:
-        if r.metric == VERDICTS:
-            n, robust, broken = decode_codes(r.value)
-            out.append(Verdict(int(r.epoch), r.split, r.attack, float(r.eps), n, robust, broken))
+    for epoch, split, attack, eps, metric, value in records:
+        if metric == VERDICTS:
+            n, robust, broken = decode_codes(value)
+            out.append(Verdict(int(epoch), split, attack, float(eps), n, robust, broken))
     return out
 
 
@@ -172,10 +172,10 @@ def bits_of(records: Iterable) -> list[tuple]:
     from benchbench.store.examples import CORRECT, decode
 
     out = []
-    for r in records:
-        if r.metric == CORRECT:
-            n, packed = decode(r.value)
-            out.append((int(r.epoch), r.split, r.attack, float(r.eps), n, packed))
+    for epoch, split, attack, eps, metric, value in records:
+        if metric == CORRECT:
+            n, packed = decode(value)
+            out.append((int(epoch), split, attack, float(eps), n, packed))
     return out
 
 
@@ -334,8 +334,8 @@ def records_problem(records: Sequence) -> str | None:
         found = verdicts_of(records)
     except (ValueError, TypeError):
         return "a verifier's record holds malformed per-example verdicts"
-    numbers = {(int(r.epoch), r.split, r.attack, float(r.eps), r.metric): r.value
-               for r in records if r.metric in ("accuracy", UNKNOWN)}
+    numbers = {(int(e), s, a, float(x), m): v for e, s, a, x, m, v in records
+               if m in ("accuracy", UNKNOWN)}
     for v in found:
         where = f"epoch {v.epoch}, {v.split} {v.method} eps={v.eps:g}"
         for metric, due in (("accuracy", v.certified), (UNKNOWN, float(v.unknown))):
