@@ -50,8 +50,10 @@ def numeric(records) -> list:
     evaluated after the last one comes back to its place: TensorBoard drops steps that go
     backwards)."""
     from benchbench.store.examples import CORRECT
+    from benchbench.store.verdicts import VERDICTS
 
-    return sorted((r for r in records if r.metric != CORRECT), key=lambda r: r.epoch)
+    return sorted((r for r in records if r.metric not in (CORRECT, VERDICTS)),
+                  key=lambda r: r.epoch)
 
 
 def _safe(text: str, keep: str = "") -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from benchbench.store.examples import CORRECT
+from benchbench.store.verdicts import VERDICTS
 
 
 def record_name(split: str, attack: str, eps: float, metric: str) -> str:
@@ -30,7 +31,7 @@ def _tail(records: Sequence, epoch: int, fit: bool) -> list:
     for r in reversed(records):
         if r.epoch != epoch:
             break
-        if (r.split == "fit") == fit and r.metric != CORRECT:
+        if (r.split == "fit") == fit and r.metric not in (CORRECT, VERDICTS):
             out.append(r)
     return out[::-1]
 
