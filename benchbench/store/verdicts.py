@@ -12,7 +12,10 @@ Derived per checkpoint, split, norm and eps, stored as ordinary result rows:
 
 * ``certified_<norm>`` (``accuracy``): the fraction of examples some verifier of that norm
   proved robust there (the best verdict per example), over the first ``min(n)`` examples the
-  verifiers saw: a lower bound on robust accuracy;
+  verifiers saw: a lower bound on robust accuracy; and, where attacks of the norm were
+  evaluated there too, ``gap_frac``: over the first examples both saw, the fraction that no
+  attack broke and no verifier proved (the worst case minus certified over the same examples:
+  how much of robust accuracy neither side pins down);
 * ``exact_<norm>`` (where a complete verifier of the norm was evaluated): ``accuracy``, the
   fraction that neither an attack of the norm, nor a counterexample, nor the clean pass
   refuted, and ``unknown``, how many examples were neither proved nor refuted, over the first
@@ -43,6 +46,7 @@ from benchbench.errors import BenchbenchError
 VERDICTS = "verdicts"
 CERTIFIED, EXACT = "certified_", "exact_"
 UNKNOWN = "unknown"  # the metric of a count of undecided examples
+GAP = "gap_frac"  # certified_<norm>'s: worst case minus certified, over the same examples
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS verdicts (
@@ -242,6 +246,7 @@ def derived_rows(bits: Sequence[tuple], verdicts: Sequence[Verdict], norms: dict
         for v in members:
             proved |= _first(v.robust, v.n) >> (v.n - n)
         out.append((epoch, split, f"{CERTIFIED}{norm}", eps, "accuracy", proved.bit_count() / n))
+        out += _gap(epoch, split, norm, eps, n, members, bits, norms)
         if not any(bool((caps.get(v.method) or {}).get("complete")) for v in members):
             continue
         attacks = [(n_a, packed) for b_epoch, b_split, a, b_eps, n_a, packed in bits
@@ -260,6 +265,23 @@ def derived_rows(bits: Sequence[tuple], verdicts: Sequence[Verdict], norms: dict
         out.append((epoch, split, f"{EXACT}{norm}", eps, UNKNOWN,
                     float(m - (proved | refuted).bit_count())))
     return out
+
+
+def _gap(epoch, split, norm, eps, n, members, bits, norms) -> list[tuple]:
+    """The ``certified_<norm>`` ``gap_frac`` row: over the first examples both the verifiers
+    and the attacks of the norm saw, the fraction no attack broke and no verifier proved."""
+    attacks = [(n_a, packed) for b_epoch, b_split, a, b_eps, n_a, packed in bits
+               if (b_epoch, b_split, b_eps) == (epoch, split, eps) and a != "none"
+               and norms.get(a) == norm]
+    if not attacks:
+        return []
+    m = min([n, *(n_a for n_a, _ in attacks)])
+    open_, proved = (1 << m) - 1, 0
+    for n_a, packed in attacks:
+        open_ &= _first(packed, n_a) >> (n_a - m)
+    for v in members:
+        proved |= _first(v.robust, v.n) >> (v.n - m)
+    return [(epoch, split, f"{CERTIFIED}{norm}", eps, GAP, (open_ & ~proved).bit_count() / m)]
 
 
 # the store -----------------------------------------------------------------------------------
