@@ -361,9 +361,9 @@ def data_fetch(
 
 def _add_command_modules() -> None:
     """Commands kept in their own small modules (each imports nothing heavy at module level)."""
-    from benchbench import cli_compare, cli_leaderboard
+    from benchbench import cli_compare, cli_leaderboard, cli_zoo
 
-    for module in (cli_compare, cli_leaderboard):
+    for module in (cli_compare, cli_leaderboard, cli_zoo):
         module.register(app)
 
 

@@ -162,6 +162,8 @@ def capabilities(entry) -> dict:
         from benchbench.regimes.base import harness_driven
 
         caps = {"loop": "harness (Regime subclass: resumes bit for bit)" if harness_driven(obj)
+                else "none: evaluates the [model]'s given weights as epoch 0, trains nothing"
+                if getattr(obj, "evaluate_only", False) is True
                 else "self-driven (its own train(): trains alone, starts over on resume)"}
         if harness_driven(obj):
             caps.update(stackable=obj.stackable, member_params=list(obj.member_params))
@@ -281,6 +283,8 @@ def unit_engine(cells, registry, *, stack: bool) -> str:
     if stack and can_stack(registry, cells[0]):
         return f"stacked x{len(cells)}"
     regime = registry.get("regime", cells[0].regime.name).obj
+    if getattr(regime, "evaluate_only", False) is True:  # e.g. pretrained: given weights
+        return "evaluate only (given weights, not trained here)"
     return "sequential" if harness_driven(regime) else "self-driven"
 
 

@@ -38,8 +38,14 @@ def _resolve(value: str, suite_dir: Path) -> Path:
 def _from_zoo(check, item: dict, where: str, *, suite_dir: Path,
               dataset: str) -> tuple[dict, dict]:
     from benchbench.models.weights import WeightsError, describe
-    from benchbench.zoo import (DEFAULT_MODEL_DIR, FETCH_HINT, ZooError, find, read_model_info,
-                                source)
+    from benchbench.zoo import (
+        DEFAULT_MODEL_DIR,
+        FETCH_HINT,
+        ZooError,
+        find,
+        read_model_info,
+        source,
+    )
 
     for key in item:
         if key not in ZOO_KEYS:
