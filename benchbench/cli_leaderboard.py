@@ -25,12 +25,19 @@ def leaderboard(
     report_dir: Annotated[Path | None, typer.Option(
         help="Link each entry to REPORT_DIR/<suite name>.md. Default: RUN/report.md.")]
     = None,
+    protocol: Annotated[str | None, typer.Option(
+        help="Rank only the entries evaluated under this protocol, by its number "
+             "(autoattack-standard: AutoAttack, version standard, on the whole test split). "
+             "Default: every entry, by its worst case, in groups of the same attacks.")]
+    = None,
 ) -> None:
     """Rank every (model, regime) of the runs by worst-case robust accuracy at one threat model.
 
     Writes one JSON entry per (model, regime) to OUT/entries/, then renders leaderboard.md,
     leaderboard.json, index.html (self-contained) and leaderboard.png from those files alone.
-    Runs that differ in dataset, norm or eps are refused.
+    Runs that differ in dataset, norm or eps are refused; entries evaluated with different
+    attacks (or parameters) are ranked in separate groups, with a warning, unless --protocol
+    picks the entries to rank.
     """
     from benchbench.cli import check_dir_option, fail
     from benchbench.errors import BenchbenchError
@@ -40,6 +47,7 @@ def leaderboard(
         check_dir_option("--out", out)
         written = build_leaderboard(runs=list(runs or []), out=out, eps=eps, norm=norm,
                                     checkpoint=checkpoint, report_dir=report_dir,
+                                    protocol=protocol,
                                     warn=lambda message: typer.echo(message, err=True))
     except BenchbenchError as exc:
         raise fail(exc) from None

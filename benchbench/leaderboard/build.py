@@ -138,26 +138,45 @@ def write_outputs(*, out: Path, files: dict[str, bytes]) -> list[Path]:
     return written
 
 
+def _attack_defaults(registry) -> Callable[[str], tuple[dict, list] | None]:
+    """name -> (the installed attack's defaults, the keys it accepts), ``None`` when it is not
+    installed or cannot say (``entries.full_params``)."""
+    def defaults(name: str) -> tuple[dict, list] | None:
+        if registry is None or name not in registry.entries["attack"]:
+            return None
+        try:
+            return registry.defaults_of("attack", name), registry.params_of("attack", name)
+        except Exception:  # noqa: BLE001 - a broken plugin: its parameters stay as stored
+            return None
+    return defaults
+
+
 def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
                       norm: str | None = None, checkpoint: str = "last",
-                      report_dir: Path | None = None,
+                      report_dir: Path | None = None, protocol: str | None = None,
                       warn: Callable[[str], None] = lambda message: None) -> list[Path]:
     """One entry per (model, regime) of every run in ``runs`` at their shared threat model,
     written to ``out/entries/``, then rendered from those files; the files written. With no
-    ``runs``, re-render ``out`` from the entries already there."""
+    ``runs``, re-render ``out`` from the entries already there. ``protocol`` (a name of
+    ``protocols.PROTOCOLS``) ranks only the entries evaluated under it; every entry is still
+    written."""
+    from benchbench.leaderboard.protocols import get_protocol
     from benchbench.leaderboard.render import render_files
+    from benchbench.plugins import load_registry
     from benchbench.store.versions import describe_stale, installed_versions
 
     out = Path(out)
     if checkpoint not in CHECKPOINTS:
         raise LeaderboardError(f"--checkpoint {checkpoint!r} is not allowed; use one of "
                                f"{', '.join(CHECKPOINTS)}")
+    chosen = get_protocol(protocol) if protocol is not None else None
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out}: is a file; pass a directory (it is created when "
                           "missing)")
     check_out(out)
     if not runs:
-        return write_outputs(out=out, files=render_files(out / ENTRIES))
+        return write_outputs(out=out, files=render_files(out / ENTRIES, protocol=chosen,
+                                                         warn=warn))
     check_entries(out / ENTRIES)
     seen = set()
     for run in runs:
@@ -166,10 +185,13 @@ def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
             raise LeaderboardError(f"{run}: given twice; pass each run directory once")
         seen.add(key)
     try:
-        installed = installed_versions()
+        registry = load_registry()
+        installed = installed_versions(registry)
     except BenchbenchError as exc:  # a broken plugin elsewhere: rank anyway, say what is unknown
-        installed = None
-        warn(f"warning: cannot tell stale entries, the installed plugins do not load: {exc}")
+        registry = installed = None
+        warn(f"warning: cannot tell stale entries or attacks' default parameters, the installed "
+             f"plugins do not load: {exc}")
+    defaults = _attack_defaults(registry)
     loaded = [load_run(Path(run), installed=installed) for run in runs]
     threat = choose_threat_model(loaded, norm=norm, eps=eps)
     entries = []
@@ -182,7 +204,8 @@ def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
                 if report.is_file() else None)  # percent-encoded: a URL path, as the schema says
         if link is None:
             warn(f"warning: {run.path}: no report at {report}; its entries link none")
-        found = run_entries(run, threat=threat, checkpoint=checkpoint, link=link)
+        found = run_entries(run, threat=threat, checkpoint=checkpoint, link=link,
+                            defaults=defaults)
         if not found:
             warn(f"warning: {run.path}: no (model, regime) has a {threat.norm} attack at eps "
                  f"{threat.eps:g}; left out")
@@ -205,7 +228,8 @@ def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
             (fresh / f"{entry['id']}.json").write_text(
                 json.dumps(entry, indent=1, ensure_ascii=False, allow_nan=False) + "\n",
                 encoding="utf-8")
-        files = render_files(fresh)  # from the entry files alone, before anything is replaced
+        # from the entry files alone, before anything is replaced
+        files = render_files(fresh, protocol=chosen, warn=warn)
         old = out / ENTRIES
         if old.exists():
             archived = _archive(old, fresh, out)

@@ -6,7 +6,9 @@ eps and checkpoint is: the one attack's accuracy when only one was evaluated the
 stored per-example ensemble (``worst_<norm>`` rows: an input counts as robust only if every
 attack of that norm failed on it) when those rows cover every seed the attacks cover, otherwise
 the per-seed minimum over the attacks' accuracies, an upper bound (per-example results not stored
-for every seed). The README documents every field.
+for every seed). Each attack carries its parameters in full: those the run stored plus the
+installed attack's defaults for keys it did not (``full_params``). The README documents every
+field.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 
 from benchbench.leaderboard import ENTRY_SCHEMA, SCHEMA_VERSION
 from benchbench.leaderboard.runs import RunData, ThreatModel, eps_key
@@ -190,14 +193,33 @@ def _versions(cells: list[dict]) -> dict:
             "plugins": {k: join(v) for k, v in sorted(plugins.items())}}
 
 
+def full_params(name: str | None, params: dict,
+                defaults: Callable[[str], tuple[dict, list] | None]) -> tuple[dict, list, bool]:
+    """An attack's parameters in full: ``params`` as the run stored them plus, for keys it did not
+    store (a key added to the attack after the suite ran, left out at its default), the
+    installed attack's defaults; (those parameters, the keys filled in, whether every key the
+    attack accepts is now there). ``defaults(name)`` is the installed attack's (defaults,
+    accepted keys), ``None`` when it is not installed: then nothing is filled in and the
+    parameters are not known to be complete."""
+    known = defaults(name) if name else None
+    if known is None:
+        return dict(sorted(params.items())), [], False
+    values, accepted = known
+    filled = sorted(k for k in values if k not in params)
+    full = dict(sorted({**{k: values[k] for k in filled}, **params}.items()))
+    return full, filled, set(accepted) <= set(full)
+
+
 def _architecture(model: dict) -> str:
     params = ", ".join(f"{k}={v}" for k, v in sorted(model.get("params", {}).items()))
     return f"{model['name']}({params})"
 
 
-def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str,
-                link: str | None) -> list[dict]:
-    """The entries of ``run`` at ``threat``: one per (model, regime) with attacks at its eps."""
+def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str, link: str | None,
+                defaults: Callable[[str], tuple[dict, list] | None] = lambda name: None,
+                ) -> list[dict]:
+    """The entries of ``run`` at ``threat``: one per (model, regime) with attacks at its eps;
+    each attack's parameters in full (``full_params`` with ``defaults``)."""
     from benchbench.report.flags import LEGEND, flags_by_epoch
     from benchbench.report.training import collapses
 
@@ -229,8 +251,12 @@ def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str,
             if rows.empty:
                 continue
             meta = run.info.get(label, {})
-            robust[label] = {"attack": meta.get("name"), "params": meta.get("params", {}),
-                             "rows": meta.get("rows"), **summary(list(_per_seed(rows).values()))}
+            params, filled, complete = full_params(meta.get("name"), meta.get("params", {}),
+                                                   defaults)
+            robust[label] = {"attack": meta.get("name"), "norm": meta.get("norm"),
+                             "params": params, "params_complete": complete,
+                             "params_filled": filled, "rows": meta.get("rows"),
+                             **summary(list(_per_seed(rows).values()))}
         differences = sorted({(d.name, d.stored, d.installed) for c in cells
                               if c["cell_id"] in stale for d in stale[c["cell_id"]].differences})
         notes = []
@@ -251,6 +277,11 @@ def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str,
         if overfit:
             notes.append(f"catastrophic overfitting: the PGD monitor collapsed in {len(overfit)} "
                          f"of {len(cells)} seeds while training")
+        unknown = sorted(label for label, a in robust.items() if not a["params_complete"])
+        if unknown:
+            notes.append(f"parameters not known in full for {', '.join(unknown)}: the attack is "
+                         "not installed here (or wraps a library that keeps its own defaults), "
+                         "so only the parameters the run stored are recorded")
         if differences:
             notes.append("stale: measured with other versions than the installed ones (" +
                          ", ".join(f"{n} {s} (installed: {i})" for n, s, i in differences) + ")")

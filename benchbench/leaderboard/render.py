@@ -2,10 +2,11 @@
 
 ``load_entries`` reads ``OUT/entries/*.json`` (and nothing else), checks each one as untrusted
 input (``validate.load_entry``: the shipped JSON Schema and the invariants it cannot say), and
-refuses entries that do not share one threat model. ``render_files`` ranks them by worst-case
-robust accuracy (then clean accuracy) and returns every output file's content; the templates are
-package data under ``templates/``. ``index.html`` embeds the figure as a ``data:`` URI, so the
-page alone is the whole board.
+refuses entries that do not share one threat model. ``render_files`` ranks them
+(``board.board_data``: by worst-case robust accuracy within each group of entries evaluated with
+the same attacks, or by a protocol's number) and returns every output file's content; the
+templates are package data under ``templates/``. ``index.html`` embeds the figure as a
+``data:`` URI, so the page alone is the whole board.
 
 Entry text is escaped wherever it lands: jinja's autoescape in the page (HTML, attributes
 included), ``md_text`` on every expression of the Markdown (the environment's ``finalize``: HTML,
@@ -24,13 +25,17 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from benchbench.leaderboard import BOARD_SCHEMA, SCHEMA_VERSION
+from benchbench.leaderboard.attack_sets import describe_attack, params_text
+from benchbench.leaderboard.board import SHARED, board_data, board_warnings, rank_label
 from benchbench.leaderboard.entries import INFORMATIVE
 from benchbench.leaderboard.runs import LeaderboardError
 
 FIGURE = "leaderboard.png"
 OUTPUTS = ("leaderboard.md", "leaderboard.json", "index.html", FIGURE)
-SHARED = ("dataset", "test_split", "threat_model", "eps")
+V1_NOTE = ("entry schema version 1: the attacks' parameters are those its suite stored (keys "
+           "left at their defaults may be missing); rebuild the entry from its run to record "
+           "them in full")
+__all__ = ["SHARED", "board_data", "board_warnings", "load_entries", "render_files"]
 NORM_NAMES = {"linf": "L∞", "l2": "L2", "l1": "L1"}
 #: inline Markdown syntax a backslash turns into text (CommonMark: any ASCII punctuation may be
 #: escaped); ``$`` is GitHub's math, ``~`` GFM's strikethrough, ``|`` a table cell's end
@@ -92,14 +97,6 @@ def load_entries(entries_dir: Path) -> list[dict]:
     return entries
 
 
-def rank(entries: list[dict]) -> list[dict]:
-    """Entries with ``rank``: highest worst-case robust accuracy first, then clean accuracy."""
-    def key(e):
-        clean = (e["clean_accuracy"] or {}).get("mean")
-        return (-e["worst_case"]["mean"], -(clean if clean is not None else -1.0), e["id"])
-    return [{"rank": i, **e} for i, e in enumerate(sorted(entries, key=key), start=1)]
-
-
 def pct(value) -> str:
     return "" if value is None else f"{100 * value:.2f}"
 
@@ -125,7 +122,8 @@ def _environment(kind: str):
                              autoescape=html, finalize=None if html else md_text,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
-    env.filters.update(pct=pct, half_ci=half_ci, md_url=md_url)
+    env.filters.update(pct=pct, half_ci=half_ci, md_url=md_url, rank_label=rank_label,
+                       attack_lines=attack_lines, params_text=params_text)
     return env
 
 
@@ -144,38 +142,40 @@ def content_security_policy(script: str) -> str:
             "img-src data:; base-uri 'none'; form-action 'none'")
 
 
-def board_data(entries: list[dict]) -> dict:
-    """What ``leaderboard.json`` holds: the threat model, the legend and the ranked entries."""
-    ranked = rank(entries)
-    legend = {}
-    for e in ranked:
-        legend.update(e["flag_meanings"])
-    first = ranked[0]
-    return {"schema": BOARD_SCHEMA, "schema_version": SCHEMA_VERSION,
-            **{key: first[key] for key in SHARED},
-            "checkpoint_rules": sorted({e["checkpoint"].get("rule", "?") for e in ranked}),
-            "ranked_by": "worst_case.mean (descending), then clean_accuracy.mean",
-            "flag_legend": dict(sorted(legend.items())), "figure": FIGURE, "entries": ranked}
-
-
 def grouped_notes(board: dict) -> list[tuple[str, list[dict]]]:
-    """Each distinct note with the entries it is about (in rank order)."""
+    """Each distinct note with the entries it is about (in rank order); a version-1 entry's
+    missing parameters are one of them."""
     notes: dict[str, list[dict]] = {}
     for e in board["entries"]:
-        for note in e["notes"]:
+        for note in [*e["notes"], *([V1_NOTE] if e["schema_version"] < 2 else [])]:
             notes.setdefault(str(note), []).append(e)
     return list(notes.items())
 
 
-def render_files(entries_dir: Path) -> dict[str, bytes]:
-    """Each output file's name -> content, from the entry files in ``entries_dir`` alone."""
+def attack_lines(e: dict) -> list[tuple[str, str, dict]]:
+    """(label, its full description, the attack) for each of ``e``'s attacks, by label."""
+    return [(label, describe_attack(label, a), a) for label, a in
+            sorted(e["robust_accuracy"].items())]
+
+
+def render_files(entries_dir: Path, *, protocol=None,
+                 warn=lambda message: None) -> dict[str, bytes]:
+    """Each output file's name -> content, from the entry files in ``entries_dir`` alone, ranked
+    under ``protocol`` (a ``protocols.Protocol``) when given; ``warn`` gets each line of
+    ``board_warnings``."""
     from benchbench.leaderboard.plot import scatter_png
 
-    board = board_data(load_entries(entries_dir))
+    board = board_data(load_entries(entries_dir), protocol=protocol)
+    for line in board_warnings(board):
+        warn(line)
+    board["figure"] = FIGURE
     title = threat_title(board)
-    png = scatter_png(board["entries"], title=title)
+    png = scatter_png(board["entries"], title=title, protocol=board["protocol"])
     script = page_script()
+    groups = [(g, [e for e in board["entries"] if e["group"] == g["id"]])
+              for g in board["groups"]]
     context = {"board": board, "title": title, "figure": FIGURE, "notes": grouped_notes(board),
+               "groups": groups, "protocol": board["protocol"],
                "informative": " or ".join(sorted(INFORMATIVE)),
                # the page carries its figure (self-contained); the Markdown links the file
                "figure_uri": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}

@@ -17,7 +17,11 @@ it to the shipped JSON Schema (``entry.schema.json``, Draft 2020-12, validated w
   ``ci95`` agree with its ``values``; the worst case is over exactly the entry's attacks and, on the
   same seeds and the same test inputs, at most each attack's value (its ``exact`` agreeing with
   its ``kind``); ``unreliable``, ``unreliable_because`` and ``flag_meanings`` agree with ``flags``;
-  the checkpoint is one of those stored.
+  the checkpoint is one of those stored; an attack's ``params_filled`` are keys of its ``params``.
+
+Both entry versions are read: 2 (each attack's ``norm``, ``params`` in full, ``params_complete``
+and ``params_filled`` required) and 1 (parameters as the suite gave them; the board marks such
+entries as lacking parameters).
 
 A bad entry is one ``EntryError`` line: the file, the key as a JSON pointer, what is wrong and what
 is allowed. Robust accuracy above clean accuracy is *not* refused: the harness counts an
@@ -416,6 +420,16 @@ def _flags(where, entry: dict) -> None:
             "one meaning for each letter of flags")
 
 
+def _params(where, entry: dict) -> None:
+    """Each attack's ``params_filled`` names keys of its ``params``."""
+    for label, attack in entry["robust_accuracy"].items():
+        missing = [k for k in attack.get("params_filled", []) if k not in attack.get("params", {})]
+        if missing:
+            raise EntryError(where, pointer(("robust_accuracy", label, "params_filled")),
+                             f"{_show(missing[0])} is not a key of params",
+                             "keys of params (those taken from the installed attack's defaults)")
+
+
 def _checkpoint(where, entry: dict) -> None:
     point = entry["checkpoint"]
     stored = point.get("stored")
@@ -456,5 +470,6 @@ def check_entry(entry, *, where: object) -> dict:
     _summary(where, ("worst_case",), entry["worst_case"], seeds)
     _worst(where, entry)
     _flags(where, entry)
+    _params(where, entry)
     _checkpoint(where, entry)
     return entry
