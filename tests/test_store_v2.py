@@ -51,7 +51,7 @@ def _accuracy(frame, attack: str, eps: float, epoch: int) -> float:
 
 
 def test_the_fixture_is_a_version_2_store_made_before_bits():
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION >= 3  # the fixture predates version 3 (bits), and 4 (verdicts)
     assert (FIXTURE / "results.sqlite").stat().st_size < 200_000
     with read_store(FIXTURE) as store:
         assert store.meta()["schema_version"] == "2"

@@ -11,7 +11,11 @@ row) what breaks it:
   their count over their number (the same two integers the harness divided);
 - a worst case (``worst_<norm>``) is at most each attack of its norm at the same checkpoint,
   split and eps that saw as many examples (an example counts as robust only if every attack left
-  it correct).
+  it correct);
+- where verdicts are stored (``benchbench.store.verdicts``): no example is both proved robust
+  and refuted; a verifier's accuracy and unknown count, and every ``certified_<norm>`` and
+  ``exact_<norm>`` row, are what the verdicts give; certified <= exact <= worst case, and
+  certified <= exact <= clean, over the same examples.
 
 Not implied, so not checked: an attack's accuracy below the clean one (the harness counts an
 input as robust when the model classifies the attack's input correctly, which it may do for an
@@ -25,7 +29,9 @@ import math
 import sqlite3
 from collections.abc import Iterable
 
+from benchbench.store import verdicts
 from benchbench.store.examples import CORRECT, count, decode
+from benchbench.store.verdicts import VERDICTS, decode_codes
 from benchbench.store.worst import PREFIX, is_worst, worst_norm
 
 FIT = "fit"
@@ -56,6 +62,12 @@ def value_problem(epoch, split, attack, eps, metric, value) -> str | None:
             decode(value)
         except (ValueError, TypeError):
             return f"{where}: not packed per-example bits"
+        return None
+    if metric == VERDICTS:
+        try:
+            decode_codes(value)
+        except (ValueError, TypeError):
+            return f"{where}: not packed per-example verdicts"
         return None
     if not _is_real(value) or not math.isfinite(value):
         return f"{where} is {value!r}, not a finite number"
@@ -105,7 +117,7 @@ def records_problem(records: Iterable) -> str | None:
             problem = bits_problem(_where(*key, "accuracy"), numbers[key], n, packed)
             if problem:
                 return problem
-    return None
+    return verdicts.records_problem(records)
 
 
 _FRACTION_SQL = ("(metric = 'accuracy' OR metric LIKE '%\\_accuracy' ESCAPE '\\' "
@@ -153,7 +165,7 @@ def store_problem(conn: sqlite3.Connection) -> str | None:
                                    packed)
             if problem:
                 return f"cell {cell}: {problem}"
-    return _worst_problem(conn, bits)
+    return _worst_problem(conn, bits) or verdicts.store_problem(conn)
 
 
 def _norms(conn: sqlite3.Connection) -> dict:

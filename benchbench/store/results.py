@@ -13,9 +13,12 @@ space raises ``DiskFullError``, anything else SQLite cannot write ``RunDirError`
 Schema versions: 1 (the first), 2 (runs carry
 ``host``, ``pid`` and ``pid_started``, so a run killed with ``kill -9`` can be told from one still
 going), 3 (the ``examples`` table: which examples stayed correct, and ``worst_<norm>`` rows derived
-from them; ``benchbench.store.examples``). An older store is migrated when ``run`` opens it
-(version 2 to 3: worst rows only where exact without bits); ``report`` and ``export`` read every
-version, deriving those same rows on the fly from a store they may not write.
+from them; ``benchbench.store.examples``), 4 (the ``verdicts`` table: verifiers' verdicts per
+example, and the ``certified_<norm>`` and ``exact_<norm>`` rows derived from them;
+``benchbench.store.verdicts``). An older store is migrated when ``run`` opens it (version 2 to
+3: worst rows only where exact without bits; 3 to 4: the empty ``verdicts`` table); ``report``
+and ``export`` read every version, deriving those same rows on the fly from a store they may
+not write.
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ from urllib.parse import quote
 
 from benchbench.engine.files import disk_full, full_error, refuse_links
 from benchbench.errors import RunDirError
-from benchbench.store import examples
+from benchbench.store import examples, verdicts
 from benchbench.store.invariants import store_problem
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: how long a connection waits for another's transaction (a run storing a unit, a report
 #: reading its snapshot) before it gives up
 BUSY_TIMEOUT_S = 60.0
@@ -68,7 +71,7 @@ CREATE VIEW IF NOT EXISTS tidy AS
            r.value, c.cell_id, c.dtype, c.device, c.engine, c.suite_hash, c.benchbench_version,
            c.torch_version, c.plugins, c.finished
     FROM results r JOIN cells c USING (cell_id) WHERE c.status = 'ok';
-""" + examples.SCHEMA
+""" + examples.SCHEMA + verdicts.SCHEMA
 
 
 RUN_PROCESS_COLUMNS = {"host": "TEXT", "pid": "INTEGER", "pid_started": "TEXT"}  # since v2
@@ -320,9 +323,12 @@ class ResultsStore:
         a stack are stored together or not at all. Records carrying per-example correctness
         go to ``examples``, with the worst-case rows they give (``benchbench.store.examples``)."""
         norms = examples.attack_norms(self.conn)
+        caps = verdicts.verifier_caps(self.conn)
         with self.conn:
             for cell in cells:
                 numbers, bits = examples.split_records(cell["records"])
+                found = [r for r in numbers if r.metric == verdicts.VERDICTS]
+                numbers = [r for r in numbers if r.metric != verdicts.VERDICTS]
                 info = {k: v for k, v in cell.items() if k != "records"}
                 if "plugins" in info:
                     info["plugins"] = json.dumps(info["plugins"], sort_keys=True)
@@ -335,6 +341,7 @@ class ResultsStore:
                     [(info["cell_id"], r.epoch, r.split, r.attack, float(r.eps), r.metric,
                       float(r.value)) for r in numbers])
                 examples.store_cell(self.conn, info["cell_id"], bits, norms)
+                verdicts.store_cell(self.conn, info["cell_id"], found, norms, caps)
 
     @_reads
     def cells(self) -> list[dict]:
