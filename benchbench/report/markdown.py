@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 
+from benchbench.report.attack_params import params_text, stored_params
 from benchbench.report.flags import LEGEND, flags_by_epoch, stored_attack_info
 from benchbench.report.mdtext import code, fence, md, paragraphs
+from benchbench.report.order import suite_order
 from benchbench.report.plots import NORM_LABEL, FigureSpec, plan_figures, slug
+from benchbench.report.pretrained import pretrained_lines
+from benchbench.report.regime_plots import plan_regime_figures
 from benchbench.report.tables import summary_tables
 from benchbench.report.training import split_fit, training_section
 from benchbench.store.results import ResultsStore, run_is_stale
@@ -108,7 +112,8 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
     span = bounds[1] - bounds[0] if bounds else None
     keys = ["model", "regime", "dataset"]
     groups, fits = (dict(iter(frame.groupby(keys, sort=False))) for frame in (tidy, fit))
-    for table in summary_tables(tidy):
+    order, effective = suite_order(meta, cells), stored_params(meta)
+    for table in summary_tables(tidy, order):
         dtypes = sorted({c["dtype"] for c in ok if c["model"] == table.model
                          and c["regime"] == table.regime})
         at = (table.model, table.regime, table.dataset)
@@ -120,6 +125,7 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
                 f"Mean ± standard deviation over {len(table.seeds)} seed(s) "
                 f"{list(table.seeds)}; accuracies and fractions in percent, losses are mean "
                 f"cross-entropy; dtype {md(', '.join(map(str, dtypes)))}.", ""]
+        out += pretrained_lines(ok, group, table.model, table.regime)  # given weights, zoo
         for name, columns in table.groups:
             part = frame[list(columns)]
             if name == "clean":
@@ -131,7 +137,7 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
                     out += [_markdown_table(part), ""]
                     continue
                 attack = info.get(name, {})
-                params = md(", ".join(f"{k}={v}" for k, v in attack.get("params", {}).items()))
+                params = md(params_text(attack.get("params", {}), effective.get(name)))
                 scope = (f" on the first {attack['rows']:,} rows" if attack.get("rows")
                          else "") + (", at the last checkpoint only"
                                      if attack.get("at") == "last" else "")
@@ -143,9 +149,15 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
         while base in bases:
             base += "_"
         bases.add(base)
-        made, notes = plan_figures(group, info, base=base, title=table.title, chance=chance)
+        made, notes = plan_figures(group, info, base=base, title=table.title, chance=chance,
+                                   order=order)
         figures += made
         out += _figures_section(made, notes, where)
+    made, notes = plan_regime_figures(tidy, info, order=order,
+                                      used={f.name.removesuffix(".png") for f in figures})
+    if made or notes:
+        out += ["## Regimes side by side", "", *_figures_section(made, notes, where)]
+        figures += made
     if seen:
         out += ["Flags (gradient-masking checks, on the mean over seeds):", ""]
         out += [f"- **{letter}**: {LEGEND[letter]}" for letter in sorted(seen)]

@@ -24,12 +24,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchbench.report.order import SuiteOrder
 from benchbench.store.worst import is_worst, worst_norm
 
 CROWDED = 6  # attack curves (attack x eps) in one accuracy-vs-epoch figure before it splits
 NORM_LABEL = {"linf": "L∞", "l2": "L2", None: "norm not declared"}
 MASKING = {"zero_grad_frac": "zero input gradient",
            "saturated_frac": "p(true class) = 1.0 exactly"}
+MIN_SPAN = 1.0  # percentage points: the masking figure's y axis is at least this tall
+MAX_COLUMNS = 4  # panels in a row; more wrap onto further rows
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Panel:
     series: tuple[Series, ...]
     ylabel: str = "accuracy (%)"
     chance: float | None = None  # a dotted line at chance accuracy
+    ylim: tuple[float, float] | None = None  # in percent; None: the whole 0-100% axis
 
 
 @dataclass(frozen=True)
@@ -67,21 +71,21 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]+", "-", str(text)).strip("-.") or "x"
 
 
-def _stats(group: pd.DataFrame) -> pd.DataFrame:
+def seed_stats(group: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over seeds (as the tables compute them), one flat row per
     (split, attack, eps, metric, epoch)."""
     return group.groupby(["split", "attack", "eps", "metric", "epoch"])["value"].agg(
         ["mean", "std"]).reset_index()
 
 
-def _pick(stats: pd.DataFrame, **where) -> pd.DataFrame:
+def pick(stats: pd.DataFrame, **where) -> pd.DataFrame:
     sel = pd.Series(True, index=stats.index)
     for column, value in where.items():
         sel &= stats[column] == value
     return stats[sel]
 
 
-def _series(rows: pd.DataFrame, x: str, label: str, kind: str) -> Series | None:
+def series_of(rows: pd.DataFrame, x: str, label: str, kind: str) -> Series | None:
     """The curve of ``rows`` (one per ``x`` value), or None when there are none."""
     if rows.empty:
         return None
@@ -90,32 +94,38 @@ def _series(rows: pd.DataFrame, x: str, label: str, kind: str) -> Series | None:
                   tuple(rows["std"]))
 
 
-def _attack_keys(stats: pd.DataFrame) -> list[tuple[str, str, float]]:
-    """(split, attack, eps) of every attack (and worst-case) accuracy, attacks first."""
+def attack_keys(stats: pd.DataFrame, order: SuiteOrder | None = None
+                ) -> list[tuple[str, str, float]]:
+    """(split, attack, eps) of every attack (and worst-case) accuracy, attacks first: in the
+    suite's ``order`` when given (``benchbench.report.order``), else by label and eps."""
     rows = stats[(stats["attack"] != "none") & (stats["metric"] == "accuracy")]
     keys = {(s, a, float(e)) for s, a, e in rows[["split", "attack", "eps"]].itertuples(
         index=False)}
-    return sorted(keys, key=lambda k: (is_worst(k[1]), k[1], k[0] != "test", k[0], k[2]))
+    if order is None:
+        return sorted(keys, key=lambda k: (is_worst(k[1]), k[1], k[0] != "test", k[0], k[2]))
+    return sorted(keys, key=lambda k: (order.attack_key(k[1]), k[0] != "test", k[0],
+                                       order.eps_key(k[1], k[2])))
 
 
-def _label(split: str, attack: str, eps: float) -> str:
+def curve_label(split: str, attack: str, eps: float) -> str:
     """As the tables name the column (``pgd ε=0.1``, ``... (train)`` off the test split)."""
     return f"{attack} ε={eps:g}" + ("" if split == "test" else f" ({split})")
 
 
-def _norm_of(attack: str, info: dict[str, dict]) -> str | None:
+def norm_of(attack: str, info: dict[str, dict]) -> str | None:
     return worst_norm(attack) if is_worst(attack) else info.get(attack, {}).get("norm")
 
 
-def _epoch_figures(stats: pd.DataFrame, base: str, title: str, seeds: int) -> list[FigureSpec]:
+def _epoch_figures(stats: pd.DataFrame, base: str, title: str, seeds: int,
+                   order: SuiteOrder | None) -> list[FigureSpec]:
     clean = [c for c in (
-        _series(_pick(stats, split=split, attack="none", metric="accuracy"), "epoch", label,
+        series_of(pick(stats, split=split, attack="none", metric="accuracy"), "epoch", label,
                 kind) for split, label, kind in (("test", "clean (test)", "clean"),
                                                  ("train", "clean (train)", "train")))
         if c is not None]
-    keys = _attack_keys(stats)
-    curves = [_series(_pick(stats, split=s, attack=a, eps=e, metric="accuracy"), "epoch",
-                      _label(s, a, e), "worst" if is_worst(a) else "attack")
+    keys = attack_keys(stats, order)
+    curves = [series_of(pick(stats, split=s, attack=a, eps=e, metric="accuracy"), "epoch",
+                      curve_label(s, a, e), "worst" if is_worst(a) else "attack")
               for s, a, e in keys]
     caption = (f"Accuracy against epoch, {title}: mean over {seeds} seed(s)"
                + (", band ± one standard deviation" if seeds > 1 else "")
@@ -143,24 +153,24 @@ def _epoch_figures(stats: pd.DataFrame, base: str, title: str, seeds: int) -> li
 
 
 def _eps_figures(stats: pd.DataFrame, info: dict[str, dict], base: str, title: str,
-                 chance: float | None) -> list[FigureSpec]:
+                 chance: float | None, order: SuiteOrder | None) -> list[FigureSpec]:
     epochs = sorted(int(e) for e in stats["epoch"].unique())
     checkpoints = [(epochs[0], "first checkpoint"), (epochs[-1], "last checkpoint")]
     if len(epochs) == 1:
         checkpoints = [(epochs[0], "only checkpoint")]
     by_norm: dict[str | None, list[tuple[str, str]]] = {}
-    for split, attack, _ in _attack_keys(stats):
-        pairs = by_norm.setdefault(_norm_of(attack, info), [])
+    for split, attack, _ in attack_keys(stats, order):
+        pairs = by_norm.setdefault(norm_of(attack, info), [])
         if (split, attack) not in pairs:
             pairs.append((split, attack))
     out = []
     for norm, pairs in by_norm.items():
         panels = []
         for epoch, which in checkpoints:
-            at = _pick(stats, epoch=epoch, metric="accuracy")
-            series = [_series(_pick(at, split="test", attack="none"), "eps",
+            at = pick(stats, epoch=epoch, metric="accuracy")
+            series = [series_of(pick(at, split="test", attack="none"), "eps",
                               "clean (test), ε=0", "clean")]
-            series += [_series(_pick(at, split=split, attack=attack), "eps",
+            series += [series_of(pick(at, split=split, attack=attack), "eps",
                                attack + ("" if split == "test" else f" ({split})"),
                                "worst" if is_worst(attack) else "attack")
                        for split, attack in pairs]
@@ -178,10 +188,21 @@ def _eps_figures(stats: pd.DataFrame, info: dict[str, dict], base: str, title: s
     return out
 
 
+def fitted_ylim(series, *, min_span: float = MIN_SPAN) -> tuple[float, float]:
+    """A y range (percent) that fits ``series``' means and bands: from 0 (a share of inputs:
+    none is what the checks hope for) to the highest value, at least ``min_span`` points
+    tall, with 5% of the span free above and below, never past 100% by more than that."""
+    tops = [100 * (m + (0.0 if s is None or math.isnan(s) else s))
+            for series_ in series for m, s in zip(series_.mean, series_.std, strict=True)]
+    top = min(max([*tops, min_span]), 100.0)
+    pad = 0.05 * top
+    return (-pad, top + pad)
+
+
 def _masking_figure(stats: pd.DataFrame, base: str, title: str, seeds: int
                     ) -> list[FigureSpec]:
     series = [s for metric, label in MASKING.items()
-              if (s := _series(_pick(stats, split="test", attack="none", metric=metric),
+              if (s := series_of(pick(stats, split="test", attack="none", metric=metric),
                                "epoch", label, "attack")) is not None]
     if not series:
         return []
@@ -191,32 +212,34 @@ def _masking_figure(stats: pd.DataFrame, base: str, title: str, seeds: int
                        f"true-class probability is exactly 1.0 (mean over {seeds} seed(s)).",
                        "gradient-masking checks against epoch",
                        (Panel(title, "epoch (checkpoint)", tuple(series),
-                              ylabel="test inputs (%)"),))]
+                              ylabel="test inputs (%)", ylim=fitted_ylim(series)),))]
 
 
-def _drop_lone_worst(group: pd.DataFrame, info: dict[str, dict]) -> pd.DataFrame:
+def drop_lone_worst(group: pd.DataFrame, info: dict[str, dict]) -> pd.DataFrame:
     """Without the worst-case rows of a norm that has one attack: they repeat its curve."""
     attacks = [a for a in group["attack"].unique() if a != "none" and not is_worst(a)]
     lone = [a for a in group["attack"].unique() if is_worst(a)
-            and sum(_norm_of(b, info) == worst_norm(a) for b in attacks) <= 1]
+            and sum(norm_of(b, info) == worst_norm(a) for b in attacks) <= 1]
     return group[~group["attack"].isin(lone)] if lone else group
 
 
 def plan_figures(group: pd.DataFrame, info: dict[str, dict], *, base: str, title: str,
-                 chance: float | None = None) -> tuple[list[FigureSpec], list[str]]:
+                 chance: float | None = None, order: SuiteOrder | None = None
+                 ) -> tuple[list[FigureSpec], list[str]]:
     """The figures of one (model, regime, dataset) group of checkpoint rows (no ``fit``
     rows), and a note for each figure not made (nothing to draw). ``base`` starts every file
-    name; ``info`` is ``flags.attack_info`` (each attack's norm)."""
+    name; ``info`` is ``flags.attack_info`` (each attack's norm); ``order`` the suite's
+    (attacks and eps as the suite lists them; else by label)."""
     if group.empty:
         return [], []
-    stats, seeds = _stats(_drop_lone_worst(group, info)), group["seed"].nunique()
+    stats, seeds = seed_stats(drop_lone_worst(group, info)), group["seed"].nunique()
     figures, notes = [], []
     if group["epoch"].nunique() > 1:
-        figures += _epoch_figures(stats, base, title, seeds)
+        figures += _epoch_figures(stats, base, title, seeds, order)
         figures += _masking_figure(stats, base, title, seeds)
     else:
         notes.append("No figures against epoch: one checkpoint only (the tables hold it).")
-    eps = _eps_figures(stats, info, base, title, chance)
+    eps = _eps_figures(stats, info, base, title, chance, order)
     if eps:
         figures += eps
     else:
@@ -295,8 +318,12 @@ def figure(spec: FigureSpec):
 
     with matplotlib.rc_context(RC):
         n = len(spec.panels)
-        fig = Figure(figsize=(4.6 * n + 0.6, 3.6), layout="constrained")
-        axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
+        cols, rows = min(n, MAX_COLUMNS), math.ceil(n / MAX_COLUMNS)
+        fig = Figure(figsize=(4.6 * cols + 0.6, 3.6 + 3.2 * (rows - 1)), layout="constrained")
+        grid = fig.subplots(rows, cols, sharey=True, squeeze=False)
+        axes = [ax for row in grid for ax in row][:n]
+        for ax in [ax for row in grid for ax in row][n:]:
+            fig.delaxes(ax)
         styles = _styles(spec)
         handles: dict[str, object] = {}
         for ax, panel in zip(axes, spec.panels, strict=True):
@@ -306,12 +333,13 @@ def figure(spec: FigureSpec):
             if panel.chance is not None:
                 handles.setdefault("chance", ax.axhline(100 * panel.chance, color="0.5",
                                                         ls=":", lw=1))
-            ax.set_ylim(-3, 103)
+            ax.set_ylim(*(panel.ylim or (-3, 103)))
             if panel.xlabel.startswith("epoch"):
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(visible(panel.title))  # a control character (an old store's) shown
             ax.set_xlabel(visible(panel.xlabel))
-        axes[0].set_ylabel(spec.panels[0].ylabel)
+        for row in range(rows):
+            axes[row * cols].set_ylabel(spec.panels[row * cols].ylabel)
         fig.legend(list(handles.values()), [visible(label) for label in handles],
                    loc="outside right upper",
                    fontsize=8, frameon=False)

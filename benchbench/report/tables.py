@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from benchbench.report.order import SuiteOrder
+
 CLEAN_ORDER = {("train", "accuracy"): 0, ("test", "accuracy"): 1, ("train", "loss"): 2,
                ("test", "loss"): 3, ("test", "zero_grad_frac"): 4, ("test", "saturated_frac"): 5}
 SHORT = {"accuracy": "acc", "zero_grad_frac": "zero-grad", "saturated_frac": "p_y=1"}
@@ -60,22 +62,30 @@ def column_label(split: str, attack: str, eps: float, metric: str) -> str:
     return name if metric == "accuracy" else f"{name} {metric}"
 
 
-def column_order(split: str, attack: str, eps: float, metric: str) -> tuple:
-    """Sort key of a measurement: clean rows first (``CLEAN_ORDER``), then attacks by label,
-    split and metric, and eps."""
+def column_order(split: str, attack: str, eps: float, metric: str,
+                 order: SuiteOrder | None = None) -> tuple:
+    """Sort key of a measurement: clean rows first (``CLEAN_ORDER``), then attacks (in the
+    suite's ``order`` when given, worst-case rows after them; else by label), split and
+    metric, and eps (in the suite's order when given)."""
     if attack == "none":
-        return (0, CLEAN_ORDER.get((split, metric), 9), split, metric, 0.0)
-    return (1, 0, attack, split + metric, eps)
+        return (0, CLEAN_ORDER.get((split, metric), 9), split, metric, (0, 0.0))
+    if order is None:
+        return (1, 0, attack, split + metric, (0, eps))
+    return (1, order.attack_key(attack), attack, split + metric, order.eps_key(attack, eps))
 
 
-def summary_tables(tidy: pd.DataFrame) -> list[SummaryTable]:
-    """One ``SummaryTable`` per (model, regime, dataset) in ``tidy`` (``ResultsStore.tidy``)."""
+def summary_tables(tidy: pd.DataFrame, order: SuiteOrder | None = None) -> list[SummaryTable]:
+    """One ``SummaryTable`` per (model, regime, dataset) in ``tidy`` (``ResultsStore.tidy``):
+    in the suite's ``order`` (``benchbench.report.order.suite_order``) when given, its
+    sections, attacks and eps as the suite file lists them; else as ``tidy`` holds them."""
     tables = []
-    for (model, regime, dataset), group in tidy.groupby(["model", "regime", "dataset"],
-                                                        sort=False):
+    groups = list(tidy.groupby(["model", "regime", "dataset"], sort=False))
+    if order is not None:
+        groups.sort(key=lambda item: order.group_key(*item[0]))
+    for (model, regime, dataset), group in groups:
         keys = sorted({tuple(k) for k in group[["split", "attack", "eps", "metric"]]
                        .drop_duplicates().itertuples(index=False)},
-                      key=lambda k: column_order(*k))
+                      key=lambda k: column_order(*k, order=order))
         labels = {k: column_label(*k) for k in keys}
         group = group.assign(column=[labels[k] for k in zip(
             group["split"], group["attack"], group["eps"], group["metric"], strict=True)])
