@@ -14,6 +14,7 @@ import json
 
 import pandas as pd
 
+from benchbench.report.verdicts import LEGEND_G, is_verifier_row, large_gap
 from benchbench.store.worst import is_worst
 
 LEGEND = {
@@ -27,6 +28,7 @@ LEGEND = {
          "does not reach the decision boundary",
     "L": "a single-step attack with plain cross-entropy is weaker than the same attack with "
          "ce_stable or margin by over 1 point: rounding or the loss choice inflates robustness",
+    "G": LEGEND_G,
 }
 # Stores written before attacks declared ``iterative`` (no ``attack_capabilities`` metadata):
 # benchbench's own attacks by name, as the flags read them then; any other attack is undeclared.
@@ -73,8 +75,10 @@ def stored_attack_info(meta: dict[str, str], cells: list[dict]) -> dict[str, dic
 
 
 def flags_by_epoch(group: pd.DataFrame, info: dict[str, dict], *, chance: float | None,
-                   span: float | None) -> dict[int, str]:
-    """Flag letters per epoch for one (model, regime, dataset) group of tidy rows."""
+                   span: float | None, verifiers: dict | None = None) -> dict[int, str]:
+    """Flag letters per epoch for one (model, regime, dataset) group of tidy rows;
+    ``verifiers`` (``report.verdicts.verifier_info``) are not attacks and no attack flag reads
+    them (nor ``certified_``/``exact_`` rows); "G" reads the certified rows' gap."""
     mean = group.groupby(["epoch", "split", "attack", "eps", "metric"])["value"].mean()
     out = {}
     for epoch in sorted(group["epoch"].unique()):
@@ -84,7 +88,8 @@ def flags_by_epoch(group: pd.DataFrame, info: dict[str, dict], *, chance: float 
             if m.get(("test", "none", 0.0, metric), 0.0) > 0:
                 found.add(letter)
         acc = {(a, eps): v for (split, a, eps, metric), v in m.items()
-               if a != "none" and not is_worst(a) and metric == "accuracy" and split == "test"}
+               if a != "none" and not is_worst(a) and not is_verifier_row(a, verifiers or {})
+               and metric == "accuracy" and split == "test"}
         by_attack: dict[str, list[tuple[float, float]]] = {}
         for (label, eps), value in acc.items():
             by_attack.setdefault(label, []).append((eps, value))
@@ -112,5 +117,7 @@ def flags_by_epoch(group: pd.DataFrame, info: dict[str, dict], *, chance: float 
             for (label, eps), value in acc.items():
                 if label == f and any(acc.get((b, eps), 1.0) < value - 0.01 for b in better):
                     found.add("L")
+        if large_gap(m):
+            found.add("G")
         out[int(epoch)] = "".join(sorted(found))
     return out

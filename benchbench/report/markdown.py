@@ -18,6 +18,8 @@ from benchbench.report.pretrained import pretrained_lines
 from benchbench.report.regime_plots import plan_regime_figures
 from benchbench.report.tables import summary_tables
 from benchbench.report.training import split_fit, training_section
+from benchbench.report.verdicts import heading as verdict_heading
+from benchbench.report.verdicts import verifier_info
 from benchbench.store.results import ResultsStore, run_is_stale
 from benchbench.store.worst import is_worst, worst_norm
 
@@ -113,12 +115,13 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
     keys = ["model", "regime", "dataset"]
     groups, fits = (dict(iter(frame.groupby(keys, sort=False))) for frame in (tidy, fit))
     order, effective = suite_order(meta, cells), stored_params(meta)
+    verifiers = verifier_info(ok, meta)
     for table in summary_tables(tidy, order):
         dtypes = sorted({c["dtype"] for c in ok if c["model"] == table.model
                          and c["regime"] == table.regime})
         at = (table.model, table.regime, table.dataset)
         group = groups[at]
-        flags = flags_by_epoch(group, info, chance=chance, span=span)
+        flags = flags_by_epoch(group, info, chance=chance, span=span, verifiers=verifiers)
         frame = table.formatted()
         seen.update("".join(flags.values()))
         out += [f"## {md(table.title)}", "",
@@ -132,6 +135,10 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
                 part = part.assign(flags=[flags.get(int(e), "") for e in frame.index])
             else:
                 part = part.rename(columns={c: c[len(name):].strip() for c in columns})
+                said = verdict_heading(name, verifiers)  # a verifier, certified_, exact_
+                if said:
+                    out += [said, "", _markdown_table(part), ""]
+                    continue
                 if is_worst(name):
                     out += [_worst_heading(name, info), ""]
                     out += [_markdown_table(part), ""]
@@ -149,8 +156,8 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
         while base in bases:
             base += "_"
         bases.add(base)
-        made, notes = plan_figures(group, info, base=base, title=table.title, chance=chance,
-                                   order=order)
+        made, notes = plan_figures(group, {**info, **verifiers}, base=base, title=table.title,
+                                   chance=chance, order=order)
         figures += made
         out += _figures_section(made, notes, where)
     made, notes = plan_regime_figures(tidy, info, order=order,

@@ -22,6 +22,8 @@ import tomllib
 from dataclasses import dataclass, field
 
 from benchbench.report.flags import stored_attack_info
+from benchbench.report.verdicts import verifier_info
+from benchbench.store.verdicts import derived_norm, is_verdict_row
 from benchbench.store.worst import is_worst, worst_norm
 
 
@@ -35,6 +37,9 @@ class SuiteOrder:
     attacks: tuple[str, ...] = ()
     eps: dict[str, tuple[float, ...]] = field(default_factory=dict)
     norms: dict[str, str | None] = field(default_factory=dict)
+    # [[verifiers]] labels (after the worst cases; their eps and norms in ``eps`` and
+    # ``norms``), then the certified_ and exact_ rows derived from their verdicts
+    verifiers: tuple[str, ...] = ()
 
     @staticmethod
     def _at(items: tuple, item) -> tuple:
@@ -53,16 +58,24 @@ class SuiteOrder:
             first = next((i for i, a in enumerate(self.attacks) if self.norms.get(a) == norm),
                          len(self.attacks))
             return (1, first, attack)
+        if attack in self.verifiers:
+            return (2, self.verifiers.index(attack), attack)
+        if is_verdict_row(attack):  # after the verifiers, in the order of their norms
+            norm = derived_norm(attack)
+            first = next((i for i, v in enumerate(self.verifiers) if self.norms.get(v) == norm),
+                         len(self.verifiers))
+            return (3, first, attack)
         at, name = self._at(self.attacks, attack)
-        return (0 if at < len(self.attacks) else 2, at, name)
+        return (0 if at < len(self.attacks) else 4, at, name)
 
     def eps_key(self, attack: str, eps: float) -> tuple:
         """Sort key of one of ``attack``'s eps: the suite's order (a worst-case row's: as its
         norm's attacks list them, in turn), else by value."""
         listed = self.eps.get(attack, ())
-        if is_worst(attack):
-            norm = worst_norm(attack)
-            listed = tuple(dict.fromkeys(e for a in self.attacks if self.norms.get(a) == norm
+        if is_worst(attack) or is_verdict_row(attack):
+            norm = worst_norm(attack) if is_worst(attack) else derived_norm(attack)
+            among = self.attacks if is_worst(attack) else self.verifiers
+            listed = tuple(dict.fromkeys(e for a in among if self.norms.get(a) == norm
                                          for e in self.eps.get(a, ())))
         return (listed.index(eps), 0.0) if eps in listed else (len(listed), float(eps))
 
@@ -99,4 +112,19 @@ def suite_order(meta: dict[str, str], cells: list[dict]) -> SuiteOrder:
                 eps[label] = tuple(float(e) for e in attack.get("eps", ()))
     info = stored_attack_info(meta, cells)
     norms = {label: info.get(label, {}).get("norm") for label in attacks}
-    return SuiteOrder(tuple(models), tuple(regimes), tuple(attacks), eps, norms)
+    verifiers = verifier_info(cells, meta)
+    for label, v in verifiers.items():
+        norms[label] = v.get("norm")
+        eps[label] = tuple(dict.fromkeys(float(e) for cell in cells for spec in [_spec(cell)]
+                                         for ref in spec.get("verifiers", [])
+                                         if ref.get("label") == label
+                                         for e in ref.get("eps", ())))
+    return SuiteOrder(tuple(models), tuple(regimes), tuple(attacks), eps, norms,
+                      tuple(verifiers))
+
+
+def _spec(cell: dict) -> dict:
+    try:
+        return json.loads(cell.get("spec") or "{}")
+    except ValueError:
+        return {}

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchbench.report.order import SuiteOrder
+from benchbench.store.verdicts import derived_norm, is_verdict_row
 from benchbench.store.worst import is_worst, worst_norm
 
 CROWDED = 6  # attack curves (attack x eps) in one accuracy-vs-epoch figure before it splits
@@ -113,6 +114,8 @@ def curve_label(split: str, attack: str, eps: float) -> str:
 
 
 def norm_of(attack: str, info: dict[str, dict]) -> str | None:
+    if is_verdict_row(attack):  # certified_<norm>, exact_<norm>
+        return derived_norm(attack)
     return worst_norm(attack) if is_worst(attack) else info.get(attack, {}).get("norm")
 
 
