@@ -16,6 +16,7 @@ and no label ever reaches TeX, whatever the user's matplotlibrc says.
 from __future__ import annotations
 
 import io
+import textwrap
 
 MARKERS = "osDP^<>pXh*"  # one per run, in the order the runs first appear
 MIN_SPAN = 10.0  # percentage points: a board of close entries is not zoomed into a sliver
@@ -224,11 +225,10 @@ def _scatter(entries: list[dict], *, title: str, protocol: dict | None):
         handles.append(Line2D([], [], ls="--", color="0.6", label="robust = clean"))
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
               title="colour: regime", title_fontsize=8, frameon=False)
-    if cut:
-        note = fig.supxlabel("Bars cut at the axes (95% interval wider than the plot): "
-                             + "; ".join(cut[:6]) + (f"; and {len(cut) - 6} more"
-                                                     if len(cut) > 6 else ""),
-                             fontsize=7.5, color="0.3", wrap=True)
+    if cut:  # wrapped here: matplotlib's own wrapping measures text as mathtext
+        text = ("Bars cut at the axes (95% interval wider than the plot): " + "; ".join(cut[:6])
+                + (f"; and {len(cut) - 6} more" if len(cut) > 6 else ""))
+        note = fig.supxlabel("\n".join(textwrap.wrap(text, 150)), fontsize=7.5, color="0.3")
         note.set_gid("cut-note")
     literal(fig)
     fig.canvas.draw()  # the layout, fixed before the labels are placed inside the axes
