@@ -227,3 +227,139 @@ def test_help_does_not_import_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def masking_rows(values: dict[int, tuple[float, float]]) -> pd.DataFrame:
+    """Clean accuracy and the masking fractions (zero-grad, p_y = 1) per epoch, for seeds 0
+    and 1 (seed 1 a little higher, so the curves have a band)."""
+    rows = []
+    for epoch, (zero, saturated) in values.items():
+        for seed in (0, 1):
+            for metric, v in (("accuracy", 0.9), ("zero_grad_frac", zero),
+                              ("saturated_frac", saturated)):
+                rows.append(dict(epoch=epoch, seed=seed, split="test", attack="none", eps=0.0,
+                                 metric=metric, value=v + (0.001 * seed if v < 0.9 else 0)))
+    return pd.DataFrame(rows)
+
+
+def masking_axes(values):
+    spec = next(f for f in plan_figures(masking_rows(values), {}, base="b", title="t")[0]
+                if f.name == "b-masking.png")
+    return spec, figure(spec).axes[0]
+
+
+def test_the_masking_figure_fits_its_axis_to_its_values():
+    """Shares of 0-2% drawn on an axis from 0 to just above the highest band, not 0-100%."""
+    spec, ax = masking_axes({1: (0.0, 0.005), 2: (0.01, 0.012), 3: (0.02, 0.015)})
+    frame = masking_rows({1: (0.0, 0.005), 2: (0.01, 0.012), 3: (0.02, 0.015)})
+    stats = frame[frame.metric != "accuracy"].groupby(["metric", "epoch"])["value"].agg(
+        ["mean", "std"])
+    top = 100 * float((stats["mean"] + stats["std"]).max())
+    assert 2.0 < top < 2.2
+    assert ax.get_ylim() == pytest.approx((-0.05 * top, 1.05 * top))  # 5% free each side
+    assert spec.panels[0].ylim == pytest.approx(ax.get_ylim())
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert len(lines) == 2
+    zero = list(lines["zero input gradient"].get_ydata())
+    assert zero == pytest.approx([0.05, 1.05, 2.05])  # percent, the mean over the seeds
+    lo, hi = ax.get_ylim()
+    assert (max(zero) - min(zero)) / (hi - lo) > 0.8  # on 0-100%: 0.02, a flat line
+    # nothing masked: the axis is 0 to the minimum span of one point, 0 at the bottom
+    _, flat = masking_axes({1: (0.0, 0.0), 2: (0.0, 0.0)})
+    assert flat.get_ylim() == pytest.approx((-0.05, 1.05))
+    # shares up to 80%: fitted too, and never beyond 100% by more than the margin
+    _, big = masking_axes({1: (0.5, 0.97), 2: (0.8, 0.999)})
+    lo, hi = big.get_ylim()
+    assert 100 < hi <= 105 and lo == pytest.approx(-0.05 * hi / 1.05)
+    # the accuracy figures keep the whole 0-100% axis
+    epoch = next(f for f in plan_figures(tidy([("fgsm", 0.1, 0.01)]), {}, base="b",
+                                         title="t")[0] if f.name == "b-epoch.png")
+    assert figure(epoch).axes[0].get_ylim() == (-3, 103)
+
+
+def regime_rows(regimes=("slow", "fast"), attacks=(("fgsm", 0.1), ("pgd", 0.1)),
+                epochs=(1, 2, 3)) -> pd.DataFrame:
+    """Tidy checkpoint rows of one model: per regime, seed and epoch, clean accuracy and each
+    (attack, eps)'s, different for every regime and seed."""
+    rows = []
+    for r, regime in enumerate(regimes):
+        for seed in (0, 1):
+            for epoch in epochs:
+                base = dict(model="mlp", regime=regime, dataset="digits", seed=seed,
+                            epoch=epoch, split="test", metric="accuracy")
+                rows.append({**base, "attack": "none", "eps": 0.0,
+                             "value": 0.9 - 0.1 * r + 0.01 * seed})
+                rows += [{**base, "attack": a, "eps": e,
+                          "value": 0.5 - 0.1 * r - e + 0.02 * epoch + 0.01 * seed - 0.01 * i}
+                         for i, (a, e) in enumerate(attacks)]
+    return pd.DataFrame(rows)
+
+
+def test_regimes_side_by_side_one_line_per_regime_a_panel_per_attack_and_eps(tmp_path):
+    from benchbench.report.markdown import render_with_figures
+    from benchbench.report.order import SuiteOrder
+    from benchbench.report.regime_plots import plan_regime_figures
+    from tests.report_helpers import write_store
+
+    frame = regime_rows()
+    info = {"fgsm": {"norm": "linf"}, "pgd": {"norm": "linf"}}
+    order = SuiteOrder(("mlp",), ("slow", "fast"), ("fgsm", "pgd"))
+    (spec,), notes = plan_regime_figures(frame, info, order=order, used=set())
+    assert notes == [] and spec.name == "mlp-digits-regimes.png"
+    drawn = figure(spec)
+    assert [ax.get_title() for ax in drawn.axes] == ["clean (test)", "fgsm ε=0.1",
+                                                     "pgd ε=0.1"]
+    for ax in drawn.axes:
+        assert [line.get_label() for line in ax.get_lines()] == ["slow", "fast"]
+        assert len(ax.collections) == 2  # a band per regime: two seeds
+    sel = frame[(frame.regime == "fast") & (frame.attack == "pgd")]
+    mean = sel.groupby("epoch")["value"].mean()
+    fast = drawn.axes[2].get_lines()[1]
+    assert list(fast.get_xdata()) == [1, 2, 3]
+    assert list(fast.get_ydata()) == pytest.approx(list(100 * mean))
+    assert [t.get_text() for t in drawn.legends[0].get_texts()] == ["slow", "fast"]
+    assert "one line per regime" in spec.caption and "2 seed(s)" in spec.caption
+    # one regime: no figure; one checkpoint: said, not drawn
+    assert plan_regime_figures(frame[frame.regime == "slow"], info, order=order,
+                               used=set()) == ([], [])
+    figures, notes = plan_regime_figures(frame[frame.epoch == 3], info, order=order,
+                                         used=set())
+    assert figures == [] and "one checkpoint only" in notes[0]
+    # in the report: its own section, linking the figure drawn beside the others
+    run = write_store(tmp_path / "run", regimes=(("slow", "standard", {}),
+                                                 ("fast", "standard", {})))
+    with read_store(run) as store:
+        text, made = render_with_figures(store)
+    section = text.split("## Regimes side by side", 1)[1].split("\n## ")[0]
+    assert "![regimes side by side: mlp · digits](figures/made/mlp-digits-regimes.png)" \
+        in section
+    assert "mlp-digits-regimes.png" in [f.name for f in made]
+    with read_store(write_store(tmp_path / "one")) as store:
+        assert "Regimes side by side" not in render_with_figures(store)[0]
+
+
+def test_crowded_regimes_figure_draws_the_worst_cases_and_panels_wrap():
+    from benchbench.report.order import SuiteOrder
+    from benchbench.report.regime_plots import CROWDED_PANELS, plan_regime_figures
+
+    names = ("a1", "a2", "a3", "a4", "a5")
+    attacks = [(a, e) for a in names for e in (0.1, 0.2)]
+    attacks += [("worst_linf", 0.1), ("worst_linf", 0.2), ("solo", 0.3)]
+    info = {a: {"norm": "linf"} for a in names} | {"solo": {"norm": "l2"}}
+    order = SuiteOrder(("mlp",), ("slow", "fast"), (*names, "solo"))
+    (spec,), _ = plan_regime_figures(regime_rows(attacks=attacks), info, order=order,
+                                     used=set())
+    assert len(attacks) - 2 > CROWDED_PANELS
+    # the worst case of L-inf at each eps; L2's single attack is its own worst case
+    assert [p.title for p in spec.panels] == ["clean (test)", "solo ε=0.3",
+                                              "worst case L∞ ε=0.1", "worst case L∞ ε=0.2"]
+    assert "worst case over each norm's attacks" in spec.caption
+    # six attack panels and the clean one: two rows of at most four, a y label on each row
+    few = [(a, e) for a in names[:3] for e in (0.1, 0.2)]
+    (wide,), _ = plan_regime_figures(regime_rows(attacks=few), info, order=order, used=set())
+    drawn = figure(wide)
+    assert len(drawn.axes) == len(wide.panels) == 7
+    top, below = drawn.axes[0].get_position(), drawn.axes[4].get_position()
+    assert below.y1 < top.y0 and below.x0 == pytest.approx(top.x0)
+    assert drawn.axes[0].get_ylabel() == drawn.axes[4].get_ylabel() == "accuracy (%)"
+    assert drawn.axes[1].get_ylabel() == ""
