@@ -13,6 +13,7 @@ import torch
 from benchbench.engine import blas
 from benchbench.engine.data import DataCache, build
 from benchbench.engine.evaluate import Record, attack_records, clean_records, masking_records
+from benchbench.engine.timeouts import TimedOut, time_limit
 from benchbench.store.checkpoints import checkpoint_path, save_checkpoint
 from benchbench.store.examples import CORRECT
 from benchbench.store.versions import plugin_version
@@ -127,13 +128,23 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
         x, y = data[ref.split]
         if ref.rows is not None:
             x, y = x[:ref.rows], y[:ref.rows]
+        what = f"attack {ref.label} at epoch {epoch}"
         if members == 1 or getattr(attack, "per_example", False):
             try:
                 if not failed:
-                    for mine, new in zip(records, measure(model, attack, ref, x, y, members,
-                                                          specs[0].seed), strict=True):
-                        mine += new
+                    with time_limit(_scaled(ref.timeout, members), what) as mine:
+                        for got, new in zip(records, measure(model, attack, ref, x, y, members,
+                                                             specs[0].seed), strict=True):
+                            got += new
                     continue
+            except TimedOut as exc:  # the whole stack ran past it: every member fails
+                if exc.token is not mine:
+                    raise
+                if members == 1:
+                    raise AttackTimeout(str(exc)) from None
+                failed.update({i: f"AttackTimeout: {exc}" for i in range(members)
+                               if i not in failed})
+                continue
             except Exception:  # noqa: BLE001 - find which members it fails on, below
                 if members == 1:
                     raise
@@ -141,10 +152,25 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
             if i in failed:
                 continue
             try:  # member_model(i) reloads one shared module: fetch it right before use
-                records[i] += measure(member_model(i), attack, ref, x, y, 1, specs[i].seed)[0]
+                with time_limit(ref.timeout, what) as mine:
+                    records[i] += measure(member_model(i), attack, ref, x, y, 1,
+                                          specs[i].seed)[0]
+            except TimedOut as exc:
+                if exc.token is not mine:
+                    raise
+                failed[i] = f"AttackTimeout: {exc}"
             except Exception as exc:  # noqa: BLE001 - this member fails, the others go on
                 failed[i] = f"{type(exc).__name__}: {exc} (attack {ref.label}, epoch {epoch})"
     return records
+
+
+class AttackTimeout(Exception):
+    """An attack ran past its ``timeout``: its cell fails (the unit's other cells go on)."""
+
+
+def _scaled(seconds: float | None, members: int) -> float | None:
+    """A per-cell limit for ``members`` cells measured in one call."""
+    return None if seconds is None else seconds * members
 
 
 def plugin_versions(registry, cell: CellSpec) -> dict[str, str]:

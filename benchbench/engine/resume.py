@@ -61,7 +61,8 @@ def _identity(specs: list[CellSpec], model, device: str, made_by: dict) -> str:
     from benchbench import __version__
 
     layout = {k: [list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()}
-    return json.dumps({"cells": [s.to_json() for s in specs], "layout": layout,
+    cells = [json.dumps(s.identity(), sort_keys=True, separators=(",", ":")) for s in specs]
+    return json.dumps({"cells": cells, "layout": layout,
                        "device": device, "torch": torch.__version__,
                        "benchbench": __version__, "made_by": made_by}, sort_keys=True)
 

@@ -319,6 +319,8 @@ def store_unit(store, unit: Unit, done: UnitDone, info: dict[str, dict], *, devi
             device=o.device, started=o.started, finished=o.finished, wall_s=o.wall_s,
             engine=o.engine, **info[o.spec.cell_id]) for o in done.outcomes])
         summary.ran += [o.spec.cell_id for o in done.outcomes if not o.error]
+    if done.keep_resume:  # stopped at its time limit: the next run trains on from there
+        return
     # the unit trained as one stack, or cell by cell
     for cells in [specs, *([c] for c in specs if len(specs) > 1)]:
         discard_resume(resume_path(Path(unit.checkpoint_dir), cells))

@@ -73,6 +73,9 @@ class UnitDone:
     #: a ``RunFault`` (a full disk, a symbolic link in the run directory): not the unit's
     #: failure; the runner stops the run with this line and stores nothing for the unit
     fault: str | None = None
+    #: the unit stopped at its time limit: what it saved to resume from is kept for the next
+    #: run (any other error spends it: the unit would fail the same way again)
+    keep_resume: bool = False
 
 
 class Forward:
@@ -169,12 +172,30 @@ def execute(unit: Unit, emit: Callable[[Progress], None]) -> list[CellOutcome]:
     Raises what the unit raises; an executor turns it into ``UnitDone.error``."""
     from benchbench.engine import stacked
     from benchbench.engine.cell import CellContext
+    from benchbench.engine.timeouts import TimedOut, time_limit
 
     registry, data = _context(unit)
     emit(Progress(unit.uid, "unit_started"))
     ctx = CellContext(registry, data, unit.device, Path(unit.checkpoint_dir),
                       Forward(unit.uid, emit))
-    return stacked.run_unit(unit.specs, ctx, stack=unit.stack, index=unit.index, total=unit.total)
+    specs = unit.specs
+    limit = specs[0].timeout and specs[0].timeout * len(specs)  # the suite's, per cell
+    what = (f"cell {specs[0].describe()}" if len(specs) == 1 else
+            f"unit {specs[0].describe()} (+{len(specs) - 1} seed(s), {len(specs)} x the suite's "
+            "timeout)")
+    with time_limit(limit, what) as mine:
+        try:
+            return stacked.run_unit(specs, ctx, stack=unit.stack, index=unit.index,
+                                    total=unit.total)
+        except TimedOut as exc:
+            if exc.token is not mine:
+                raise
+            raise UnitTimeout(f"{exc} (suite.timeout; what it checkpointed resumes on the "
+                              "next run)") from None
+
+
+class UnitTimeout(Exception):
+    """A unit ran past the suite's ``timeout``: each of its cells fails with this message."""
 
 
 def error_text(exc: BaseException) -> str:
@@ -190,5 +211,7 @@ def run_caught(unit: Unit, emit: Callable[[Progress], None]) -> UnitDone:
         return UnitDone(unit.uid, outcomes=execute(unit, emit))
     except RunFault as exc:  # the machine's or the run directory's, not the unit's
         return UnitDone(unit.uid, fault=str(exc))
+    except UnitTimeout as exc:
+        return UnitDone(unit.uid, error=error_text(exc), keep_resume=True)
     except Exception as exc:  # noqa: BLE001 - one broken unit must not lose the others
         return UnitDone(unit.uid, error=error_text(exc))

@@ -52,15 +52,17 @@ class AttackRef:
     params: dict[str, Any] = field(default_factory=dict)
     rows: int | None = None  # attack only the split's first ``rows`` rows (None: all)
     at: str = "all"  # "all" checkpoints, or the "last" one only
+    # seconds one checkpoint's measurement may take per cell (benchbench.engine.timeouts);
+    # how long to wait, not what is measured: not part of the cell's identity
+    timeout: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data; ``rows`` and ``at`` only when set, so that suites written before they
-        existed keep their cell ids."""
+        """Plain data; ``rows``, ``at`` and ``timeout`` only when set, so that suites written
+        before they existed keep their cell ids."""
         out = asdict(self)
-        if self.rows is None:
-            del out["rows"]
-        if self.at == "all":
-            del out["at"]
+        for key, unset in (("rows", None), ("at", "all"), ("timeout", None)):
+            if out[key] == unset:
+                del out[key]
         return out
 
 
@@ -72,10 +74,26 @@ class CellSpec:
     model: ComponentRef
     regime: ComponentRef
     attacks: tuple[AttackRef, ...] = ()
+    # seconds the cell may take, training and measuring (``[suite] timeout``); like an
+    # attack's timeout, not part of the cell's identity
+    timeout: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "dataset": self.dataset.to_dict(),
-                "attacks": [a.to_dict() for a in self.attacks]}
+        out = {**asdict(self), "dataset": self.dataset.to_dict(),
+               "attacks": [a.to_dict() for a in self.attacks]}
+        if self.timeout is None:
+            del out["timeout"]
+        return out
+
+    def identity(self) -> dict[str, Any]:
+        """``to_dict`` without the time limits: what the cell computes, which its id, the
+        suite's hash and a resume file's match are made of (a longer timeout measures the
+        same numbers)."""
+        out = self.to_dict()
+        out.pop("timeout", None)
+        out["attacks"] = [{k: v for k, v in a.items() if k != "timeout"}
+                          for a in out["attacks"]]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -85,7 +103,7 @@ class CellSpec:
         attacks = tuple(AttackRef(**{**a, "eps": tuple(a["eps"])}) for a in data["attacks"])
         return cls(suite=data["suite"], seed=data["seed"], dataset=DatasetRef(**data["dataset"]),
                    model=ComponentRef(**data["model"]), regime=ComponentRef(**data["regime"]),
-                   attacks=attacks)
+                   attacks=attacks, timeout=data.get("timeout"))
 
     @classmethod
     def from_json(cls, text: str) -> CellSpec:
@@ -94,7 +112,8 @@ class CellSpec:
     @property
     def cell_id(self) -> str:
         """Content hash: equal specs, equal ids, whatever process computes them."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def describe(self) -> str:
         return f"{self.model.label} / {self.regime.label} / seed {self.seed}"

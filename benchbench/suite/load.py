@@ -21,7 +21,8 @@ from benchbench.suite.cells import AttackRef, CellSpec, ComponentRef, DatasetRef
 from benchbench.suite.text import check_text
 
 TOP_KEYS = ("suite", "dataset", "model", "regime", "attacks")
-SUITE_KEYS = ("name", "seeds", "description")
+SUITE_KEYS = ("name", "seeds", "description", "timeout")
+MAX_TIMEOUT = 30 * 86_400  # seconds: a timeout is at most 30 days
 ATTACK_SPLITS = ("train", "test")
 ATTACK_AT = ("all", "last")  # every checkpoint, or the last one only
 
@@ -49,17 +50,31 @@ class Suite:
     regimes: tuple[ComponentRef, ...]
     attacks: tuple[AttackRef, ...]
     text: str
+    timeout: float | None = None  # seconds per cell (benchbench.engine.timeouts)
 
     def cells(self) -> list[CellSpec]:
         """Every (model, regime, seed), in that nesting order."""
-        return [CellSpec(self.name, seed, self.dataset, model, regime, self.attacks)
+        return [CellSpec(self.name, seed, self.dataset, model, regime, self.attacks,
+                         timeout=self.timeout)
                 for model in self.models for regime in self.regimes for seed in self.seeds]
 
     @property
     def hash(self) -> str:
         """Hash of what the suite computes (not of its comments or description)."""
-        content = {"name": self.name, "cells": [c.to_dict() for c in self.cells()]}
+        content = {"name": self.name, "cells": [c.identity() for c in self.cells()]}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _timeout(check, key: str, value: Any, what: str) -> float | None:
+    """A time limit in seconds (absent: none), or the one-line error."""
+    if value is None:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 < value <= MAX_TIMEOUT):
+        raise check.fail(key, f"seconds {what} may take before it fails, a number above 0 and "
+                         f"at most {MAX_TIMEOUT:,} (30 days; absent: no limit); got "
+                         f"{_short(value)}")
+    return float(value)
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -285,6 +300,8 @@ def load_suite(path: str | Path, registry) -> Suite:
                          f"{_short(suite_name)}")
     seeds = _seeds(check, meta.get("seeds", 1))
     description = meta.get("description", "")
+    timeout = _timeout(check, "suite.timeout", meta.get("timeout"),
+                       "each cell (training and measuring; a stack of N seeds gets N times it)")
     if not isinstance(description, str):
         raise check.fail("suite.description", "must be a string (shown in the report); got "
                          f"{type(description).__name__} {_short(description)}")
@@ -342,7 +359,8 @@ def load_suite(path: str | Path, registry) -> Suite:
     if len(items) > MAX_ATTACKS:
         raise check.fail("attacks", f"{len(items):,} attacks; at most {MAX_ATTACKS} are allowed")
     for where, name, label, params, raw in _labelled(check, items, "attacks",
-                                                     ("eps", "split", "rows", "at"),
+                                                     ("eps", "split", "rows", "at",
+                                                      "timeout"),
                                                      indexed=True):
         params = _check_plugin(check, registry, "attack", where, name, params)
         eps = _eps(check, f"{where}.eps", raw.get("eps"), ds_name, ds_cls,
@@ -363,7 +381,11 @@ def load_suite(path: str | Path, registry) -> Suite:
         if at not in ATTACK_AT:
             raise check.fail(f"{where}.at", f"which checkpoints to attack: one of "
                              f"{', '.join(ATTACK_AT)}; got {_short(at)}")
-        attacks.append(AttackRef(name, label, eps, split, params, rows=rows, at=at))
+        limit = _timeout(check, f"{where}.timeout", raw.get("timeout"),
+                         "this attack may take at one checkpoint, per cell")
+        attacks.append(AttackRef(name, label, eps, split, params, rows=rows, at=at,
+                                 timeout=limit))
 
     return Suite(str(path), suite_name, description, seeds, dataset,
-                 tuple(refs["model"]), tuple(refs["regime"]), tuple(attacks), text)
+                 tuple(refs["model"]), tuple(refs["regime"]), tuple(attacks), text,
+                 timeout=timeout)
