@@ -190,20 +190,21 @@ def _norm(caps: dict, label: str):
 
 def _refutations(epoch, split, norm, eps, bits, verdicts, norms, caps):
     """``(name, eps, n, bits)`` of everything refuting examples at ``eps`` or below in
-    ``norm``: attacks (their misclassified examples), the clean pass (eps 0) and complete
-    verifiers (their counterexamples)."""
-    out = []
+    ``norm``: attacks (their misclassified examples), complete verifiers (their
+    counterexamples) and, last, the clean pass (eps 0)."""
+    out, clean = [], []
     for b_epoch, b_split, attack, b_eps, n, packed in bits:
         if b_epoch != epoch or b_split != split or b_eps > eps:
             continue
         if attack == "none" or norms.get(attack) == norm:
+            found = clean if attack == "none" else out
             name = "the clean pass" if attack == "none" else f"attack {attack}"
-            out.append((name, b_eps, n, ~_first(packed, n) & ((1 << n) - 1)))
+            found.append((name, b_eps, n, ~_first(packed, n) & ((1 << n) - 1)))
     for v in verdicts:
         if (v.epoch == epoch and v.split == split and v.eps <= eps
                 and _norm(caps, v.method) == norm):
             out.append((f"verifier {v.method}", v.eps, v.n, _first(v.not_robust, v.n)))
-    return out
+    return out + clean
 
 
 def contradiction(bits: Sequence[tuple], verdicts: Sequence[Verdict], norms: dict,
