@@ -27,6 +27,7 @@ import hashlib
 import io
 import os
 import stat
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -118,7 +119,9 @@ def _parse(data: bytes, fmt: str, path: str):
     import torch
 
     try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": refused or read
+            warnings.simplefilter("ignore")
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise WeightsError(
             f"{path!r} holds pickled Python objects besides tensors, which benchbench never "
@@ -203,7 +206,8 @@ def load_state(model, state: Mapping, *, model_name: str, path: str) -> None:
         raise WeightsError(f"{path!r} does not fit model {model_name!r}: shapes differ for "
                            f"{_keys(shapes)}; check the model's keys (depth, width, classes)")
     result = model.load_state_dict(state, strict=False)
-    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    missing = [k for k in own if k in set(result.missing_keys)]  # each in its file's order
+    unexpected = [k for k in state if k in set(result.unexpected_keys)]
     if missing or unexpected:
         parts = ([f"missing keys {_keys(missing)}"] if missing else []) + (
             [f"unexpected keys {_keys(unexpected)}"] if unexpected else [])
