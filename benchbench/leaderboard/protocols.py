@@ -64,8 +64,7 @@ PROTOCOLS = {
         name="autoattack-standard",
         title="AutoAttack (standard)",
         description=("RobustBench's standard evaluation: AutoAttack, version standard (APGD-CE, "
-                     "APGD-T, FAB-T and Square), at the board's norm and eps on the whole test "
-                     "split; ranked by its robust accuracy"),
+                     "APGD-T, FAB-T and Square, as the attack's library runs them)"),
         requires=(Requirement("autoattack", (("version", "standard"),)),),
         rows=None,
         reference="Croce and Hein, 2020, arXiv:2003.01690; RobustBench, arXiv:2010.09670"),
