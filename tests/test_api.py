@@ -309,6 +309,15 @@ def test_readme_python_api_example_runs(tmp_path, monkeypatch):
     for block in blocks:
         exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - the docs' own code
     result = scope["result"]
-    shown = re.findall(r"^\s*\d+\s+(\S+)\s", "\n".join(code_blocks("", text)), flags=re.M)
-    assert set(shown) <= set(result.table["attack"]) and shown
+    fenced = re.findall(r"^```(\w*)\n(.*?)^```$", text, flags=re.S | re.M)
+    [shown] = [body for lang, body in fenced if not lang and "attack  norm" in body]
+    lines = [line.split() for line in shown.splitlines()[1:] if len(line.split()) == 7]
+    robust, broken, unknown = (int(n) for n in shown.splitlines()[-1].split())
+    assert robust + broken + unknown == 297  # shown: robust, not robust, unknown per example
+    assert int(scope["proved"].sum()) + int(scope["broken"].sum()) <= 297
+    # the rows shown are the rows made (the values are this machine's: float32 training)
+    assert [(a, n, float(e), m, int(k)) for _, a, n, e, m, _, k in lines] == [
+        (a, "NaN" if n is None or n != n else n, e, m, k)
+        for a, n, e, m, _, k in result.table.itertuples(index=False)]
     assert (tmp_path / "runs" / "quick_digits" / "results.sqlite").exists()
+    assert scope["fgsm"]["value"].between(0, 1).all() and len(scope["fgsm"]) == 6
