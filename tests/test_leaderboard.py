@@ -260,8 +260,9 @@ def test_rendered_from_the_json_files_alone(cli, runs, tmp_path):
     result = cli("--out", out)
     assert result.exit_code == 0, result.output
     assert {name: (out / name).read_bytes() for name in before} == before
-    # an edited entry changes the ranking: the outputs come from the files, nothing else
-    path = out / "entries" / "store_v2--mlp--standard.json"
+    # an edited entry changes the ranking: the outputs come from the files, nothing else (lb's
+    # two entries are over fgsm and pgd, group A; store_v2's over pgd alone, group B)
+    path = out / "entries" / "lb--mlp--standard.json"
     entry = json.loads(path.read_text())
     for summary in (entry["worst_case"], *entry["robust_accuracy"].values()):  # all robust
         summary.update(mean=1.0, values=[1.0] * summary["n"])
@@ -271,8 +272,10 @@ def test_rendered_from_the_json_files_alone(cli, runs, tmp_path):
     path.write_text(json.dumps(entry))
     assert cli("--out", out).exit_code == 0
     board = json.loads((out / "leaderboard.json").read_text())
-    assert board["entries"][0]["id"] == "store_v2--mlp--standard"
-    assert "| 1 | edited entry |" in (out / "leaderboard.md").read_text()
+    assert [(e["group"], e["rank"], e["id"]) for e in board["entries"]] == [
+        ("A", 1, "lb--mlp--standard"), ("A", 2, "lb--mlp--fgsm_at"),
+        ("B", 1, "store_v2--mlp--standard")]
+    assert "| A1 | edited entry |" in (out / "leaderboard.md").read_text()
 
 
 def test_bad_entry_files_are_refused_naming_the_file(cli, runs, tmp_path):
@@ -317,7 +320,8 @@ def test_page_is_self_contained_with_figure_and_legend(cli, runs, tmp_path):
     assert base64.b64decode(uri.split(",", 1)[1]) == (out / "leaderboard.png").read_bytes()
     assert 'src="leaderboard.png"' not in html
     # the attacks column sorts its count as a number
-    assert re.search(r'<th data-type="num"[^>]*><button type="button">Attacks at', html)
+    assert re.search(r'<th class="wide attacks" data-type="num"[^>]*><button type="button">'
+                     'Attacks at', html)
     assert 'class="table-wrap"' in html and "overflow-x: auto" in html
     assert html.count("<tr id=") == 3
     md = (out / "leaderboard.md").read_text()
