@@ -32,7 +32,7 @@ def _string(check, item: dict, key: str, where: str, what: str) -> str:
 
 def _resolve(value: str, suite_dir: Path) -> Path:
     path = Path(value).expanduser()
-    return path if path.is_absolute() else suite_dir / path
+    return (path if path.is_absolute() else suite_dir / path).absolute()
 
 
 def _from_zoo(check, item: dict, where: str, *, suite_dir: Path,
@@ -61,12 +61,17 @@ def _from_zoo(check, item: dict, where: str, *, suite_dir: Path,
     except ZooError as exc:
         key = "threat_model" if "threat_model must" in exc.problem else "zoo"
         raise check.fail(f"{where}.{key}", exc.problem) from None
-    try:
-        weights = describe(entry.path(model_dir))
-    except WeightsError as exc:
+    path = entry.path(model_dir)
+    if not path.exists():
         hint = FETCH_HINT.format(name=entry.name, dataset=entry.dataset,
                                  threat_model=entry.threat_model)
-        raise check.fail(f"{where}.zoo", f"{exc.problem}; {hint}") from None
+        raise check.fail(f"{where}.zoo", f"no file {str(path)!r} (RobustBench's layout "
+                         "model_dir/<dataset>/<threat_model>/<Name>.pt; model_dir is "
+                         f"{DEFAULT_MODEL_DIR!r} beside the suite file unless set); {hint}")
+    try:
+        weights = describe(path)
+    except WeightsError as exc:
+        raise check.fail(f"{where}.zoo", exc.problem) from None
     if "model_info" in item:
         info = _resolve(_string(check, item, "model_info", where, "a RobustBench checkout's "
                                 "model_info folder"), suite_dir)
