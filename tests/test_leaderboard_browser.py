@@ -184,7 +184,7 @@ def fully_visible(g: dict, left: float, right: float) -> None:
     """Nothing scrolls sideways; every shown cell, and what is in it, within [left, right]."""
     assert g["page"] <= g["viewport"], g["page"]
     assert all(scroll <= client for scroll, client in g["wraps"]), g["wraps"]
-    for name, shown, (x0, x1, w, h) in g["headers"]:
+    for name, shown, (x0, x1, w, _h) in g["headers"]:
         assert not shown or (left <= x0 and x1 <= right and w > 0), (name, x0, x1)
     for row in g["rows"]:
         for cls, shown, (x0, x1, w, h), (c0, c1) in row["cells"]:

@@ -160,6 +160,7 @@ def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
     ``runs``, re-render ``out`` from the entries already there. ``protocol`` (a name of
     ``protocols.PROTOCOLS``) ranks only the entries evaluated under it; every entry is still
     written."""
+    from benchbench.leaderboard.board import board_data
     from benchbench.leaderboard.protocols import get_protocol
     from benchbench.leaderboard.render import render_files
     from benchbench.plugins import load_registry
@@ -217,6 +218,8 @@ def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
             entry["id"] = f"{entry['id']}-{n}"
     for entry in entries:  # numbers from a store are held to the entry format too
         check_entry(entry, where=f"{entry['run']['dir']}: entry {entry['id']}")
+    if chosen is not None and entries:  # a protocol nothing meets: refused before any write
+        board_data(entries, protocol=chosen)
     try:
         out.mkdir(parents=True, exist_ok=True)
         fresh = Path(tempfile.mkdtemp(prefix=f".{ENTRIES}.", dir=out))
