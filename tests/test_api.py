@@ -213,7 +213,7 @@ def test_the_model_rng_and_inputs_are_left_as_they_were(small, registry):
     model, x, y = small
     model.train()
     before, x0 = torch.get_rng_state(), x.clone()
-    runs = [benchbench.evaluate(model, x, y, attacks=["pgd"], eps=[0.1], seed=5,
+    runs = [benchbench.evaluate(model, x, y, attacks=[("pgd", {"steps": 5})], eps=[0.1], seed=5,
                                 registry=registry) for _ in range(2)]
     assert model.training and torch.equal(torch.get_rng_state(), before) and torch.equal(x, x0)
     assert runs[0].table.equals(runs[1].table) and runs[0].examples.equals(runs[1].examples)
