@@ -389,3 +389,23 @@ def test_validate_and_the_report_show_pretrained_as_such(registry, tmp_path, mlp
     with read_store(tmp_path / "run") as store:
         specs = [json.loads(c["spec"]) for c in store.cells()]
     assert [s["model"]["weights"]["sha256"] for s in specs] == [sha, sha]
+
+
+def test_the_readme_example_is_a_valid_suite(registry, tmp_path):
+    """README "Models people already have": its first TOML block, under a digits [suite], with
+    a wong_cnn file where it says, loads and validates (the file fits the model)."""
+    import re
+
+    from benchbench.datasets.digits import Digits
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    text = readme.split("### Models people already have", 1)[1].split("\n### ", 1)[0]
+    block = re.findall(r"```toml\n(.*?)```", text, flags=re.S)[0]
+    net = build_model(registry, ComponentRef("wong_cnn", "wong_cnn", {}), 0, Digits())
+    (tmp_path / "weights").mkdir()
+    save_file(net.state_dict(), tmp_path / "weights" / "wong_fgsm.safetensors")
+    path = tmp_path / "readme.toml"
+    path.write_text(HEAD.format(name="readme", seeds="[0]") + block + FGSM)
+    suite = load_suite(path, registry)
+    validate_suite(suite, registry)
+    assert suite.models[0].weights["path"] == str(tmp_path / "weights" / "wong_fgsm.safetensors")

@@ -250,3 +250,17 @@ def test_a_zoo_cell_reports_reported_vs_measured_here(registry, tmp_path, monkey
         f"Reported numbers: {md(zoo_entries.SOURCE)}.")
     assert "## Tiny2024Digits · pretrained · digits" in report
     assert "Pretrained, not trained here" in report
+
+
+def test_the_readme_zoo_example_is_a_valid_suite(registry, tmp_path):
+    import re
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    text = readme.split("### Models people already have", 1)[1].split("\n### ", 1)[0]
+    block = re.findall(r"```toml\n(.*?)```", text, flags=re.S)[1]
+    place(tmp_path / "models", "cifar10", "Linf", "Carmon2019Unlabeled", {})
+    path = tmp_path / "readme.toml"
+    path.write_text('[suite]\nname = "readme"\n' + block)
+    suite = load_suite(path, registry)
+    assert suite.models[0].label == "Carmon2019Unlabeled"
+    assert suite.models[0].weights["zoo"]["autoattack_acc"] == 59.53
