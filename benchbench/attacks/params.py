@@ -102,7 +102,8 @@ def effective_params(entry_or_class, params: dict, eps: float) -> dict:
 def effective_table(entry_or_class, params: dict, eps: Sequence[float]) -> dict:
     """``effective_params`` at each of ``eps`` (one build of the attack), with the rules of
     the derived keys: ``{"eps": [...], "values": [dict per eps], "rules": {key: text},
-    "library": [keys at the wrapped library's defaults]}``."""
+    "library": [keys at the wrapped library's defaults], "library_name": its name (an
+    adapter's ``library``; None for an attack that wraps none)}``."""
     obj = _target(entry_or_class)
     adapter = hasattr(obj, "suite_params")
     defaults, library = _library_defaults(obj, params) if adapter else ({}, set())
@@ -123,7 +124,8 @@ def effective_table(entry_or_class, params: dict, eps: Sequence[float]) -> dict:
         values.append({**base, **extra})
     return {"eps": [float(e) for e in eps], "values": values,
             "rules": {k: str(rules[k]) for k in sorted(derived) if k in rules},
-            "library": sorted(library - derived)}
+            "library": sorted(library - derived),
+            "library_name": (getattr(obj, "library", None) or "library") if adapter else None}
 
 
 def to_plain(table: dict) -> dict:
