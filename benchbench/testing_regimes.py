@@ -12,7 +12,8 @@ checks what the harness promises a regime's users:
 * for a ``Regime``: a run interrupted after epoch 1 and resumed from the harness's saved state
   ends with the same weights, bit for bit.
 
-A self-driven regime (its own ``train``) gets the first two checks.
+A self-driven regime (its own ``train``) gets the first two checks; one that declares
+``evaluate_only`` (``pretrained``: it trains nothing) also that its weights stay as given.
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ def regime_conformance(regime_cls, **params) -> list:
     problem = contract_problem(regime_cls)
     if problem:
         return [Check("follows the regime contract", False, problem)]
-    params = {**KIT_DEFAULTS, **params}
+    evaluates = getattr(regime_cls, "evaluate_only", False) is True  # e.g. pretrained
+    params = {**({"dtype": "float64"} if evaluates else KIT_DEFAULTS), **params}
 
     def build():
         return regime_cls(**params)
@@ -163,6 +165,9 @@ def regime_conformance(regime_cls, **params) -> list:
               "train changed x or y")
         ok, worst = _same(dict(first.state_dict()), dict(again.state_dict()), 0.0)
         check("deterministic under a seed", ok, f"two runs differ by up to {worst:.3g}")
+        if evaluates:  # declares it trains nothing: the weights stay as given
+            ok, worst = _same(dict(first.state_dict()), dict(model_of(0).state_dict()), 0.0)
+            check("evaluate_only: weights unchanged", ok, f"train moved them by {worst:.3g}")
         return checks
 
     crafted: list = []

@@ -409,3 +409,21 @@ def test_the_readme_example_is_a_valid_suite(registry, tmp_path):
     suite = load_suite(path, registry)
     validate_suite(suite, registry)
     assert suite.models[0].weights["path"] == str(tmp_path / "weights" / "wong_fgsm.safetensors")
+
+
+def test_the_regime_kit_checks_what_evaluate_only_claims():
+    """``pretrained`` passes the regime kit; a regime that declares ``evaluate_only`` but moves
+    the weights fails it on that check."""
+    from benchbench.regimes.pretrained import Pretrained
+    from benchbench.testing import regime_conformance
+
+    assert all(c.passed for c in regime_conformance(Pretrained))
+
+    class Liar(Pretrained):
+        def train(self, *, model, x, y, seed):
+            with torch.no_grad():
+                next(model.parameters()).add_(1.0)
+            yield 0
+
+    failed = {c.name for c in regime_conformance(Liar) if not c.passed}
+    assert failed == {"evaluate_only: weights unchanged"}
