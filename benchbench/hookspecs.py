@@ -88,7 +88,10 @@ What each kind of object must provide (duck-typed, no base classes needed):
     has ``epochs``, ``checkpoint_epochs``, ``dtype`` and ``train(*, model, x, y, seed[,
     context]) -> Iterator[int]`` that trains ``model`` in place and yields after each epoch
     (``context`` is the ``TrainContext``, passed if ``train`` names it). It trains alone (never
-    stacked) and starts over when a run is resumed.
+    stacked) and starts over when a run is resumed. One that declares ``evaluate_only = True``
+    (the built-in ``pretrained``) trains nothing: its ``train`` yields epoch 0 and leaves the
+    weights as given, every ``[model]`` of its suite must give ``weights`` (or ``zoo``), the
+    harness loads them before ``train`` and writes no checkpoint copy.
 
   Either kind must reach every epoch of ``checkpoint_epochs``: a cell whose training stops
   before one fails, saying so. A member whose weights or numbers stop being finite fails with
