@@ -80,13 +80,34 @@ def test_art_keys_the_suite_left_out_are_arts_defaults_and_eps_step_the_adapters
     assert "eps_step" not in table["library"] and "norm" not in table["library"]
     auto = effective_table(adapters["art.autoattack"], {}, [0.1])
     row = auto["values"][0]
-    assert row["max_iter"] == LibraryDefault("ART")  # each member's own: not one number
     assert row["attacks"] == list(art_attacks.AUTOATTACK_MEMBERS) and row["batch_size"] is None
     text = params_text({}, from_plain(json.loads(json.dumps(to_plain(auto)))))
-    assert "max_iter=ART default" in text
     assert "batch_size=the harness's chunk (all its rows)" in text
-    assert "eps_step=ε/4 (0.025 at ε=0.1)" in text
     assert "parallel_pool_size=0 (ART default)" in text
+
+
+def test_an_adapters_library_defaults_are_read_from_its_signature_or_marked():
+    def source(tries, scale=0.5, hook=print, **kwargs):
+        """A wrapped library's constructor: ``tries`` has no default, ``hook`` no plain one."""
+
+    class Wrapped:  # an adapter of another library, as benchbench.art_attacks's are
+        library = "lib"
+        mode = "fast"  # the adapter's own default for a key
+
+        @classmethod
+        def suite_params(cls):
+            return ["tries", "scale", "hook", "mode", "given"]
+
+        @classmethod
+        def key_source(cls):
+            return source
+
+    table = effective_table(Wrapped, {"given": 1}, [0.1])
+    assert table["values"] == [{"given": 1, "tries": LibraryDefault("lib"), "scale": 0.5,
+                                "hook": LibraryDefault("lib"), "mode": "fast"}]
+    assert table["library"] == ["hook", "scale", "tries"] and table["library_name"] == "lib"
+    assert params_text({"given": 1}, table) == (
+        "given=1, tries=lib default, scale=0.5 (lib default), hook=lib default, mode=fast")
 
 
 def test_without_art_the_given_keys_are_shown(monkeypatch):
