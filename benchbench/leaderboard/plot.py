@@ -16,16 +16,30 @@ and no label ever reaches TeX, whatever the user's matplotlibrc says.
 from __future__ import annotations
 
 import io
+import math
 import textwrap
 
 MARKERS = "osDP^<>pXh*"  # one per run, in the order the runs first appear
 MIN_SPAN = 10.0  # percentage points: a board of close entries is not zoomed into a sliver
 LABEL_CHARS = 40
-#: where a label may go, in points from its point: (dx, dy, ha, va); near ones first, then
-#: farther ones, which get a leader line
+#: where a label may go, in points from its point: (dx, dy, ha, va); beside it first, then on
+#: rings farther out (every 30 degrees), which get a leader line
 _NEAR = [(7, 4, "left", "bottom"), (7, -4, "left", "top"), (-7, 4, "right", "bottom"),
          (-7, -4, "right", "top"), (0, 9, "center", "bottom"), (0, -9, "center", "top")]
-_FAR = [(dx * k, dy * k, ha, va) for k in (2.5, 4.0, 6.0) for dx, dy, ha, va in _NEAR]
+
+
+def _ring(radius: float) -> list[tuple[float, float, str, str]]:
+    out = []
+    for degrees in range(0, 360, 30):
+        dx = radius * math.cos(math.radians(degrees))
+        dy = radius * math.sin(math.radians(degrees))
+        ha = "left" if dx > 1 else "right" if dx < -1 else "center"
+        va = "bottom" if dy > 1 else "top" if dy < -1 else "center"
+        out.append((dx, dy, ha, va))
+    return out
+
+
+_FAR = [c for radius in (18, 30, 45, 65, 90, 120) for c in _ring(radius)]
 
 
 def shown(text: str, limit: int = 60) -> str:
@@ -110,6 +124,14 @@ def _overlap(a, b) -> float:
     return w * h if w > 0 and h > 0 else 0.0
 
 
+def text_box(annotation, renderer):
+    """Where an annotation's text is, in pixels, without its leader line."""
+    from matplotlib.text import Text
+
+    annotation.update_positions(renderer)
+    return Text.get_window_extent(annotation, renderer)
+
+
 def place_labels(ax, labelled: list[tuple[str, float, float]], renderer) -> list:
     """Annotate each (text, x, y) in order where its box overlaps no label placed before and no
     point (nor leaves the axes): the nearest free place of ``_NEAR``, else of ``_FAR`` with a
@@ -133,7 +155,7 @@ def place_labels(ax, labelled: list[tuple[str, float, float]], renderer) -> list
                              "shrinkB": 4} if far else None))
             label.set_parse_math(False)
             label.set_usetex(False)
-            box = label.get_window_extent(renderer)
+            box = text_box(label, renderer)
             outside = (max(0, frame.x0 - box.x0) + max(0, box.x1 - frame.x1)
                        + max(0, frame.y0 - box.y0) + max(0, box.y1 - frame.y1))
             crowd = sum(_overlap(box, other) for other in taken) + 1e3 * outside
