@@ -53,8 +53,8 @@ hidden = [16]
 name = "standard"
 lr = 0.01
 batch_size = 100
-epochs = 3
-checkpoints = [1, 3]
+epochs = 2
+checkpoints = [1, 2]
 """
 ATTACKS = f"""
 [[attacks]]
@@ -79,6 +79,7 @@ name = "mip"
 eps = [0.01, 0.05]
 rows = {ROWS}
 time_limit = 5
+attack_steps = 30
 at = "last"
 """
 
@@ -128,12 +129,12 @@ def test_certified_exact_and_worst_are_what_the_verdicts_give_per_example(runs):
     assert len(cells) == 2 and len(verdicts) == 2 * (2 * 2 + 2)  # crown twice, mip at the last
     checked = 0
     for cell in cells:
-        for epoch in (1, 3):
+        for epoch in (1, 2):
             clean = bits[(cell, epoch, "none", 0.0)][:ROWS]
             for eps in (0.01, 0.05):
                 crown = verdicts[(cell, epoch, "crown", eps)]
                 mip = verdicts.get((cell, epoch, "mip", eps))
-                assert (epoch == 3) == (mip is not None)  # at = "last"
+                assert (epoch == 2) == (mip is not None)  # at = "last"
                 unbroken = bits[(cell, epoch, "fgsm", eps)] & bits[(cell, epoch, "pgd", eps)]
                 proved = (crown == 1) | (mip == 1 if mip is not None else False)
                 assert not (crown == -1).any()  # an incomplete verifier never refutes
@@ -172,11 +173,11 @@ def test_the_stored_verdicts_are_the_api_s_on_the_saved_checkpoint(runs, registr
     with read_store(runs["stack"]) as store:
         cell = store.cells()[1]
         stored = {v.eps: v.codes for _, v in read_verdicts(store, cell_id=cell["cell_id"])
-                  if v.method == "crown" and v.epoch == 3}
+                  if v.method == "crown" and v.epoch == 2}
     spec = CellSpec.from_json(cell["spec"])
     data = DataCache(registry, None)
     model = build_model(registry, spec.model, spec.seed, data.dataset(spec.dataset))
-    load_checkpoint(checkpoint_path(runs["stack"] / "checkpoints", spec.cell_id, 3), model)
+    load_checkpoint(checkpoint_path(runs["stack"] / "checkpoints", spec.cell_id, 2), model)
     x, y = data.get(spec.dataset, "test", dtype=torch.float32, device="cpu")
     codes = verify.verdicts(model, x[:ROWS], y[:ROWS], eps=[0.01, 0.05], method="crown")
     assert np.array_equal(codes[0].numpy(), stored[0.01])
@@ -464,3 +465,56 @@ def test_derived_rows_over_the_examples_every_side_saw():
     got = {(a, m): v for _, _, a, _, m, v in rows}
     assert got == {("certified_linf", "accuracy"): 1 / 4, ("certified_linf", "gap_frac"): 2 / 4,
                    ("exact_linf", "accuracy"): 3 / 4, ("exact_linf", "unknown"): 2.0}
+
+
+def test_compare_takes_certified_and_its_gap_like_any_row(runs):
+    """Two runs' certified, gap and exact rows are compared as numbers; certified rows whose
+    runs had other verifiers of the norm are noted."""
+    from benchbench.report.compare import compare, run_facts
+
+    sides = []
+    for key in ("stack", "alone"):
+        with read_store(runs[key]) as store:
+            sides.append((store.tidy(), run_facts(meta=store.meta(), cells=store.cells())))
+    (a, a_facts), (b, b_facts) = sides
+    result = compare(a=a, b=b, a_run="stack", b_run="alone", a_facts=a_facts, b_facts=b_facts)
+    rows = result.rows.set_index(["attack", "epoch", "eps", "metric"])
+    for key in [("certified_linf", 2, 0.05, "accuracy"), ("certified_linf", 2, 0.05, "gap_frac"),
+                ("exact_linf", 2, 0.05, "unknown"), ("crown", 1, 0.01, "accuracy")]:
+        row = rows.loc[key]
+        assert (row["n_a"], row["n_b"]) == (2, 1) and row["mean_a"] == pytest.approx(
+            a[(a.attack == key[0]) & (a.epoch == key[1]) & (a.eps == key[2])
+              & (a.metric == key[3])].value.mean(), abs=0)
+    assert not any("different verifiers" in n for n in result.notes)
+    del b_facts["verifier"]["mip"]
+    result = compare(a=a, b=b, a_run="stack", b_run="alone", a_facts=a_facts, b_facts=b_facts)
+    assert "certified_linf is over different verifiers: crown, mip (A) vs crown (B)" in \
+        result.notes
+    order = list(dict.fromkeys(result.rows["attack"]))
+    assert order.index("worst_linf") < order.index("certified_linf") < order.index("exact_linf")
+
+
+def test_a_large_gap_is_flagged(runs):
+    """"G" where the worst case is over 10 points above certified (gap_frac, mean over seeds),
+    read from the stored rows; the attack flags never read a verifier's rows."""
+    import pandas as pd
+
+    from benchbench.report.flags import LEGEND, flags_by_epoch, stored_attack_info
+    from benchbench.report.verdicts import GAP_LARGE, verifier_info
+
+    with read_store(runs["stack"]) as store:
+        tidy, meta, cells = store.tidy(), store.meta(), store.cells()
+    info, verifiers = stored_attack_info(meta, cells), verifier_info(cells, meta)
+    assert set(verifiers) == {"crown", "mip"} and verifiers["mip"]["complete"]
+    gaps = tidy[tidy.metric == "gap_frac"].groupby(["epoch", "eps"]).value.mean()
+    flags = flags_by_epoch(tidy, info, chance=0.1, span=1.0, verifiers=verifiers)
+    for epoch in (1, 2):
+        assert ("G" in flags[epoch]) == bool((gaps.loc[epoch] > GAP_LARGE).any())
+    assert "10 points" in LEGEND["G"]
+    # a verifier whose certified accuracy rose with eps is no attack: no "M"
+    fake = tidy[tidy.attack == "crown"].copy()
+    fake["value"] = fake["eps"] * 10
+    edited = pd.concat([tidy[tidy.attack != "crown"], fake])
+    flagged = flags_by_epoch(edited, info, chance=0.1, span=1.0, verifiers=verifiers)
+    assert all("M" not in f for f in flagged.values())
+    assert all("M" in f for f in flags_by_epoch(edited, info, chance=0.1, span=1.0).values())

@@ -29,6 +29,8 @@ import pandas as pd
 from benchbench.errors import BenchbenchError
 from benchbench.report.tables import column_order
 from benchbench.report.training import split_fit
+from benchbench.report.verdicts import certified_notes
+from benchbench.store.verdicts import is_verdict_row
 from benchbench.store.worst import is_worst
 
 KEYS = ("model", "regime", "dataset", "epoch", "split", "attack", "eps", "metric")
@@ -225,6 +227,8 @@ MEASURE_DEFAULTS = {"split": "test", "attack": "", "eps": 0.0, "metric": "accura
 def _order(split: str, attack: str, eps: float, metric: str) -> tuple:
     """The report's column order (``tables.column_order``), worst case after the attacks."""
     key = column_order(split, attack, eps, metric)
+    if is_verdict_row(attack):  # certified_, exact_: after the worst cases
+        return (3, *key[1:])
     return (2, *key[1:]) if is_worst(attack) else key
 
 
@@ -235,7 +239,7 @@ def run_facts(*, meta: dict, cells: list[dict]) -> dict:
     norms = json.loads(meta["attack_norms"]) if meta.get("attack_norms") else {}
     facts: dict = {"data": {}, "bounds": json.loads(meta.get("bounds") or "null"),
                    "classes": meta.get("num_classes"), "norms": dict(norms),
-                   "model": {}, "regime": {}, "attack": {}}
+                   "model": {}, "regime": {}, "attack": {}, "verifier": {}}
     for cell in cells:
         if cell.get("status") != "ok":
             continue
@@ -252,6 +256,9 @@ def run_facts(*, meta: dict, cells: list[dict]) -> dict:
                 "name": attack.get("name"), "rows": attack.get("rows"),
                 "split": attack.get("split"), **attack.get("params", {})})
             facts["norms"].setdefault(attack["label"], attack.get("params", {}).get("norm"))
+        for ref in spec.get("verifiers", []):  # not in "norms": no worst case is over them
+            facts["verifier"].setdefault(ref["label"], {
+                "name": ref.get("name"), "rows": ref.get("rows"), **ref.get("params", {})})
     return facts
 
 
@@ -289,8 +296,8 @@ def check_runs(*, a: dict, b: dict, a_name: str, b_name: str) -> tuple[set[str],
             left_out.add(label)
             notes.append(f"attack {label} left out: norm {a['norms'][label]} (A) vs "
                          f"{b['norms'][label]} (B)")
-    for kind in ("model", "regime", "attack"):
-        for label in sorted(set(a[kind]) & set(b[kind]) - left_out):
+    for kind in ("model", "regime", "attack", "verifier"):
+        for label in sorted(set(a.get(kind, {})) & set(b.get(kind, {})) - left_out):
             if a[kind][label] != b[kind][label]:
                 notes.append(f"{kind} {label} differs: "
                              f"{_spec_difference(a[kind][label], b[kind][label])}")
@@ -414,6 +421,7 @@ def compare(*, a: pd.DataFrame, b: pd.DataFrame, a_run: str, b_run: str | None =
                                 "attack") else None,
                             a_norms=(a_facts or {}).get("norms", {}),
                             b_norms=(b_facts or a_facts or {}).get("norms", {}))
+    notes += certified_notes(rows, a_facts, b_facts)  # certified rows over other verifiers
     points = int((degenerate_interval(rows) & (rows["b_minus_a"] != 0)).sum())
     if points:  # (a tie at 0, B equal to A on every seed, needs no note)
         notes.append(f"{points} of {len(rows)} row(s) differ by the same amount on every seed "

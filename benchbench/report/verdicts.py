@@ -91,3 +91,19 @@ def large_gap(mean) -> bool:
     ``(split, attack, eps, metric)``, one checkpoint's means over seeds) exceeds GAP_LARGE."""
     return any(metric == GAP and str(attack).startswith(CERTIFIED) and value > GAP_LARGE
                for (_, attack, _, metric), value in mean.items())
+
+
+def certified_notes(rows, a_facts: dict | None, b_facts: dict | None) -> list[str]:
+    """A note for each compared ``certified_``/``exact_`` row name whose two runs took it over
+    different verifiers (``compare.run_facts``' ``verifier`` labels of its norm)."""
+    if a_facts is None or b_facts is None or "attack" not in getattr(rows, "columns", ()):
+        return []
+    out = []
+    for name in sorted({a for a in rows["attack"] if is_verdict_row(a)}):
+        norm = derived_norm(name)
+        sides = [sorted(label for label, v in facts.get("verifier", {}).items()
+                        if v.get("norm", "linf") == norm) for facts in (a_facts, b_facts)]
+        if sides[0] != sides[1]:
+            out.append(f"{name} is over different verifiers: {', '.join(sides[0]) or 'none'} "
+                       f"(A) vs {', '.join(sides[1]) or 'none'} (B)")
+    return out
