@@ -518,3 +518,18 @@ def test_a_large_gap_is_flagged(runs):
     flagged = flags_by_epoch(edited, info, chance=0.1, span=1.0, verifiers=verifiers)
     assert all("M" not in f for f in flagged.values())
     assert all("M" in f for f in flags_by_epoch(edited, info, chance=0.1, span=1.0).values())
+
+
+def test_the_readme_s_verifiers_table_is_a_valid_suite_table(tmp_path, registry):
+    """README "Verifiers in suites": its ``[[verifiers]]`` example loads, with the keys it says."""
+    from tests.test_docs import code_blocks, section
+
+    text = section("Verifiers in suites")
+    assert text is not None, "README.md lost its 'Verifiers in suites' section"
+    [block] = code_blocks("toml", text)
+    path = tmp_path / "readme.toml"
+    path.write_text(suite_text(name="readme", tail=block))
+    (ref,) = load_suite(path, registry).verifiers
+    assert (ref.name, ref.label, ref.eps, ref.rows, ref.at) == ("crown", "crown", (0.01, 0.02),
+                                                                500, "last")
+    assert ref.params == {"norm": "linf", "tol": 1e-5}
