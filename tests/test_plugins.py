@@ -24,7 +24,8 @@ BUILT_INS = {"model": {"mlp", "small_cnn", "madry_cnn", "wong_cnn", "preact_resn
                        "wide_resnet"},
              "dataset": {"mnist", "digits", "fashion_mnist", "cifar10", "cifar100", "svhn"},
              "attack": {"fgsm", "pgd", "bim"},
-             "regime": {"standard", "fgsm_at", "pgd_at", "trades", "mart", "pretrained"},
+             "regime": {"standard", "fgsm_at", "pgd_at", "trades", "mart", "pretrained", "ibp",
+                        "crown_ibp"},
              "executor": {"inline", "local", "ray"},
              "verifier": {"ibp", "crown_ibp", "crown", "mip"}}
 
