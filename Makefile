@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml requirements.lock $(EXAMPLE)/pyproject.toml \
 		$(EXAMPLE_REGIME)/pyproject.toml $(EXAMPLE_MODEL)/pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,art,ray,tensorboard,mlflow]" -e $(EXAMPLE) \
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev,art,ray,tensorboard,mlflow,autoattack]" -e $(EXAMPLE) \
 		-e $(EXAMPLE_REGIME) -e $(EXAMPLE_MODEL)
 	touch $@
 

@@ -7,9 +7,16 @@ except what the harness decides: the estimator, ``eps`` (from the suite's eps li
 call per eps), ``targeted`` (always untargeted) and ``verbose``. ``norm`` is ``"linf"`` or
 ``"l2"``. The true labels are always passed (ART would otherwise attack its own predictions).
 Attacks without an eps (Carlini-Wagner, DeepFool, HopSkipJump) run once; the harness projects
-their result onto each eps-ball. ``art.autoattack`` takes ``attacks``, a list of ensemble
-members by name (``apgd_ce``, ``apgd_dlr``, ``deepfool``, ``square``; default all four, ART's
-own ensemble) and ``max_iter`` for each member.
+their result onto each eps-ball. ``art.autoattack`` builds ART's own default ensemble with
+ART's settings (``art/attacks/evasion/auto_attack.py``), at each eps: APGD on the cross-entropy
+and APGD on the DLR loss (``eps_step`` AutoAttack's, ART's 0.1; 100 iterations; 5 random
+inits; AutoAttack's ``batch_size``), DeepFool (100 iterations, epsilon 1e-3, 10 gradients,
+AutoAttack's ``batch_size``) and Square (5,000 iterations, p_init 0.8, 5 restarts, its own
+batch of 128); ``verbose`` off. Keys change it: ``attacks``, the members by name (``apgd_ce``,
+``apgd_dlr``, ``deepfool``, ``square``; default all four), ``max_iter`` (APGD's and
+DeepFool's), ``nb_random_init`` (APGD's), ``square_max_iter``, ``square_nb_restarts``, and
+AutoAttack's own ``eps_step``, ``batch_size`` (default: the harness's chunk, all its rows, for
+speed; ART's 32) and ``parallel_pool_size``.
 
 ART's adversarial trainers are registered here too, as regimes (``benchbench.art_regimes``),
 through the same install check: without ART they are listed with "needs benchbench[art]" and a
@@ -98,14 +105,15 @@ class ARTAttack:
     def key_source(cls):
         """ART's constructor: its signature and ``:param:`` lines are the keys' types,
         defaults and documentation (``benchbench plugins show``)."""
-        return art_class(cls.art_name).__init__
+        init = art_class(cls.art_name).__init__
+        return [init, ensemble_defaults] if cls.art_name == "AutoAttack" else init
 
     @classmethod
     def suite_params(cls) -> list[str]:
         sig = inspect.signature(art_class(cls.art_name).__init__)
         names = [p for p in sig.parameters if p not in FIXED and p != "norm"]
         if cls.art_name == "AutoAttack":  # members by name (ART takes attack objects)
-            names.append("max_iter")
+            names.extend(ENSEMBLE_KEYS)
         return names + (["norm"] if cls.choose_norm else [])
 
     def __init__(self, **params) -> None:
@@ -115,6 +123,10 @@ class ARTAttack:
                 not isinstance(members, list) or not set(members) <= set(AUTOATTACK_MEMBERS)):
             raise ValueError(f"attacks must be a list of {', '.join(AUTOATTACK_MEMBERS)} "
                              f"(default: all four, ART's AutoAttack); got {members!r}")
+        for key in ENSEMBLE_KEYS if self.art_name == "AutoAttack" else ():
+            value = params.get(key, 1)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{key} must be a positive integer; got {value!r}")
         norm = params.pop("norm", self.norm)
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
@@ -124,10 +136,12 @@ class ARTAttack:
 
     def effective_params(self, eps: float) -> dict:
         """What the adapter sets in ART's place when the suite does not (``param_rules``):
-        ``eps_step`` (eps / 4, ART's default is an absolute 0.1); AutoAttack's ``batch_size``
-        (the harness's chunk: ``None``, not a function of eps) and ``attacks``."""
+        ``eps_step`` (eps / 4, ART's default is an absolute 0.1; AutoAttack keeps ART's);
+        AutoAttack's ``batch_size`` (the harness's chunk: ``None``, not a function of eps) and
+        ``attacks``."""
         out = {}
-        if "eps_step" in self.suite_params() and "eps_step" not in self.params:
+        if "eps_step" in self.suite_params() and "eps_step" not in self.params and \
+                self.art_name != "AutoAttack":
             out["eps_step"] = eps / 4
         if self.art_name == "AutoAttack":
             out.update({k: v for k, v in (("batch_size", None),
@@ -175,16 +189,33 @@ class ARTAttack:
 AUTOATTACK_MEMBERS = ("apgd_ce", "apgd_dlr", "deepfool", "square")
 
 
+#: the member keys of ``art.autoattack`` beyond ART's AutoAttack's own
+ENSEMBLE_KEYS = ("max_iter", "nb_random_init", "square_max_iter", "square_nb_restarts")
+
+
+def ensemble_defaults(max_iter: int = 100, nb_random_init: int = 5, square_max_iter: int = 5000,
+                      square_nb_restarts: int = 5) -> None:
+    """The settings ART's AutoAttack gives its default ensemble (``auto_attack.py``), as keys
+    of ``art.autoattack`` (``benchbench plugins show`` and the report read them here).
+
+    :param max_iter: Iterations of APGD-CE, APGD-DLR and DeepFool (ART's 100 each).
+    :param nb_random_init: Random initialisations of each APGD member (ART's 5).
+    :param square_max_iter: Iterations of Square (ART's 5,000).
+    :param square_nb_restarts: Restarts of Square (ART's 5).
+    """
+
+
 def _autoattack_members(clf, kwargs: dict, eps) -> dict:
     """Turn the suite's member names into ART attacks built per eps (``attacks`` becomes a
-    function of eps); ``max_iter`` applies to every member (ART's defaults otherwise)."""
+    function of eps), each as ART's AutoAttack builds its default ensemble, with the keys of
+    ``ENSEMBLE_KEYS`` and AutoAttack's ``eps_step`` and ``batch_size`` in its place."""
     from art.attacks import evasion
 
     names = kwargs.pop("attacks", None) or list(AUTOATTACK_MEMBERS)
-    max_iter = kwargs.pop("max_iter", None)
-    norm = kwargs.get("norm")
-    it = {} if max_iter is None else {"max_iter": max_iter}
-    it["batch_size"] = kwargs.get("batch_size", 32)  # ART's default
+    keys = {name: kwargs.pop(name, p.default)
+            for name, p in inspect.signature(ensemble_defaults).parameters.items()}
+    norm, batch = kwargs.get("norm"), kwargs.get("batch_size", 32)  # ART's AutoAttack default
+    eps_step = kwargs.get("eps_step", 0.1)  # ART's AutoAttack default
 
     def build(e: float) -> list:
         made = []
@@ -192,13 +223,19 @@ def _autoattack_members(clf, kwargs: dict, eps) -> dict:
             if name.startswith("apgd"):
                 loss = "cross_entropy" if name == "apgd_ce" else "difference_logits_ratio"
                 made.append(evasion.AutoProjectedGradientDescent(
-                    estimator=clf, norm=norm, eps=e, eps_step=kwargs.get("eps_step", e / 4),
-                    targeted=False, loss_type=loss, verbose=False, **it))
+                    estimator=clf, norm=norm, eps=e, eps_step=eps_step,
+                    max_iter=keys["max_iter"], targeted=False,
+                    nb_random_init=keys["nb_random_init"], batch_size=batch, loss_type=loss,
+                    verbose=False))
             elif name == "deepfool":
-                made.append(evasion.DeepFool(classifier=clf, verbose=False, **it))
+                made.append(evasion.DeepFool(classifier=clf, max_iter=keys["max_iter"],
+                                             epsilon=1e-3, nb_grads=10, batch_size=batch,
+                                             verbose=False))
             else:
-                made.append(evasion.SquareAttack(estimator=clf, norm=norm, eps=e,
-                                                 verbose=False, **it))
+                made.append(evasion.SquareAttack(estimator=clf, norm=norm,
+                                                 max_iter=keys["square_max_iter"], eps=e,
+                                                 p_init=0.8, nb_restarts=keys["square_nb_restarts"],
+                                                 verbose=False))
         return made
 
     return {**kwargs, "attacks": build}

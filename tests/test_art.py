@@ -107,7 +107,8 @@ def test_builtin_pgd_matches_art_pgd(model_and_data):
 FAST = {"art.fgsm": {}, "art.pgd": {"max_iter": 3}, "art.cw_l2": {"max_iter": 3,
         "binary_search_steps": 1}, "art.cw_linf": {"max_iter": 3},
         "art.deepfool": {"max_iter": 3},
-        "art.autoattack": {"attacks": ["apgd_ce", "square"], "max_iter": 5},
+        "art.autoattack": {"attacks": ["apgd_ce", "square"], "max_iter": 5,
+                           "square_max_iter": 5, "square_nb_restarts": 1},
         "art.square": {"max_iter": 5}, "art.hopskipjump": {"max_iter": 1, "max_eval": 20,
                                                            "init_eval": 5}}
 
