@@ -285,7 +285,10 @@ def unit_engine(cells, registry, *, stack: bool) -> str:
     regime = registry.get("regime", cells[0].regime.name).obj
     if getattr(regime, "evaluate_only", False) is True:  # e.g. pretrained: given weights
         return "evaluate only (given weights, not trained here)"
-    return "sequential" if harness_driven(regime) else "self-driven"
+    from benchbench.engine.stacked import alone_because
+
+    why = alone_because(registry, cells[0], stack=stack)
+    return f"sequential ({why})" if harness_driven(regime) else "self-driven"
 
 
 def validate(path: Path, *, registry, out: Path | None = None, engine: str = "auto",

@@ -169,7 +169,7 @@ def test_validate_shows_the_plan_and_writes_nothing(cli, write_suite, tmp_path, 
                          "    mlp / standard / seed 0", "    mlp / standard / seed 1",
                          "    mlp / standard / seed 2", "nothing was written"]
     sequential = cli("validate", suite, "--engine", "sequential")
-    assert sequential.stdout.count(": sequential, 2 epoch(s)") == 3
+    assert sequential.stdout.count(": sequential (--engine sequential), 2 epoch(s)") == 3
     assert _snapshot(tmp_path) == before  # no run directory, no store, no lock
 
 

@@ -16,6 +16,7 @@ from benchbench.engine.evaluate import Record, attack_records, clean_records, ma
 from benchbench.engine.timeouts import TimedOut, time_limit
 from benchbench.store.checkpoints import checkpoint_path, save_checkpoint
 from benchbench.store.examples import CORRECT
+from benchbench.store.verdicts import VERDICTS
 from benchbench.store.versions import plugin_version
 from benchbench.suite.cells import CellSpec, ComponentRef
 
@@ -161,6 +162,11 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
                 failed[i] = f"AttackTimeout: {exc}"
             except Exception as exc:  # noqa: BLE001 - this member fails, the others go on
                 failed[i] = f"{type(exc).__name__}: {exc} (attack {ref.label}, epoch {epoch})"
+    if spec.verifiers:  # proofs per example, checked against the attacks' counterexamples
+        from benchbench.engine.verdicts import verify_checkpoint
+
+        verify_checkpoint(specs, ctx, attacks, records, epoch=epoch, test=data["test"],
+                          bounds=bounds, member_model=member_model, failed=failed)
     return records
 
 
@@ -177,7 +183,8 @@ def plugin_versions(registry, cell: CellSpec) -> dict[str, str]:
     """``kind:name`` -> the distribution and version each of the cell's plugins comes from, as
     ``benchbench.store.versions.installed_versions`` names them (so stale cells can be told)."""
     used = [("dataset", cell.dataset.name), ("model", cell.model.name),
-            ("regime", cell.regime.name)] + [("attack", a.name) for a in cell.attacks]
+            ("regime", cell.regime.name)] + [("attack", a.name) for a in cell.attacks] + [
+            ("verifier", v.name) for v in cell.verifiers]
     return {f"{kind}:{name}": plugin_version(registry.get(kind, name)) for kind, name in used}
 
 
@@ -216,7 +223,7 @@ def _problems(records: list[Record]) -> str | None:
     import math
 
     for r in records:
-        if r.metric != CORRECT and not math.isfinite(r.value):
+        if r.metric not in (CORRECT, VERDICTS) and not math.isfinite(r.value):
             what = r.metric if r.attack == "none" else f"{r.attack} {r.metric}"
             return f"diverged at epoch {r.epoch}: {r.split} {what} is {r.value}"
     return None
@@ -280,7 +287,8 @@ def train_unit(specs: list[CellSpec], ctx: CellContext, *, regime, model, x, y,
         reached = max(reached, epoch)
         if epoch not in schedule:
             continue
-        if ctx.checkpoint_dir is not None:
+        # given weights (evaluate_only) are their own checkpoint: the file, by its sha256
+        if ctx.checkpoint_dir is not None and not getattr(regime, "evaluate_only", False):
             for i, spec in enumerate(specs):
                 save_checkpoint(checkpoint_path(ctx.checkpoint_dir, spec.cell_id, epoch),
                                 member_model(i), metadata={"cell_id": spec.cell_id,
@@ -343,13 +351,21 @@ def _early_stopped(specs, ctx, trainer, attacks, dtype, member_model, failed) ->
             failed[i] = mine[0]
 
 
-def run_cell(spec: CellSpec, ctx: CellContext, *, index: int = 0, total: int = 1) -> CellOutcome:
-    """Train the cell's model alone, checkpointing and evaluating at the regime's schedule."""
+def run_cell(spec: CellSpec, ctx: CellContext, *, index: int = 0, total: int = 1,
+             engine: str = "sequential") -> CellOutcome:
+    """Train the cell's model alone, checkpointing and evaluating at the regime's schedule;
+    ``engine`` is what the store records (``sequential: <why it is not stacked>``)."""
     regime = build(ctx.registry, "regime", spec.regime.name, spec.regime.params)
     dtype = getattr(torch, regime.dtype)
     x, y = ctx.data.get(spec.dataset, "train", dtype=dtype, device=ctx.device)
     model = build_model(ctx.registry, spec.model, spec.seed, ctx.data.dataset(spec.dataset))
     model = model.to(device=ctx.device, dtype=dtype)
+    if spec.model.weights is not None:  # given weights (regime "pretrained"), in the run's dtype
+        from benchbench.models.weights import load_weights
+
+        load_weights(model, spec.model.weights, model_name=spec.model.name)
+    if getattr(regime, "evaluate_only", False):  # pretrained: nothing trains, alone or stacked
+        engine = "evaluate only"
     return train_unit([spec], ctx, regime=regime, model=model, x=x, y=y,
                       member_model=lambda i: model, member_state=lambda i: _weights(model),
-                      stacked=False, engine="sequential", index=index, total=total)[0]
+                      stacked=False, engine=engine, index=index, total=total)[0]

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from benchbench import __version__
 from benchbench.attacks import attack_capabilities
+from benchbench.attacks.params import suite_effective_params
 from benchbench.engine.cell import Events, build_model, now, plugin_versions
 from benchbench.engine.data import DataCache, build
 from benchbench.engine.device import resolve_device
@@ -41,6 +42,7 @@ from benchbench.engine.executors import make_executor
 from benchbench.engine.resume import discard_resume, resume_path
 from benchbench.engine.stacked import plan_units
 from benchbench.engine.units import Unit, UnitDone, hosted, portable, replay
+from benchbench.engine.verdicts import check_verifiers, suite_capabilities
 from benchbench.errors import BenchbenchError, RunFault, SuiteError
 from benchbench.report.write import write_report
 from benchbench.store.lock import hold_run_dir
@@ -118,10 +120,20 @@ def validate_suite(suite: Suite, registry) -> dict[str, dict]:
     dataset = build(registry, "dataset", suite.dataset.name, suite.dataset.params)
     for i, model in enumerate(suite.models):
         try:
-            build_model(registry, model, 0, dataset)
+            net = build_model(registry, model, 0, dataset)
         except Exception as exc:
             raise _plugin_error(suite, where("model", i, suite.models), model.name,
                                 exc) from None
+        if model.weights is not None:  # the file loads into it, every key matched
+            from benchbench.models.weights import WeightsError, load_weights
+
+            try:
+                load_weights(net, model.weights, model_name=model.name)
+            except WeightsError as exc:
+                key = "zoo" if "zoo" in model.weights else "weights"
+                raise SuiteError(suite.path, f"{where('model', i, suite.models)}.{key}",
+                                 exc.problem) from None
+    check_verifiers(suite, registry)  # a layer a verifier cannot bound: refused, named
     return caps
 
 
@@ -209,6 +221,9 @@ def _todo(store, suite: Suite, registry, caps: dict, summary: RunSummary,
                    suite_path=suite.path, suite_description=suite.description,
                    attack_norms=json.dumps({k: c["norm"] for k, c in caps.items()}),
                    attack_capabilities=json.dumps(caps, sort_keys=True),
+                   verifier_capabilities=json.dumps(suite_capabilities(suite, registry),
+                                                    sort_keys=True),
+                   attack_params=json.dumps(suite_effective_params(suite.attacks, registry)),
                    num_classes=str(dataset.num_classes),
                    bounds=json.dumps(list(dataset.bounds)))
     _check_versions(store, registry=registry, run_dir=Path(store.path).parent, force=force,
@@ -252,6 +267,21 @@ def plan(todo: list[CellSpec], registry, *, engine: str, device: str, out_dir: P
     return units
 
 
+def engine_lines(units: list[Unit], registry) -> list[str]:
+    """One line per reason some of ``units``' cells train one by one, e.g. ``engine: 3 cell(s)
+    one by one: model 'small_cnn' declares no stack (...)``; nothing when all stack."""
+    from benchbench.engine.stacked import alone_because, can_stack
+
+    why: dict[str, int] = {}
+    for unit in units:
+        specs = unit.specs
+        if unit.stack and can_stack(registry, specs[0]):
+            continue
+        reason = alone_because(registry, specs[0], stack=unit.stack)
+        why[reason] = why.get(reason, 0) + len(specs)
+    return [f"engine: {n} cell(s) one by one: {reason}" for reason, n in why.items()]
+
+
 def provenance(cell: CellSpec, *, run_id: int, suite: Suite, registry) -> dict:
     """What the store keeps with a cell besides its numbers (see ``store.results``)."""
     import torch
@@ -279,6 +309,8 @@ def _run_units(store, todo: list[CellSpec], *, suite, registry, device, data_dir
                          data_dir=data_dir, plugins={**registry.recipe, "token": token})
             by_uid = {u.uid: u for u in units}
             events.planned([(u.index, len(u.cells), u.stack) for u in units])
+            for line in engine_lines(units, registry):
+                events.log(line)
             for done in runner.run(units, emit=lambda p: replay(p, events), retries=retries):
                 unit = by_uid.pop(done.uid)
                 store_unit(store, unit, done, {c.cell_id: provenance(

@@ -40,6 +40,26 @@ def can_stack(registry, spec: CellSpec) -> bool:
             and regime.stackable is True)
 
 
+def alone_because(registry, spec: CellSpec, *, stack: bool) -> str:
+    """Why ``spec`` trains on its own rather than in a stack: said in the log, the plan
+    (``benchbench validate``) and the store's ``engine`` column (``sequential: <why>``)."""
+    from benchbench.regimes.base import harness_driven
+
+    if not stack:
+        return "--engine sequential"
+    regime = registry.get("regime", spec.regime.name).obj
+    if getattr(regime, "evaluate_only", False) is True:
+        return f"regime {spec.regime.name!r} evaluates given weights (nothing to train)"
+    if not harness_driven(regime):
+        return f"regime {spec.regime.name!r} runs its own loop (self-driven)"
+    if not callable(getattr(registry.get("model", spec.model.name).obj, "stack", None)):
+        return (f"model {spec.model.name!r} declares no stack (only a model factory with a "
+                "`stack` capability trains seeds as one module)")
+    if regime.stackable is not True:
+        return f"regime {spec.regime.name!r} declares stackable = {regime.stackable!r}"
+    return f"model {spec.model.name!r} declined to stack these members"
+
+
 def plan_units(cells: list[CellSpec], registry, *, stack: bool) -> list[list[CellSpec]]:
     """Group consecutive cells that can train as one stack (see ``stackable``); keep order."""
     units: list[list[CellSpec]] = []
@@ -64,8 +84,10 @@ def run_unit(specs: list[CellSpec], ctx: CellContext, *, stack: bool = True, ind
         dataset = ctx.data.dataset(first.dataset)
         members = [build_model(registry, first.model, s.seed, dataset) for s in specs]
         stacked = registry.get("model", first.model.name).obj.stack(members)
-    if stacked is None:  # one by one
-        return [run_cell(s, ctx, index=index + i, total=total) for i, s in enumerate(specs)]
+    if stacked is None:  # one by one, saying why
+        engine = f"sequential: {alone_because(registry, first, stack=stack)}"
+        return [run_cell(s, ctx, index=index + i, total=total, engine=engine)
+                for i, s in enumerate(specs)]
 
     regimes = [build(registry, "regime", s.regime.name, s.regime.params) for s in specs]
     regime = regimes[0]

@@ -119,6 +119,8 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
     for table in summary_tables(tidy, order):
         dtypes = sorted({c["dtype"] for c in ok if c["model"] == table.model
                          and c["regime"] == table.regime})
+        engines = sorted({c["engine"] or "n/a" for c in ok if c["model"] == table.model
+                          and c["regime"] == table.regime})  # and why not stacked
         at = (table.model, table.regime, table.dataset)
         group = groups[at]
         flags = flags_by_epoch(group, info, chance=chance, span=span, verifiers=verifiers)
@@ -127,7 +129,8 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
         out += [f"## {md(table.title)}", "",
                 f"Mean ± standard deviation over {len(table.seeds)} seed(s) "
                 f"{list(table.seeds)}; accuracies and fractions in percent, losses are mean "
-                f"cross-entropy; dtype {md(', '.join(map(str, dtypes)))}.", ""]
+                f"cross-entropy; dtype {md(', '.join(map(str, dtypes)))}; engine "
+                f"{md('; '.join(engines))}.", ""]
         out += pretrained_lines(ok, group, table.model, table.regime)  # given weights, zoo
         for name, columns in table.groups:
             part = frame[list(columns)]

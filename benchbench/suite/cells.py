@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from benchbench.suite.verifiers import VerifierRef
+
 
 @dataclass(frozen=True)
 class ComponentRef:
@@ -20,6 +22,20 @@ class ComponentRef:
     name: str
     label: str
     params: dict[str, Any] = field(default_factory=dict)
+    # a model's given weights (benchbench.models.weights.describe: path, sha256, format, bytes;
+    # a zoo entry's reported numbers under "zoo"), None: built from the seed
+    weights: dict[str, Any] | None = None
+
+    def to_dict(self, *, identity: bool = False) -> dict[str, Any]:
+        """Plain data; ``weights`` only when set (so that suites without it keep their cell
+        ids), and with ``identity`` only its sha256: the file's contents make the cell, not
+        where the file is or what a zoo reports about it."""
+        out = asdict(self)
+        if self.weights is None:
+            del out["weights"]
+        elif identity:
+            out["weights"] = {"sha256": self.weights["sha256"]}
+        return out
 
 
 @dataclass(frozen=True)
@@ -77,20 +93,28 @@ class CellSpec:
     # seconds the cell may take, training and measuring (``[suite] timeout``); like an
     # attack's timeout, not part of the cell's identity
     timeout: float | None = None
+    # the suite's [[verifiers]] (benchbench.suite.verifiers), in to_dict only when there are
+    # some, so that suites written before them keep their cell ids
+    verifiers: tuple[VerifierRef, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        out = {**asdict(self), "dataset": self.dataset.to_dict(),
-               "attacks": [a.to_dict() for a in self.attacks]}
+        out = {**asdict(self), "dataset": self.dataset.to_dict(), "model": self.model.to_dict(),
+               "regime": self.regime.to_dict(), "attacks": [a.to_dict() for a in self.attacks],
+               "verifiers": [v.to_dict() for v in self.verifiers]}
         if self.timeout is None:
             del out["timeout"]
+        if not self.verifiers:
+            del out["verifiers"]
         return out
 
     def identity(self) -> dict[str, Any]:
         """``to_dict`` without the time limits: what the cell computes, which its id, the
         suite's hash and a resume file's match are made of (a longer timeout measures the
-        same numbers)."""
+        same numbers); a model's given weights count by their sha256 alone."""
         out = self.to_dict()
         out.pop("timeout", None)
+        out["model"] = self.model.to_dict(identity=True)  # given weights: their sha256 alone
+        out["regime"] = self.regime.to_dict(identity=True)
         out["attacks"] = [{k: v for k, v in a.items() if k != "timeout"}
                           for a in out["attacks"]]
         return out
@@ -103,7 +127,8 @@ class CellSpec:
         attacks = tuple(AttackRef(**{**a, "eps": tuple(a["eps"])}) for a in data["attacks"])
         return cls(suite=data["suite"], seed=data["seed"], dataset=DatasetRef(**data["dataset"]),
                    model=ComponentRef(**data["model"]), regime=ComponentRef(**data["regime"]),
-                   attacks=attacks, timeout=data.get("timeout"))
+                   attacks=attacks, timeout=data.get("timeout"),
+                   verifiers=tuple(VerifierRef.from_dict(v) for v in data.get("verifiers", ())))
 
     @classmethod
     def from_json(cls, text: str) -> CellSpec:

@@ -20,7 +20,7 @@ from benchbench.errors import PluginError, SuiteError
 from benchbench.suite.cells import AttackRef, CellSpec, ComponentRef, DatasetRef
 from benchbench.suite.text import check_text
 
-TOP_KEYS = ("suite", "dataset", "model", "regime", "attacks")
+TOP_KEYS = ("suite", "dataset", "model", "regime", "attacks", "verifiers")
 SUITE_KEYS = ("name", "seeds", "description", "timeout")
 MAX_TIMEOUT = 30 * 86_400  # seconds: a timeout is at most 30 days
 ATTACK_SPLITS = ("train", "test")
@@ -51,11 +51,12 @@ class Suite:
     attacks: tuple[AttackRef, ...]
     text: str
     timeout: float | None = None  # seconds per cell (benchbench.engine.timeouts)
+    verifiers: tuple = ()  # VerifierRef (benchbench.suite.verifiers)
 
     def cells(self) -> list[CellSpec]:
         """Every (model, regime, seed), in that nesting order."""
         return [CellSpec(self.name, seed, self.dataset, model, regime, self.attacks,
-                         timeout=self.timeout)
+                         timeout=self.timeout, verifiers=self.verifiers)
                 for model in self.models for regime in self.regimes for seed in self.seeds]
 
     @property
@@ -333,10 +334,19 @@ def load_suite(path: str | Path, registry) -> Suite:
     refs = {}
     for key, kind in (("model", "model"), ("regime", "regime")):
         refs[key] = []
-        entries = _labelled(check, check.tables(data[key], key), key, (), indexed=False)
-        for where, name, label, params, _ in entries:
+        tables = check.tables(data[key], key)
+        given: list = [None] * len(tables)
+        if key == "model":  # weights people already have: weights, zoo (suite/given.py)
+            from benchbench.suite.given import model_weights
+
+            tables, given = model_weights(check, tables, suite_dir=path.parent, dataset=ds_name)
+        entries = _labelled(check, tables, key, (), indexed=False)
+        for (where, name, label, params, _), weights in zip(entries, given, strict=True):
             params = _check_plugin(check, registry, kind, where, name, params)
-            refs[key].append(ComponentRef(name, label, params))
+            refs[key].append(ComponentRef(name, label, params, weights=weights))
+    from benchbench.suite.given import check_pairing
+
+    check_pairing(check, registry, refs["model"], refs["regime"])
 
     if augment is not None:
         from benchbench.regimes.base import harness_driven
@@ -386,6 +396,10 @@ def load_suite(path: str | Path, registry) -> Suite:
         attacks.append(AttackRef(name, label, eps, split, params, rows=rows, at=at,
                                  timeout=limit))
 
+    from benchbench.suite.verifiers import parse_verifiers
+
+    verifiers = parse_verifiers(check, registry, data, ds_name=ds_name, ds_cls=ds_cls,
+                                attacks=attacks)
     return Suite(str(path), suite_name, description, seeds, dataset,
                  tuple(refs["model"]), tuple(refs["regime"]), tuple(attacks), text,
-                 timeout=timeout)
+                 timeout=timeout, verifiers=verifiers)
