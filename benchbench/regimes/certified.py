@@ -27,12 +27,11 @@ random, so stacked seeds train as alone (``benchbench.testing_regimes``, 1e-9 in
 a resumed run continues bit for bit. Models: the layers ``certified_bounds.TRAIN_LAYERS`` names
 (no BatchNorm, no dropout), in an ``nn.Sequential`` or a model whose ``layers()`` returns them;
 a model whose layers do not compute its forward (say one normalising inside ``forward``) is
-refused at its first batch.
+refused at the first batch of an epoch (every epoch's first batch is checked).
 """
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, ClassVar
 
 from benchbench.regimes.base import Regime, finite
@@ -76,7 +75,6 @@ class _Certified:
                              f"{self.warmup_epochs:g} + {self.ramp_epochs:g}")
         self.kappa_start = finite("kappa_start", kappa_start, high=1.0)
         self.kappa_end = finite("kappa_end", kappa_end, high=1.0)
-        self._checked: weakref.WeakSet = weakref.WeakSet()
 
     def rate(self, ctx: TrainContext) -> float:
         return linear_rate(ctx, self.warmup_epochs, self.ramp_epochs)
@@ -101,11 +99,10 @@ class _Certified:
         natural = F.cross_entropy(logits, y, reduction="none")
         label = F.one_hot(y, logits.shape[1]).bool()
         net = None
-        if model not in self._checked:
+        if ctx.batch == 0:  # every epoch's first batch: the layers bounded are the model's
             net = training_network(model, x.shape[1:], dtype=x.dtype, device=x.device,
                                    name=self.name)
             _check_decomposition(net, model, x, logits, self.name)
-            self._checked.add(model)
         if eps == 0:
             losses = natural
             with torch.no_grad():
