@@ -19,11 +19,13 @@ TABLES = {"model": ("[model]", ("name", "label")),
           "dataset": ("[dataset]", ("name", "train", "test")),
           "attack": ("[[attacks]]", ("name", "label", "eps", "split", "rows", "at")),
           "regime": ("[regime]", ("name", "label")),
+          "verifier": ("[[verifiers]]", ("name", "label", "eps", "rows", "at")),
           "executor": ("benchbench run flags", ())}
 #: the kits that check a kind: ``plugins check`` dispatches on the entry's kind
 KITS = {"attack": ("benchbench.testing", "conformance"),
         "regime": ("benchbench.testing_regimes", "regime_conformance"),
-        "model": ("benchbench.testing_models", "model_conformance")}
+        "model": ("benchbench.testing_models", "model_conformance"),
+        "verifier": ("benchbench.testing_verifiers", "verifier_conformance")}
 
 
 # --- --version --------------------------------------------------------------------------
@@ -145,7 +147,7 @@ def capabilities(entry) -> dict:
     builds with its defaults, else its class's)."""
     obj, kind = entry.obj, entry.kind
     try:
-        built = obj() if kind in ("attack", "regime", "dataset") else None
+        built = obj() if kind in ("attack", "regime", "dataset", "verifier") else None
     except Exception:  # noqa: BLE001 - needs keys, or an extra: the class's declarations
         built = None
     target = built if built is not None else obj
@@ -182,6 +184,9 @@ def capabilities(entry) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in caps.items()}
     if kind == "executor":
         return {"in_process": bool(getattr(obj, "in_process", False))}
+    if kind == "verifier":
+        caps = _declared(target, ("norm", "norms", "sound", "complete", "layers"))
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in caps.items()}
     return {}
 
 

@@ -237,3 +237,18 @@ def test_the_help_lists_the_new_commands(cli):
     assert "validate" in out.stdout and "--version" in out.stdout
     assert "show" in cli("plugins", "--help").stdout
     assert os.environ.get("BENCHBENCH_DISABLE_PLUGINS") == "1"
+
+
+def test_plugins_show_and_check_know_verifiers(cli):
+    import json
+
+    shown = cli("plugins", "show", "mip", "--json")
+    assert shown.exit_code == 0, shown.output
+    (info,) = json.loads(shown.stdout)["plugins"]
+    assert info["kind"] == "verifier" and info["table"] == "[[verifiers]]"
+    assert info["capabilities"]["complete"] is True and info["capabilities"]["sound"] is True
+    assert "Linear" in info["capabilities"]["layers"]
+    assert "time_limit" in {k["key"] for k in info["keys"]}
+    checked = cli("plugins", "check", "crown")
+    assert checked.exit_code == 0, checked.output
+    assert "FAIL" not in checked.stdout and "checks passed" in checked.stdout

@@ -228,3 +228,22 @@ class _Log(Events):
 
     def log(self, message: str) -> None:
         self.lines.append(message)
+
+
+def test_the_python_api_takes_an_attack_timeout_and_fails_with_its_message(registry):
+    import benchbench
+    from benchbench.engine.cell import AttackTimeout
+    from benchbench.errors import ArgumentError
+    from benchbench.testing import tiny_data, tiny_model
+
+    x, y = tiny_data(20)
+    model = tiny_model()
+    with pytest.raises(AttackTimeout, match="attack hang_spin ran past its timeout of 0.3 s"):
+        benchbench.evaluate(model, x, y, attacks=[{"name": "hang_spin", "timeout": 0.3}],
+                            eps=[0.1], registry=registry)
+    table = benchbench.evaluate(model, x, y, attacks=[{"name": "fgsm", "timeout": 60}],
+                                eps=[0.1], registry=registry).table
+    assert (table.attack == "fgsm").any()
+    with pytest.raises(ArgumentError, match="timeout"):
+        benchbench.evaluate(model, x, y, attacks=[{"name": "fgsm", "timeout": -1}], eps=[0.1],
+                            registry=registry)

@@ -20,10 +20,11 @@ from typing import Any
 from benchbench.errors import ArgumentError, PluginError
 
 #: keys of an entry that are not the plugin's (a suite's [[attacks]] keys)
-OWN_KEYS = ("name", "label", "eps", "rows", "split", "at")
+OWN_KEYS = ("name", "label", "eps", "rows", "split", "at", "timeout")
 RESERVED_LABELS = ("none",)  # the clean rows'
 RESERVED_PREFIXES = ("worst_", "certified_")  # the derived rows'
 MAX_ROWS = 10_000_000
+MAX_TIMEOUT = 30 * 86_400  # seconds, as a suite's (benchbench.suite.load)
 
 
 def fail(key: str, problem: str) -> ArgumentError:
@@ -57,6 +58,7 @@ class Entry:
     at: str = "all"
     norm: str | None = None
     obj: object = None
+    timeout: float | None = None  # seconds (an attack's; benchbench.engine.timeouts)
 
 
 def _one(item: Any, where: str) -> tuple[str, dict[str, Any]]:
@@ -161,6 +163,16 @@ def parse_entries(kind: str, items: Any, *, arg: str, registry, eps: Any,
         if at not in ATTACK_AT:
             raise fail(f"{where}.at", f"one of {', '.join(ATTACK_AT)} (a suite's key: here "
                        f"one model is measured); got {short(at)}")
+        timeout = table.pop("timeout", None)
+        if timeout is not None and kind != "attack":
+            raise fail(f"{where}.timeout", "only attacks take a timeout here; a verifier's "
+                       "own limit is its key (mip: time_limit per example)")
+        if timeout is not None and (isinstance(timeout, bool)
+                                    or not isinstance(timeout, int | float)
+                                    or not 0 < timeout <= MAX_TIMEOUT):
+            raise fail(f"{where}.timeout", "seconds the entry may take before it fails, a "
+                       f"number above 0 and at most {MAX_TIMEOUT:,} (absent: no limit); got "
+                       f"{short(timeout)}")
         rows = table.pop("rows", None)
         if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool)
                                  or not 1 <= rows <= MAX_ROWS):
@@ -184,5 +196,6 @@ def parse_entries(kind: str, items: Any, *, arg: str, registry, eps: Any,
                            "'robust' would be no proof, and certified accuracy no bound")
         key = f"{where}.eps" if own else f"eps (for {where}, {kind} {label!r})"
         out.append(Entry(kind, name, label, check_eps(radii, key, norm, bounds, size),
-                         table, rows, split, at, norm, obj))
+                         table, rows, split, at, norm, obj,
+                         None if timeout is None else float(timeout)))
     return out

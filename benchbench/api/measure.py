@@ -163,20 +163,22 @@ def _column(codes, n_total: int):
 
 def _attack(entry: Entry, model, x, y, *, bounds, seed: int, epoch: int, device: str):
     """The entry's accuracy records and bits, measured as the engine measures a cell."""
-    import torch
-
-    from benchbench.engine.cell import ATTACK_ROWS
-    from benchbench.engine.evaluate import attack_records
+    from benchbench.engine.cell import AttackTimeout, measure_attack
+    from benchbench.engine.timeouts import TimedOut, time_limit
     from benchbench.suite.cells import AttackRef
 
     ref = AttackRef(entry.name, entry.label, entry.eps, entry.split, entry.params,
-                    rows=entry.rows, at=entry.at)
+                    rows=entry.rows, at=entry.at, timeout=entry.timeout)
     if ref.rows is not None:
         x, y = x[:ref.rows], y[:ref.rows]
-    with torch.random.fork_rng(devices=_rng_devices(device)):
-        torch.manual_seed(seed * 100_003 + epoch)
-        (records,) = attack_records(model, entry.obj, ref, x, y, epoch=epoch, bounds=bounds,
-                                    batch_size=ATTACK_ROWS, members=1, examples=True)
+    try:
+        with time_limit(ref.timeout, f"attack {ref.label}") as mine:
+            (records,) = measure_attack(model, entry.obj, ref, x, y, epoch=epoch, bounds=bounds,
+                                        members=1, seed=seed, device=device)
+    except TimedOut as exc:
+        if exc.token is not mine:
+            raise
+        raise AttackTimeout(str(exc)) from None
     return [r for r in records if r.metric == "accuracy"], _bits(records)
 
 

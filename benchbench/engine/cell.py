@@ -111,14 +111,11 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
                           batch_size=ATTACK_ROWS * members, members=members)
     for mine, new in zip(records, per, strict=True):
         mine += new
-    devices = [torch.cuda.current_device()] if ctx.device == "cuda" else []
     bounds = tuple(dataset.bounds)
 
     def measure(net, attack, ref, x, y, size: int, seed: int):
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed * 100_003 + epoch)
-            return attack_records(net, attack, ref, x, y, epoch=epoch, bounds=bounds,
-                                  batch_size=ATTACK_ROWS * size, members=size, examples=True)
+        return measure_attack(net, attack, ref, x, y, epoch=epoch, bounds=bounds,
+                              members=size, seed=seed, device=ctx.device)
 
     last = max(ctx.data.registry.get("regime", spec.regime.name).obj(**spec.regime.params)
                .checkpoint_epochs) if any(ref.at == "last" for ref, _ in attacks) else None
@@ -168,6 +165,19 @@ def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epo
         verify_checkpoint(specs, ctx, attacks, records, epoch=epoch, test=data["test"],
                           bounds=bounds, member_model=member_model, failed=failed)
     return records
+
+
+def measure_attack(net, attack, ref, x, y, *, epoch: int, bounds, members: int, seed: int,
+                   device: str) -> list[list[Record]]:
+    """One attack's records on ``members`` models' rows (``attack_records``), as every cell
+    measures them: torch's RNG forked and seeded ``seed * 100_003 + epoch``, and each member's
+    rows in chunks of ``ATTACK_ROWS``. ``benchbench.evaluate`` calls this too, so its numbers
+    are a suite's."""
+    devices = [torch.cuda.current_device()] if device == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed * 100_003 + epoch)
+        return attack_records(net, attack, ref, x, y, epoch=epoch, bounds=bounds,
+                              batch_size=ATTACK_ROWS * members, members=members, examples=True)
 
 
 class AttackTimeout(Exception):
