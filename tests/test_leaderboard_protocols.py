@@ -355,3 +355,66 @@ def test_version_2_fields_are_checked(cli, base, tmp_path, edit, message):
                 f"error: {path}: schema_version 3; this benchbench reads up to 2")
     assert result.stderr.startswith(expected), result.stderr
     assert tree(out) == before
+
+
+# the protocol on a real AutoAttack run ---------------------------------------------------------
+AUTOATTACK_SUITE = """
+[suite]
+name = "aa"
+seeds = [0]
+
+[dataset]
+name = "digits"
+train = "train"
+test = "test[:30]"   # the whole test split of this suite: small, so AutoAttack stays cheap
+
+[model]
+name = "mlp"
+hidden = [16]
+
+[regime]
+name = "standard"
+lr = 0.01
+batch_size = 100
+epochs = 2
+checkpoints = [2]
+
+[[attacks]]
+name = "fgsm"
+eps = [0.2]
+
+[[attacks]]
+name = "autoattack"
+eps = [0.2]
+
+"""
+
+
+def test_a_real_autoattack_run_is_admitted_and_ranked_by_its_number(cli, tmp_path):
+    """A digits run with the autoattack plugin (version standard by default) beside fgsm:
+    admitted under autoattack-standard, ranked by that attack's own stored accuracy."""
+    pytest.importorskip("pyautoattack", reason="needs benchbench[autoattack]")
+    plugin = pytest.importorskip("benchbench.autoattack_attack")
+    from benchbench.engine.runner import run_suite
+    from benchbench.store.results import read_store
+    from benchbench.suite.load import load_suite
+    from benchbench.testing import isolated_registry
+
+    registry = isolated_registry(plugin)
+    (tmp_path / "aa.toml").write_text(AUTOATTACK_SUITE)
+    run_suite(load_suite(tmp_path / "aa.toml", registry), registry=registry,
+              out_dir=tmp_path / "aa", device="cpu")
+    result = cli(tmp_path / "aa", "--out", tmp_path / "b", "--protocol", "autoattack-standard")
+    assert result.exit_code == 0, result.output
+    board = json.loads((tmp_path / "b" / "leaderboard.json").read_text())
+    [e] = board["entries"]
+    aa = e["robust_accuracy"]["autoattack"]
+    assert aa["attack"] == "autoattack" and aa["params"]["version"] == "standard"
+    assert aa["norm"] == "linf" and aa["rows"] is None
+    assert e["ranked"]["attacks"] == ["autoattack"] and e["ranked"]["exact"]
+    with read_store(tmp_path / "aa") as store:
+        tidy = store.tidy()
+    stored = tidy[(tidy.attack == "autoattack") & (tidy.split == "test")
+                  & (tidy.metric == "accuracy") & (tidy.epoch == 2)].value.tolist()
+    assert e["ranked"]["values"] == stored
+    assert e["worst_case"]["mean"] <= e["ranked"]["mean"]
