@@ -348,14 +348,16 @@ def summary_renderables(tables, *, width: int) -> list[Table]:
 
 def print_summary(summary, *, tables: bool = True) -> None:
     """The stored numbers as tables (unless not ``tables``: ``run --quiet``), then what ran."""
+    from benchbench.report.order import suite_order
     from benchbench.report.tables import summary_tables
     from benchbench.report.training import split_fit
     from benchbench.store.results import read_store
 
     out = Console()
     if tables:
-        with read_store(summary.run_dir) as store:
-            shown = summary_tables(split_fit(store.tidy())[0])  # the report: training records
+        with read_store(summary.run_dir) as store:  # as the report: in the suite's order
+            order = suite_order(store.meta(), store.cells())
+            shown = summary_tables(split_fit(store.tidy())[0], order)  # without training records
         for table in summary_renderables(shown, width=out.width):
             out.print(table)
     out.print(f"ran {len(summary.ran)} cell(s), skipped {len(summary.skipped)} already stored, "

@@ -87,3 +87,44 @@ def test_the_report_keeps_its_full_form():
     sel = sel[(sel.epoch == 10) & (sel.attack == "fgsm") & (sel.eps == 0.1)].value
     assert table.formatted().loc[10, "fgsm ε=0.1"] == (f"{sel.mean() * 100:.2f} ± "
                                                       f"{sel.std() * 100:.2f}")
+
+
+def test_the_printed_summary_keeps_the_suite_order(tmp_path, capsys):
+    """The tables `run` prints come in the suite's order, as the report's do (regime "zeta"
+    before "alpha"; alphabetically it came last)."""
+    from benchbench.cli_progress import print_summary
+    from benchbench.engine.runner import run_suite
+    from benchbench.suite.load import load_suite
+    from benchbench.testing import isolated_registry
+
+    registry = isolated_registry()
+    path = tmp_path / "order.toml"
+    path.write_text("""
+[suite]
+name = "order"
+
+[dataset]
+name = "digits"
+train = "train[:100]"
+test = "test[:50]"
+
+[model]
+name = "mlp"
+hidden = [8]
+
+[[regime]]
+name = "standard"
+label = "zeta"
+epochs = 1
+
+[[regime]]
+name = "standard"
+label = "alpha"
+epochs = 1
+""")
+    summary = run_suite(load_suite(path, registry), registry=registry,
+                        out_dir=tmp_path / "run", device="cpu")
+    capsys.readouterr()
+    print_summary(summary)
+    text = capsys.readouterr().out
+    assert text.index("mlp · zeta") < text.index("mlp · alpha"), text
