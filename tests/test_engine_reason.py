@@ -68,9 +68,7 @@ def test_the_log_the_store_and_the_report_say_why_cells_run_one_by_one(
         assert lines == [] and engines == {"stacked x2"}
         assert "engine stacked x2." in report
         return
-    assert lines == [f"engine: 2 cell(s) one by one: {said}"
-                     + (" (only a model factory with a `stack` capability trains seeds as one "
-                        "module)" if "declares no stack" in said else "")]
+    assert lines == [f"engine: 2 cell(s) one by one: {said}"]
     assert len(engines) == 1 and engines.pop().startswith(f"sequential: {said}")
     assert f"engine sequential: {said}" in report.replace("\\", "")
 

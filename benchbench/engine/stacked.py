@@ -53,8 +53,7 @@ def alone_because(registry, spec: CellSpec, *, stack: bool) -> str:
     if not harness_driven(regime):
         return f"regime {spec.regime.name!r} runs its own loop (self-driven)"
     if not callable(getattr(registry.get("model", spec.model.name).obj, "stack", None)):
-        return (f"model {spec.model.name!r} declares no stack (only a model factory with a "
-                "`stack` capability trains seeds as one module)")
+        return f"model {spec.model.name!r} declares no stack"
     if regime.stackable is not True:
         return f"regime {spec.regime.name!r} declares stackable = {regime.stackable!r}"
     return f"model {spec.model.name!r} declined to stack these members"
