@@ -429,7 +429,7 @@ def _deep(e):
      "characters"),
     (_set(("notes",), ["x"] * 101), None, "/notes: 101 items; allowed: at most 100 notes"),
     (_set(("lnik",), "report.md"), None, "/lnik: not a key of the entry format; allowed: the "
-     "keys architecture, catastrophic_overfitting, checkpoint"),
+     "keys architecture, catastrophic_overfitting, certified, checkpoint"),
     (_set(("worst_case", "kind"), "guess"), None, "/worst_case/kind: 'guess' is not allowed; "
      "allowed: \"per_example\", \"single_attack\" or \"upper_bound\""),
     (_set(("id",), "../../evil"), None, "/id: '../../evil' is not allowed; allowed: a unique "

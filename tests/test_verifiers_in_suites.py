@@ -533,3 +533,39 @@ def test_the_readme_s_verifiers_table_is_a_valid_suite_table(tmp_path, registry)
     assert (ref.name, ref.label, ref.eps, ref.rows, ref.at) == ("crown", "crown", (0.01, 0.02),
                                                                 500, "last")
     assert ref.params == {"norm": "linf", "tol": 1e-5}
+
+
+def test_a_leaderboard_entry_carries_certified_and_its_gap(runs, tmp_path):
+    """The entry's ``certified`` is the stored certified_linf rows at its eps and checkpoint,
+    per seed, with the gap; the board shows both columns; a run without verifiers has neither
+    (no ``certified``, no columns)."""
+    import json
+
+    from benchbench.leaderboard.build import build_leaderboard
+    from benchbench.leaderboard.validate import check_entry
+
+    build_leaderboard(runs=[runs["stack"]], out=tmp_path / "board", eps=0.05, norm="linf")
+    (path,) = (tmp_path / "board" / "entries").glob("*.json")
+    entry = check_entry(json.loads(path.read_text()), where=path)
+    with read_store(runs["stack"]) as store:
+        tidy = store.tidy()
+    here = tidy[(tidy.attack == "certified_linf") & (tidy.eps == 0.05) & (tidy.epoch == 2)]
+    certified = entry["certified"]
+    assert certified["values"] == here[here.metric == "accuracy"].sort_values("seed").value \
+        .tolist()
+    assert certified["gap"]["values"] == here[here.metric == "gap_frac"].sort_values("seed") \
+        .value.tolist()
+    assert certified["verifiers"] == ["crown", "mip"]
+    board = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "| clean | ± | certified | gap |" in board
+    assert ">Certified</button>" in (tmp_path / "board" / "index.html").read_text()
+
+    plain = tmp_path / "plain.toml"
+    plain.write_text(suite_text(name="plain", seeds="[0]", tail=ATTACKS))
+    reg = isolated_registry()
+    run_suite(load_suite(plain, reg), registry=reg, out_dir=tmp_path / "plain")
+    build_leaderboard(runs=[tmp_path / "plain"], out=tmp_path / "board2", eps=0.05, norm="linf")
+    (path,) = (tmp_path / "board2" / "entries").glob("*.json")
+    assert "certified" not in json.loads(path.read_text())
+    assert "certified" not in (tmp_path / "board2" / "leaderboard.md").read_text()
+    assert ">Certified</button>" not in (tmp_path / "board2" / "index.html").read_text()

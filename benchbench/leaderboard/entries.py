@@ -220,13 +220,16 @@ def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str, link: str
                 ) -> list[dict]:
     """The entries of ``run`` at ``threat``: one per (model, regime) with attacks at its eps;
     each attack's parameters in full (``full_params`` with ``defaults``)."""
+    from benchbench.leaderboard.certified import certified_entry
     from benchbench.report.flags import LEGEND, flags_by_epoch
     from benchbench.report.training import collapses
+    from benchbench.report.verdicts import verifier_info
 
     classes, bounds = run.meta.get("num_classes"), json.loads(run.meta.get("bounds", "null"))
     chance = 1 / int(classes) if classes else None
     span = bounds[1] - bounds[0] if bounds else None
     stale = {s.cell_id: s for s in run.stale}
+    verifiers = verifier_info(run.cells, run.meta)  # not attacks: no attack flag reads them
     out = []
     for (model, regime), group in run.tidy.groupby(["model", "regime"], sort=False):
         attacks, worst = _at_eps(group, threat, run.info)
@@ -241,7 +244,8 @@ def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str, link: str
         clean = group[(group["split"] == "test") & (group["attack"] == "none")
                       & (group["metric"] == "accuracy") & (group["epoch"] == epoch)]
         flags = flags_by_epoch(group[[not is_worst(a) for a in group["attack"]]], run.info,
-                               chance=chance, span=span).get(epoch, "")
+                               chance=chance, span=span, verifiers=verifiers).get(epoch, "")
+        flags = flags.replace("G", "")  # the gap is the entry's certified.gap, not a symptom
         cells = [c for c in run.cells if c["model"] == model and c["regime"] == regime]
         spec = json.loads(cells[0]["spec"])
         fit = run.fit[(run.fit["model"] == model) & (run.fit["regime"] == regime)]
@@ -285,6 +289,8 @@ def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str, link: str
         if differences:
             notes.append("stale: measured with other versions than the installed ones (" +
                          ", ".join(f"{n} {s} (installed: {i})" for n, s, i in differences) + ")")
+        certified = certified_entry(group, norm=threat.norm, eps=threat.eps, epoch=epoch,
+                                    verifiers=verifiers, summary=summary)
         out.append({
             "schema": ENTRY_SCHEMA, "schema_version": SCHEMA_VERSION,
             "id": slug(f"{run.path.name}--{model}--{regime}"),
@@ -304,6 +310,7 @@ def run_entries(run: RunData, *, threat: ThreatModel, checkpoint: str, link: str
             "clean_accuracy": summary(list(_per_seed(clean).values())) if not clean.empty
             else None,
             "robust_accuracy": robust,
+            **({} if certified is None else {"certified": certified}),  # verifiers ran
             "worst_case": {"kind": kind, "exact": kind != "upper_bound",
                            "meaning": WORST_KINDS[kind].format(norm=threat.norm),
                            "attacks": covered, **summary(list(values.values()))},

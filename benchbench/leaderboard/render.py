@@ -177,6 +177,8 @@ def render_files(entries_dir: Path, *, protocol=None,
     context = {"board": board, "title": title, "figure": FIGURE, "notes": grouped_notes(board),
                "groups": groups, "protocol": board["protocol"],
                "informative": " or ".join(sorted(INFORMATIVE)),
+               # the certified and gap columns, where some entry's run had verifiers
+               "certified": any(e.get("certified") for e in board["entries"]),
                # the page carries its figure (self-contained); the Markdown links the file
                "figure_uri": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}
     page = {**context, "script": Markup(script), "csp": content_security_policy(script)}

@@ -468,6 +468,11 @@ def check_entry(entry, *, where: object) -> dict:
     for label, summary in entry["robust_accuracy"].items():
         _summary(where, ("robust_accuracy", label), summary, seeds)
     _summary(where, ("worst_case",), entry["worst_case"], seeds)
+    certified = entry.get("certified")  # since verifiers ran in suites; optional
+    if certified is not None:
+        _summary(where, ("certified",), certified, seeds)
+        if certified.get("gap") is not None:
+            _summary(where, ("certified", "gap"), certified["gap"], seeds)
     _worst(where, entry)
     _flags(where, entry)
     _params(where, entry)
