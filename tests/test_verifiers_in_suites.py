@@ -569,3 +569,25 @@ def test_a_leaderboard_entry_carries_certified_and_its_gap(runs, tmp_path):
     assert "certified" not in json.loads(path.read_text())
     assert "certified" not in (tmp_path / "board2" / "leaderboard.md").read_text()
     assert ">Certified</button>" not in (tmp_path / "board2" / "index.html").read_text()
+
+
+def test_an_interrupted_run_resumes_with_its_verdicts(runs, tmp_path, registry):
+    """Stopped after the first checkpoint, the run resumes from its resume file (whose records
+    hold that checkpoint's verdicts, checked like every record) and stores what the
+    uninterrupted run stored, bit for bit."""
+    from tests.test_resume import Epochs
+
+    path = tmp_path / "verified.toml"
+    path.write_text(suite_text())
+    suite = load_suite(path, registry)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, registry=registry, out_dir=tmp_path / "out", events=Epochs(stop=2))
+    events = Epochs()
+    run_suite(suite, registry=registry, out_dir=tmp_path / "out", events=events)
+    assert events.seen == [2]  # resumed after epoch 1, not started over
+    with read_store(tmp_path / "out") as a, read_store(runs["stack"]) as b:
+        def key(item):
+            return (item[0], item[1].epoch, item[1].method, item[1].eps)
+
+        assert sorted(read_verdicts(a), key=key) == sorted(read_verdicts(b), key=key)
+        assert _numbers(a) == _numbers(b)
