@@ -1,7 +1,7 @@
 """Speed of benchbench's engine against the usual ways, as ratios measured in one run.
 
     python benchmarks/engine.py [--repeats 5] [--steps 550] [--full] [--eval] [--synthetic]
-                                [--threads N] [--at] [--blas]
+                                [--threads N] [--at] [--cnn] [--blas]
 
 Variants run interleaved (A B C A B C ...) and each ratio is the median of per-round ratios, so
 machine noise that hits a whole round cancels. Training is timed on ``--steps`` batches of 100
@@ -24,6 +24,9 @@ input gradient, no update or projection), a plain loop calling ``torchattacks.PG
 installed) and ART's ``AdversarialTrainerMadryPGD.fit``; it ends with ``at_over_floor=X
 at_speedup_vs_plain=Y at_speedup_vs_art=Z products_speedup_vs_plain=W`` (nan for a comparison
 whose library is missing).
+
+``--cnn`` times PGD-10 adversarial training of ``small_cnn`` and ``wong_cnn`` instead
+(``benchmarks/cnn.py``, which says what it measures; its own summary line).
 """
 
 from __future__ import annotations
@@ -461,6 +464,9 @@ def main() -> None:
                     help="also time checkpoint evaluation batched across checkpoints (3 rounds)")
     ap.add_argument("--at", action="store_true",
                     help="time PGD adversarial training instead (its own rounds and summary)")
+    ap.add_argument("--cnn", action="store_true",
+                    help="time PGD adversarial training of small_cnn and wong_cnn instead "
+                         "(benchmarks/cnn.py; --steps: small_cnn's batches, default 20)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for every variant and the floor's sgemm (default: torch's)")
     ap.add_argument("--blas", action="store_true",
@@ -482,6 +488,12 @@ def main() -> None:
         have_art = False
     if args.at:
         at_section(args.synthetic, args.steps or AT_BATCHES, args.repeats, have_art)
+        return
+    if args.cnn:
+        from cnn import cnn_section  # benchmarks/cnn.py, beside this script
+
+        cnn_section(data=lambda n: mnist_like(args.synthetic, n), steps=args.steps or 20,
+                    repeats=args.repeats, have_art=have_art)
         return
     args.steps = args.steps or 550
     x, y, source = mnist_like(args.synthetic, max(args.steps * BATCH, EPOCH_IMAGES))

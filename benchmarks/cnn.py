@@ -1,0 +1,416 @@
+"""PGD adversarial training of the MNIST CNNs, as ratios measured in one run
+(``python benchmarks/engine.py --cnn``).
+
+For ``small_cnn`` (TRADES' SmallCNN) and ``wong_cnn`` (Wong et al.'s MNIST CNN), seconds per
+model-epoch of 60,000 images, timed on a fixed number of images per round (``--steps`` batches
+of 100 for small_cnn, 2.5x as many for the 16x cheaper wong_cnn) and scaled. Every contender
+trains one fresh seed-0 model with PGD-10 at eps 0.3 (step 0.03, random start), batches of 100,
+Adam lr 0.001, crafting in eval mode and training in train mode:
+
+- **floor**: the FLOPs per image (convolutions and linear layers, counted from the layer
+  shapes and checked against ``torch.utils.flop_counter``): 10 crafting passes (forward and
+  every layer's input gradient) and one training step (forward, weight gradients, input
+  gradients of layers 2..n), at the rate of a large convolution's forward and backward timed
+  in the same round;
+- **pgd_at**: benchbench's ``PGDAT`` through the harness's ``Trainer`` (as ``benchbench run``
+  trains a model that does not stack), the monitor off; its variants with weight gradients
+  on while crafting, the model in ``channels_last`` and oneDNN off;
+- **torchattacks**: the plain PyTorch loop calling ``torchattacks.PGD`` (skipped when missing);
+- **art_madry**: ART's ``AdversarialTrainerMadryPGD.fit``.
+
+Then stacking: two seeds' PGD-AT trained one by one against the same two as one model with
+grouped convolutions, and through ``torch.func.vmap`` (the same loop code in all three).
+Ends with one summary line of ratios (``*_vs_plain``: how many times faster pgd_at is than the
+plain loop; ``*_over_floor``: pgd_at's time over the floor; ``nan`` for a missing library).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import math
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchbench.attacks.harness import attacking
+from benchbench.models.images import normalize
+from benchbench.models.small_cnn import SmallCNN
+from benchbench.models.wong_cnn import WongCNN
+
+BATCH, EPOCH_IMAGES, SHAPE, CLASSES = 100, 60_000, (1, 28, 28), 10
+EPS, STEPS, ALPHA, LR = 0.3, 10, 0.03, 1e-3
+MODELS: dict[str, tuple[type, float]] = {"small_cnn": (SmallCNN, 1.0), "wong_cnn": (WongCNN, 2.5)}
+STACK = 2  # seeds stacked in the stacking comparison
+
+
+def timed(fn: Callable) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def median_ratio(times: dict, a, b) -> float:
+    """Median over rounds of time(b) / time(a): how many times faster a is than b."""
+    return statistics.median(tb / ta for ta, tb in zip(times[a], times[b], strict=True))
+
+
+class FlatSmallCNN(SmallCNN):
+    """SmallCNN with ``reshape`` for its ``view``: the same operations, but it also runs on a
+    ``channels_last`` model, whose feature maps ``view`` cannot flatten."""
+
+    def forward(self, x):
+        out = self.feature_extractor(normalize(self, x))
+        return self.classifier(out.reshape(len(x), -1))
+
+
+def build(name: str, seed: int = 0, channels_last: bool = False) -> nn.Module:
+    torch.manual_seed(seed)
+    cls = MODELS[name][0]
+    if channels_last and cls is SmallCNN:
+        cls = FlatSmallCNN
+    model = cls(input_shape=SHAPE, num_classes=CLASSES)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def layers(model: nn.Module) -> list[nn.Module]:
+    """The model's modules in the order its forward applies them (normalisation off)."""
+    if isinstance(model, SmallCNN):
+        return [*model.feature_extractor, nn.Flatten(), *model.classifier]
+    return list(model)
+
+
+# --- the floor --------------------------------------------------------------------------------
+def forward_flops(model: nn.Module) -> list[int]:
+    """FLOPs of one image's forward per convolution and linear layer, from the layer shapes:
+    2 x output elements x (input channels / groups) x kernel area, or 2 x in x out."""
+    out: list[int] = []
+
+    def count(module, _inputs, output):
+        if isinstance(module, nn.Conv2d):
+            per = module.in_channels // module.groups * math.prod(module.kernel_size)
+            out.append(2 * output[0].numel() * per)
+        else:
+            out.append(2 * module.in_features * module.out_features)
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, nn.Conv2d | nn.Linear)]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, *SHAPE))
+    for h in hooks:
+        h.remove()
+    return out
+
+
+def image_flops(model: nn.Module, steps: int = STEPS) -> int:
+    """One image's PGD-AT FLOPs: ``steps`` crafting passes (forward and every layer's input
+    gradient, no weight gradients) and a training step (forward, weight gradients, input
+    gradients of every layer but the first)."""
+    fwd = forward_flops(model)
+    return 3 * sum(fwd) - fwd[0] + steps * 2 * sum(fwd)
+
+
+def counted_flops(model: nn.Module, steps: int = STEPS, rows: int = 4) -> float:
+    """The same per image as ``torch.utils.flop_counter.FlopCounterMode`` counts it over a
+    crafting pass (the harness's frozen parameters) and a training step."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, y = torch.rand(rows, *SHAPE), torch.arange(rows) % CLASSES
+    with FlopCounterMode(display=False) as craft, attacking(model):
+        xr = x.clone().requires_grad_(True)  # backward(): its hooks refuse autograd.grad
+        F.cross_entropy(model(xr), y, reduction="sum").backward()
+    with FlopCounterMode(display=False) as train:
+        F.cross_entropy(model.train()(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return (train.get_total_flops() + steps * craft.get_total_flops()) / rows
+
+
+def conv_gflops(reps: int = 3) -> float:
+    """Rate of a large convolution's forward and backward (input and weight gradients):
+    128 x 64 x 28 x 28 through 64 3x3 filters, padding 1."""
+    conv = nn.Conv2d(64, 64, 3, padding=1)
+    x = torch.rand(128, 64, 28, 28, requires_grad=True)
+    g = torch.rand(128, 64, 28, 28)
+
+    def once():
+        torch.autograd.grad(conv(x), (x, conv.weight), g)
+    once()
+    seconds = timed(lambda: [once() for _ in range(reps)])
+    return reps * 3 * 2 * 128 * 28 * 28 * 64 * 64 * 9 / seconds / 1e9
+
+
+# --- the contenders: each returns seconds per model-epoch -------------------------------------
+def harness(name: str, x, y, *, grads_on: bool = False, channels_last: bool = False,
+            onednn: bool = True) -> tuple[float, float]:
+    """benchbench's ``pgd_at`` through ``Trainer``; (seconds, of which crafting) per epoch.
+    ``grads_on``: the parameters keep ``requires_grad`` while crafting (eval mode still)."""
+    from benchbench.engine.training import Trainer
+    from benchbench.regimes.adversarial import PGDAT
+    from benchbench.regimes.context import TrainContext
+
+    class GradsOn(TrainContext):
+        @contextlib.contextmanager
+        def frozen(self, model):
+            was = model.training
+            model.eval()
+            try:
+                yield model
+            finally:
+                model.train(was)
+
+    regime = PGDAT(eps=EPS, steps=STEPS, step_size=ALPHA, lr=LR, batch_size=BATCH, epochs=1,
+                   monitor=False)
+    ctx = (GradsOn if grads_on else TrainContext)(1, (0,), (0.0, 1.0), x.dtype, "cpu",
+                                                   log=lambda _: None)
+    trainer = Trainer(regime, model=build(name, channels_last=channels_last), x=x, y=y,
+                      seeds=[0], ctx=ctx, stacked=False)
+    craft, crafting = regime.craft, []
+
+    def timed_craft(*args):
+        t = time.perf_counter()
+        out = craft(*args)
+        crafting.append(time.perf_counter() - t)
+        return out
+    regime.craft = timed_craft  # the trainer calls the instance's craft
+    with torch.backends.mkldnn.flags(enabled=onednn):
+        total = timed(lambda: list(trainer.epochs()))
+    return total * EPOCH_IMAGES / len(x), sum(crafting) * EPOCH_IMAGES / len(x)
+
+
+def plain(name: str, x, y) -> float:
+    """The plain PyTorch loop: default Adam and ``torchattacks.PGD`` on every batch."""
+    import torchattacks
+
+    model = build(name)
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    atk = torchattacks.PGD(model, eps=EPS, alpha=ALPHA, steps=STEPS, random_start=True)
+
+    def loop():
+        model.train()
+        perm = torch.randperm(len(x))
+        for start in range(0, len(x), BATCH):
+            idx = perm[start:start + BATCH]
+            xb, yb = x[idx], y[idx]
+            loss = F.cross_entropy(model(atk(xb, yb)), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return timed(loop) * EPOCH_IMAGES / len(x)
+
+
+def art_madry(name: str, x, y) -> float:
+    """ART's ``AdversarialTrainerMadryPGD.fit`` (its PGD crafts in ART's default batches of 32,
+    which the trainer does not expose)."""
+    from art.defences.trainer import AdversarialTrainerMadryPGD
+    from art.estimators.classification import PyTorchClassifier
+
+    model = build(name)
+    clf = PyTorchClassifier(model=model, loss=nn.CrossEntropyLoss(),
+                            optimizer=torch.optim.Adam(model.parameters(), lr=LR),
+                            input_shape=SHAPE, nb_classes=CLASSES, clip_values=(0.0, 1.0))
+    trainer = AdversarialTrainerMadryPGD(clf, nb_epochs=1, batch_size=BATCH, eps=EPS,
+                                         eps_step=ALPHA, max_iter=STEPS, num_random_init=1)
+    xn, yn = x.numpy(), y.numpy()
+    with contextlib.redirect_stderr(io.StringIO()):  # its progress bars
+        return timed(lambda: trainer.fit(xn, yn)) * EPOCH_IMAGES / len(x)
+
+
+# --- stacking two seeds -----------------------------------------------------------------------
+class GroupedLinear(nn.Module):
+    """Members' linear layers as one batched product: ``[M, N, in] -> [M, N, out]``."""
+
+    def __init__(self, group) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.stack([m.weight.detach().t() for m in group]))
+        self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in group]).unsqueeze(1))
+
+    def forward(self, x):
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class MemberFlatten(nn.Module):
+    def __init__(self, members: int) -> None:
+        super().__init__()
+        self.members = members
+
+    def forward(self, x):  # [N, M * C, h, w] -> [M, N, C * h * w]
+        return x.reshape(len(x), self.members, -1).transpose(0, 1)
+
+
+def grouped(models: list[nn.Module]) -> nn.Sequential:
+    """Models of one architecture as one: convolutions with ``groups = M`` (member ``m``'s
+    image in channels ``m * C ...``), linear layers batched; input ``[N, M * C, H, W]``,
+    logits ``[M, N, classes]``. Each member computes what it computes alone."""
+    members, out = len(models), []
+    for group in zip(*map(layers, models), strict=True):
+        first = group[0]
+        if isinstance(first, nn.Conv2d):
+            conv = nn.Conv2d(first.in_channels * members, first.out_channels * members,
+                             first.kernel_size, first.stride, first.padding, groups=members)
+            with torch.no_grad():
+                conv.weight.copy_(torch.cat([m.weight for m in group]))
+                conv.bias.copy_(torch.cat([m.bias for m in group]))
+            out.append(conv)
+        elif isinstance(first, nn.Linear):
+            out.append(GroupedLinear(group))
+        elif isinstance(first, nn.Flatten):
+            out.append(MemberFlatten(members))
+        else:  # ReLU, max-pooling, dropout: element- or channel-wise
+            out.append(copy.deepcopy(first))
+    return nn.Sequential(*out)
+
+
+def ce_sum(logits, y):
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
+
+
+def pgd_at_batch(model, opt, x, y, rows: int) -> None:
+    """One PGD-AT batch, the same code for a model alone and a grouped stack: random start,
+    ``STEPS`` signed steps with frozen parameters in eval mode, each projected; then the mean
+    cross-entropy per member (summed over members) and one Adam step."""
+    lo, hi = (x - EPS).clamp_(0, 1), (x + EPS).clamp_(0, 1)
+    adv = torch.clamp(x + torch.empty_like(x).uniform_(-EPS, EPS), lo, hi)
+    with attacking(model):
+        for _ in range(STEPS):
+            adv.requires_grad_(True)
+            (g,) = torch.autograd.grad(ce_sum(model(adv), y), adv)
+            adv = adv.detach().add_(g.sign_(), alpha=ALPHA).clamp_(lo, hi)
+    loss = ce_sum(model(adv), y) / rows
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+def batches(x, y, members: int):
+    """``members`` blocks of ``BATCH`` rows per batch (member ``m``: its own shuffle)."""
+    perms = [torch.randperm(len(x)) for _ in range(members)]
+    for start in range(0, len(x), BATCH):
+        idx = [p[start:start + BATCH] for p in perms]
+        yield torch.stack([x[i] for i in idx]), torch.stack([y[i] for i in idx])
+
+
+def one_by_one(name: str, x, y) -> float:
+    def epoch(model):
+        opt = torch.optim.Adam(model.parameters(), lr=LR)
+        for xb, yb in batches(x, y, 1):
+            pgd_at_batch(model, opt, xb[0], yb[0], BATCH)
+    return sum(timed(lambda m=build(name, s): epoch(m.train())) for s in range(STACK))
+
+
+def stacked_grouped(name: str, x, y) -> float:
+    model = grouped([build(name, s) for s in range(STACK)]).train()
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+
+    def epoch():
+        for xb, yb in batches(x, y, STACK):  # [M, N, C, H, W] -> [N, M * C, H, W]
+            pgd_at_batch(model, opt, xb.transpose(0, 1).flatten(1, 2), yb, BATCH)
+    return timed(epoch)
+
+
+def stacked_vmap(name: str, x, y) -> float:
+    """The two seeds through ``torch.func``: parameters stacked, ``vmap`` of ``grad`` for the
+    input gradients (crafting) and for the parameters' (training), Adam on the stacked tensors."""
+    from torch.func import functional_call, grad, stack_module_state, vmap
+
+    models = [build(name, s) for s in range(STACK)]
+    params, _ = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+    opt = torch.optim.Adam(params.values(), lr=LR)
+
+    def loss(p, xb, yb):
+        return ce_sum(functional_call(base, p, (xb,)), yb)
+    input_grad = vmap(grad(loss, argnums=1))
+    param_grad = vmap(grad(lambda p, xb, yb: loss(p, xb, yb) / BATCH), randomness="different")
+
+    def epoch():
+        for xb, yb in batches(x, y, STACK):
+            lo, hi = (xb - EPS).clamp_(0, 1), (xb + EPS).clamp_(0, 1)
+            adv = torch.clamp(xb + torch.empty_like(xb).uniform_(-EPS, EPS), lo, hi)
+            frozen = {k: v.detach() for k, v in params.items()}
+            base.eval()
+            for _ in range(STEPS):
+                adv.add_(input_grad(frozen, adv, yb).sign_(), alpha=ALPHA).clamp_(lo, hi)
+            base.train()
+            for k, g in param_grad(frozen, adv, yb).items():
+                params[k].grad = g
+            opt.step()
+    return timed(epoch)
+
+
+# --- the section ------------------------------------------------------------------------------
+def cnn_section(*, data: Callable, steps: int, repeats: int, have_art: bool) -> None:
+    """Interleaved rounds for both CNNs; ends with the summary line. ``data(n)`` returns
+    ``(x [n, 1, 28, 28], y [n], source)``."""
+    try:
+        import torchattacks  # noqa: F401
+        have_plain = True
+    except ImportError:
+        have_plain = False
+        print("torchattacks not installed: no plain-loop comparison (pip install torchattacks)")
+    images = {name: max(BATCH, round(steps * scale) * BATCH) for name, (_, scale) in
+              MODELS.items()}
+    x_all, y_all, source = data(max(images.values()))
+    print(f"benchbench CNN adversarial-training benchmark: {platform.machine()}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, data {source}, "
+          f"{repeats} rounds; PGD-{STEPS} at eps {EPS}, step {ALPHA}, random start, batches of "
+          f"{BATCH}, Adam lr {LR}; images per timed epoch: "
+          + ", ".join(f"{n} {i:,}" for n, i in images.items()))
+    for name in MODELS:
+        model = build(name)
+        print(f"  {name}: {image_flops(model) / 1e6:.1f} MFLOP per image from the layer shapes, "
+              f"{counted_flops(model) / 1e6:.1f} by FlopCounterMode")
+    variants: dict[str, Callable] = {
+        "pgd_at": lambda n, x, y: harness(n, x, y),
+        "grads_on": lambda n, x, y: harness(n, x, y, grads_on=True),
+        "channels_last": lambda n, x, y: harness(n, x, y, channels_last=True),
+        "onednn_off": lambda n, x, y: harness(n, x, y, onednn=False)}
+    if have_plain:
+        variants["torchattacks"] = plain
+    if have_art:
+        variants["art_madry"] = art_madry
+    stacking = {"one_by_one": one_by_one, "grouped": stacked_grouped, "vmap": stacked_vmap}
+    times = {n: {k: [] for k in ["floor", *variants, "crafting", *stacking]} for n in MODELS}
+    for _ in range(repeats):
+        for name in MODELS:
+            x, y = x_all[:images[name]], y_all[:images[name]]
+            t = times[name]
+            t["floor"].append(image_flops(build(name)) * EPOCH_IMAGES / (conv_gflops() * 1e9))
+            for key, fn in variants.items():
+                out = fn(name, x, y)
+                t[key].append(out[0] if isinstance(out, tuple) else out)
+                if key == "pgd_at":
+                    t["crafting"].append(out[1])
+            xs, ys = x[:len(x) // 2], y[:len(y) // 2]  # two seeds' epochs of half the images
+            for key, fn in stacking.items():
+                t[key].append(fn(name, xs, ys) * EPOCH_IMAGES / len(xs) / STACK)
+    summary = {}
+    for name, t in times.items():
+        print(f"\n{name}: seconds per model-epoch of {EPOCH_IMAGES:,} images (median of "
+              f"{repeats}; {image_flops(build(name)) * EPOCH_IMAGES / 1e12:.2f} TFLOP)")
+        for key in ["floor", *variants, "crafting"]:
+            vs = "".join(f"   {median_ratio(t, key, r):5.2f}x faster than {r}"
+                         for r in ("torchattacks", "art_madry") if r in t and key != "crafting")
+            print(f"  {key:<14} {statistics.median(t[key]):8.2f} s   "
+                  f"{median_ratio(t, 'floor', key):5.2f}x floor{vs}")
+        print(f"  stacking {STACK} seeds (the same PGD-AT loop code), per model-epoch:")
+        for key in stacking:
+            print(f"  {key:<14} {statistics.median(t[key]):8.2f} s   "
+                  f"{median_ratio(t, key, 'one_by_one'):5.2f}x faster than one_by_one")
+        short = name.split("_")[0]
+        summary.update({
+            f"{short}_over_floor": median_ratio(t, "floor", "pgd_at"),
+            f"{short}_vs_plain": median_ratio(t, "pgd_at", "torchattacks")
+            if have_plain else math.nan,
+            f"{short}_vs_art": median_ratio(t, "pgd_at", "art_madry") if have_art else math.nan,
+            f"{short}_nograd_vs_grads": median_ratio(t, "pgd_at", "grads_on"),
+            f"{short}_channels_last": median_ratio(t, "channels_last", "pgd_at"),
+            f"{short}_vmap2": median_ratio(t, "vmap", "one_by_one"),
+            f"{short}_grouped2": median_ratio(t, "grouped", "one_by_one")})
+    print(" ".join(f"{k}={v:.2f}" for k, v in summary.items()))
+    assert all(math.isfinite(v) for k, v in summary.items() if "plain" not in k
+               and "art" not in k)
