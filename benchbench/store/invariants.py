@@ -29,7 +29,7 @@ import math
 import sqlite3
 from collections.abc import Iterable
 
-from benchbench.store import verdicts
+from benchbench.store import verdict_checks
 from benchbench.store.examples import CORRECT, count, decode
 from benchbench.store.verdicts import VERDICTS, decode_codes
 from benchbench.store.worst import PREFIX, is_worst, worst_norm
@@ -117,7 +117,7 @@ def records_problem(records: Iterable) -> str | None:
             problem = bits_problem(_where(*key, "accuracy"), numbers[key], n, packed)
             if problem:
                 return problem
-    return verdicts.records_problem(records)
+    return verdict_checks.records_problem(records)
 
 
 _FRACTION_SQL = ("(metric = 'accuracy' OR metric LIKE '%\\_accuracy' ESCAPE '\\' "
@@ -165,7 +165,7 @@ def store_problem(conn: sqlite3.Connection) -> str | None:
                                    packed)
             if problem:
                 return f"cell {cell}: {problem}"
-    return _worst_problem(conn, bits) or verdicts.store_problem(conn)
+    return _worst_problem(conn, bits) or verdict_checks.store_problem(conn)
 
 
 def _norms(conn: sqlite3.Connection) -> dict:

@@ -183,7 +183,7 @@ def bits_of(records: Iterable) -> list[tuple]:
     return out
 
 
-def _norm(caps: dict, label: str):
+def verifier_norm(caps: dict, label: str):
     entry = caps.get(label)
     return entry.get("norm") if isinstance(entry, dict) else None
 
@@ -202,7 +202,7 @@ def _refutations(epoch, split, norm, eps, bits, verdicts, norms, caps):
             found.append((name, b_eps, n, ~_first(packed, n) & ((1 << n) - 1)))
     for v in verdicts:
         if (v.epoch == epoch and v.split == split and v.eps <= eps
-                and _norm(caps, v.method) == norm):
+                and verifier_norm(caps, v.method) == norm):
             out.append((f"verifier {v.method}", v.eps, v.n, _first(v.not_robust, v.n)))
     return out + clean
 
@@ -216,7 +216,7 @@ def contradiction(bits: Sequence[tuple], verdicts: Sequence[Verdict], norms: dic
         proved = _first(v.robust, v.n)
         if not proved:
             continue
-        norm = _norm(caps, v.method)
+        norm = verifier_norm(caps, v.method)
         for name, eps, n, refuted in _refutations(v.epoch, v.split, norm, v.eps, bits,
                                                   verdicts, norms, caps):
             m = min(n, v.n)
@@ -237,7 +237,7 @@ def derived_rows(bits: Sequence[tuple], verdicts: Sequence[Verdict], norms: dict
     ``exact_<norm>`` of one cell (see the module)."""
     groups: dict[tuple, list[Verdict]] = {}
     for v in verdicts:
-        norm = _norm(caps, v.method)
+        norm = verifier_norm(caps, v.method)
         if norm:
             groups.setdefault((v.epoch, v.split, norm, v.eps), []).append(v)
     out = []
@@ -302,13 +302,13 @@ def verifier_caps(conn: sqlite3.Connection) -> dict[str, dict]:
     return caps if isinstance(caps, dict) else {}
 
 
-def _cell_bits(conn: sqlite3.Connection, cell_id: str) -> list[tuple]:
+def cell_bits(conn: sqlite3.Connection, cell_id: str) -> list[tuple]:
     return [(e, s, a, float(x), n, bytes(p)) for e, s, a, x, n, p in conn.execute(
         "SELECT epoch, split, attack, eps, n, correct FROM examples WHERE cell_id = ?",
         (cell_id,))]
 
 
-def _cell_verdicts(conn: sqlite3.Connection, cell_id: str) -> list[Verdict]:
+def cell_verdicts(conn: sqlite3.Connection, cell_id: str) -> list[Verdict]:
     return [Verdict(e, s, m, float(x), n, bytes(r), bytes(b)) for e, s, m, x, n, r, b in
             conn.execute("SELECT epoch, split, method, eps, n, robust, not_robust FROM verdicts "
                          "WHERE cell_id = ?", (cell_id,))]
@@ -326,7 +326,7 @@ def store_cell(conn: sqlite3.Connection, cell_id: str, records: list, norms: dic
     conn.executemany("INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                      [(cell_id, v.epoch, v.split, v.method, v.eps, v.n, v.robust, v.not_robust)
                       for v in found])
-    bits = _cell_bits(conn, cell_id)
+    bits = cell_bits(conn, cell_id)
     problem = contradiction(bits, found, norms, caps)
     if problem:
         raise SoundnessError(f"cell {cell_id}: {problem}")
@@ -347,97 +347,3 @@ def read_verdicts(store, *, cell_id: str | None = None) -> list[tuple[str, Verdi
         f"FROM verdicts v JOIN cells c USING (cell_id) WHERE {where} ORDER BY v.rowid", args)
     return [(row[0], Verdict(row[1], row[2], row[3], float(row[4]), row[5], bytes(row[6]),
                              bytes(row[7]))) for row in cur]
-
-
-# invariants ----------------------------------------------------------------------------------
-def records_problem(records: Sequence) -> str | None:
-    """A verifier's records that break what their verdicts imply: its ``accuracy`` is the
-    proved fraction, its ``unknown`` the undecided count (the same integers)."""
-    try:
-        found = verdicts_of(records)
-    except (ValueError, TypeError):
-        return "a verifier's record holds malformed per-example verdicts"
-    numbers = {(int(e), s, a, float(x), m): v for e, s, a, x, m, v in records
-               if m in ("accuracy", UNKNOWN)}
-    for v in found:
-        where = f"epoch {v.epoch}, {v.split} {v.method} eps={v.eps:g}"
-        for metric, due in (("accuracy", v.certified), (UNKNOWN, float(v.unknown))):
-            got = numbers.get((v.epoch, v.split, v.method, v.eps, metric))
-            if got is not None and got != due:
-                return f"{where} {metric} is {got!r}, but its stored verdicts give {due!r}"
-    return None
-
-
-def _cell_numbers(conn: sqlite3.Connection, cell_id: str) -> dict[tuple, float]:
-    return {(e, s, a, float(x), m): v for e, s, a, x, m, v in conn.execute(
-        "SELECT epoch, split, attack, eps, metric, value FROM results WHERE cell_id = ?",
-        (cell_id,))}
-
-
-def store_problem(conn: sqlite3.Connection) -> str | None:
-    """The first broken invariant among a store's verdicts and the rows they give, or None:
-    malformed verdicts, a proof meeting a refutation, a verifier's numbers or a ``certified_``
-    or ``exact_`` row other than its verdicts give (missing or extra ones too), and an order
-    the definitions imply broken (``_order_problem``)."""
-    from benchbench.store.examples import attack_norms
-
-    if not has_table(conn):
-        return None
-    norms, caps = attack_norms(conn), verifier_caps(conn)
-    cells = [r[0] for r in conn.execute("SELECT DISTINCT cell_id FROM verdicts")]
-    for cell in cells:
-        try:
-            found = _cell_verdicts(conn, cell)
-            for v in found:
-                check_packed(v.n, v.robust, v.not_robust)
-        except (ValueError, TypeError):
-            return f"cell {cell}: its per-example verdicts are malformed"
-        bits, numbers = _cell_bits(conn, cell), _cell_numbers(conn, cell)
-        problem = contradiction(bits, found, norms, caps)
-        if problem:
-            return f"cell {cell}: {problem}"
-        due = {(e, s, a, x, m): v for e, s, a, x, m, v in derived_rows(bits, found, norms, caps)}
-        for v in found:
-            due[(v.epoch, v.split, v.method, v.eps, "accuracy")] = v.certified
-            if (caps.get(v.method) or {}).get("complete"):
-                due[(v.epoch, v.split, v.method, v.eps, UNKNOWN)] = float(v.unknown)
-        stored = {k for k in numbers if is_verdict_row(k[2]) and k[2] not in norms}
-        for key in sorted(set(due) | stored, key=str):
-            got, want = numbers.get(key), due.get(key)
-            if got != want:
-                e, s, a, x, m = key
-                return (f"cell {cell}: epoch {e}, {s} {a} eps={x:g} {m} is {got!r}, but its "
-                        f"stored verdicts give {want!r}")
-        problem = _order_problem(cell, bits, found, numbers, norms, caps)
-        if problem:
-            return problem
-    return None
-
-
-def _order_problem(cell, bits, found, numbers, norms, caps) -> str | None:
-    """certified <= exact <= worst, and certified <= exact <= clean, where each pair is over
-    the same examples (the worst case may exceed the clean accuracy: not checked)."""
-    keys = {(v.epoch, v.split, _norm(caps, v.method), v.eps) for v in found}
-    for epoch, split, norm, eps in sorted(keys, key=str):
-        if not norm:
-            continue
-        verifier_n = min(v.n for v in found if (v.epoch, v.split, v.eps) == (epoch, split, eps)
-                         and _norm(caps, v.method) == norm)
-        attack_ns = [n for e, s, a, x, n, _ in bits if (e, s, x) == (epoch, split, eps)
-                     and a != "none" and norms.get(a) == norm]
-        clean_n = [n for e, s, a, _, n, _ in bits if (e, s, a) == (epoch, split, "none")]
-        sizes = {f"{CERTIFIED}{norm}": verifier_n,
-                 f"{EXACT}{norm}": min([verifier_n, *attack_ns, *clean_n]),
-                 f"worst_{norm}": min(attack_ns) if attack_ns else None,
-                 "none": clean_n[0] if clean_n else None}
-        value = {name: numbers.get((epoch, split, name, 0.0 if name == "none" else eps,
-                                    "accuracy")) for name in sizes}
-        c, x, w = f"{CERTIFIED}{norm}", f"{EXACT}{norm}", f"worst_{norm}"
-        for low, high in ((c, x), (x, w), (c, w), (c, "none"), (x, "none")):
-            n_low, v_low, n_high, v_high = sizes[low], value[low], sizes[high], value[high]
-            if (None not in (n_low, v_low, n_high, v_high) and n_low == n_high
-                    and v_low > v_high):
-                return (f"cell {cell}: epoch {epoch}, {split} eps={eps:g}: {low} is "
-                        f"{v_low!r}, above {'clean' if high == 'none' else high}'s "
-                        f"{v_high!r} (over the same examples it is at most that)")
-    return None
