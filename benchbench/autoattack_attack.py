@@ -139,7 +139,9 @@ class AutoAttack:
         import torch
         from pyautoattack import AutoAttack as Reference
 
-        devices = [x.device.index if x.device.index is not None else torch.cuda.current_device()] \
+        # the reference seeds the CPU's generator and the current CUDA device's
+        devices = sorted({torch.cuda.current_device(), x.device.index
+                          if x.device.index is not None else torch.cuda.current_device()}) \
             if x.is_cuda else []
         tracer = sys.gettrace()
         try:
