@@ -342,13 +342,21 @@ def validate(path: Path, *, registry, out: Path | None = None, engine: str = "au
     return {"suite": suite.name, "path": str(path), "hash": suite.hash, "cells": len(cells),
             "stored": len(cells) - len(todo), "run_dir": str(run_dir), "other_suite": other,
             "device": device,
-            "executor": executor, "engine": engine, "attacks": caps, "units": units}
+            "executor": executor, "engine": engine, "attacks": caps,
+            "verifiers": {v.label: {"name": v.name, "eps": list(v.eps), "rows": v.rows,
+                                    "at": v.at} for v in cells[0].verifiers} if cells else {},
+            "units": units}
 
 
 def render_plan(plan: dict) -> str:
     lines = [f"{plan['path']}: valid suite {plan['suite']!r}, {plan['cells']} cell(s); "
              f"attacks: " + (", ".join(f"{label} ({c['norm'] or 'no norm'})"
-                                       for label, c in plan["attacks"].items()) or "none")]
+                                       for label, c in plan["attacks"].items()) or "none")
+             + ("; verifiers: " + ", ".join(
+                 f"{label} ({v['name']}, eps {', '.join(f'{e:g}' for e in v['eps'])}"
+                 + (f", {v['rows']} rows" if v["rows"] else "")
+                 + (", last checkpoint" if v["at"] == "last" else "") + ")"
+                 for label, v in plan["verifiers"].items()) if plan.get("verifiers") else "")]
     todo = plan["cells"] - plan["stored"]
     if plan["other_suite"] is not None:
         lines.append(f"note: {plan['run_dir']} holds another version of suite "

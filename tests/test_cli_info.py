@@ -252,3 +252,38 @@ def test_plugins_show_and_check_know_verifiers(cli):
     checked = cli("plugins", "check", "crown")
     assert checked.exit_code == 0, checked.output
     assert "FAIL" not in checked.stdout and "checks passed" in checked.stdout
+
+
+def test_validate_lists_the_suites_verifiers(cli, tmp_path):
+    suite = tmp_path / "v.toml"
+    suite.write_text("""
+[suite]
+name = "v"
+
+[dataset]
+name = "digits"
+train = "train[:100]"
+test = "test[:50]"
+
+[model]
+name = "mlp"
+hidden = [8]
+
+[regime]
+name = "standard"
+epochs = 1
+
+[[verifiers]]
+name = "crown"
+eps = [0.01, 0.02]
+rows = 20
+
+[[verifiers]]
+name = "mip"
+eps = 0.01
+at = "last"
+""")
+    shown = cli("validate", suite, "--out", tmp_path / "run")
+    assert shown.exit_code == 0, shown.output
+    assert ("attacks: none; verifiers: crown (crown, eps 0.01, 0.02, 20 rows), mip (mip, eps "
+            "0.01, last checkpoint)") in shown.stdout.splitlines()[0]
