@@ -53,24 +53,25 @@ def missing() -> bool:
 
 
 class AutoAttack:
-    """AutoAttack by the reference implementation (standard: APGD-CE, APGD-T, FAB-T, Square).
-
-    Suite keys:
-        version: ``"standard"`` (default), ``"plus"``, ``"rand"`` or ``"custom"``: the
-            reference's versions.
-        attacks_to_run: with ``version = "custom"`` only (and then required), a list of the
-            reference's attacks: ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``fab``, ``fab-t``,
-            ``square``.
-        norm: ``"linf"`` (default) or ``"l2"`` (the reference's ``Linf``, ``L2``).
-        seed: the reference's seed for every member's random draws (default 0).
-        batch_size: rows per call of the reference's members (its default, 250).
-    """
+    """AutoAttack by the reference implementation (standard: APGD-CE, APGD-T, FAB-T, Square)."""
 
     needs_gradients = True
     per_example = False  # random starts and Square's draws come from one stream per batch
 
     def __init__(self, *, version: str = "standard", attacks_to_run: list[str] | None = None,
                  norm: str = "linf", seed: int = 0, batch_size: int = 250) -> None:
+        """The reference's constructor keys, less its model, device and eps.
+
+        Suite keys:
+            version: ``"standard"`` (default), ``"plus"``, ``"rand"`` or ``"custom"``: the
+                reference's versions.
+            attacks_to_run: with ``version = "custom"`` only (and then required), a list of the
+                reference's attacks: ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``fab``, ``fab-t``,
+                ``square``.
+            norm: ``"linf"`` (default) or ``"l2"`` (the reference's ``Linf``, ``L2``).
+            seed: the reference's seed for every member's random draws (default 0).
+            batch_size: rows per call of the reference's members (its default, 250).
+        """
         if missing():
             raise ValueError(f"this attack {INSTALL}")
         if version not in VERSIONS:
