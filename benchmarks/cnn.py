@@ -3,7 +3,9 @@
 
 For ``small_cnn`` (TRADES' SmallCNN) and ``wong_cnn`` (Wong et al.'s MNIST CNN), seconds per
 model-epoch of 60,000 images, timed on a fixed number of images per round (``--steps`` batches
-of 100 for small_cnn, 2.5x as many for the 16x cheaper wong_cnn) and scaled. Every contender
+of 100 for small_cnn, default 10; 2.5x as many for wong_cnn, whose image costs 16x fewer FLOPs;
+ART on half of them, oneDNN off on a quarter) and scaled, after a warm-up round of one batch
+per variant (oneDNN builds its kernels for each new shape there). Every contender
 trains one fresh seed-0 model with PGD-10 at eps 0.3 (step 0.03, random start), batches of 100,
 Adam lr 0.001, crafting in eval mode and training in train mode:
 
@@ -48,6 +50,7 @@ BATCH, EPOCH_IMAGES, SHAPE, CLASSES = 100, 60_000, (1, 28, 28), 10
 EPS, STEPS, ALPHA, LR = 0.3, 10, 0.03, 1e-3
 MODELS: dict[str, tuple[type, float]] = {"small_cnn": (SmallCNN, 1.0), "wong_cnn": (WongCNN, 2.5)}
 STACK = 2  # seeds stacked in the stacking comparison
+CONV_ROWS = 128  # images in the convolution that measures the floor's rate
 
 
 def timed(fn: Callable) -> float:
@@ -115,33 +118,43 @@ def image_flops(model: nn.Module, steps: int = STEPS) -> int:
     return 3 * sum(fwd) - fwd[0] + steps * 2 * sum(fwd)
 
 
-def counted_flops(model: nn.Module, steps: int = STEPS, rows: int = 4) -> float:
-    """The same per image as ``torch.utils.flop_counter.FlopCounterMode`` counts it over a
-    crafting pass (the harness's frozen parameters) and a training step."""
+def counted_flops(model: nn.Module, rows: int = 4) -> dict[str, float]:
+    """Per image, as ``torch.utils.flop_counter.FlopCounterMode`` counts them: a crafting pass
+    with the harness's frozen parameters (``craft``), one with the parameters left requiring
+    gradients as torchattacks leaves them (``craft_grads_on``: ``autograd.grad`` of the input
+    alone), and a training step (``train``)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     x, y = torch.rand(rows, *SHAPE), torch.arange(rows) % CLASSES
-    with FlopCounterMode(display=False) as craft, attacking(model):
-        xr = x.clone().requires_grad_(True)  # backward(): its hooks refuse autograd.grad
+    out = {}
+    with FlopCounterMode(display=False) as count, attacking(model):
+        xr = x.clone().requires_grad_(True)  # backward(): its hooks refuse autograd.grad of a leaf
         F.cross_entropy(model(xr), y, reduction="sum").backward()
-    with FlopCounterMode(display=False) as train:
+    out["craft"] = count.get_total_flops() / rows
+    model.eval()
+    with FlopCounterMode(display=False) as count:
+        xr = x.clone().requires_grad_(True) * 1  # not a leaf: autograd.grad is allowed
+        torch.autograd.grad(F.cross_entropy(model(xr), y, reduction="sum"), xr)
+    out["craft_grads_on"] = count.get_total_flops() / rows
+    with FlopCounterMode(display=False) as count:
         F.cross_entropy(model.train()(x), y).backward()
+    out["train"] = count.get_total_flops() / rows
     model.zero_grad(set_to_none=True)
-    return (train.get_total_flops() + steps * craft.get_total_flops()) / rows
+    return out
 
 
 def conv_gflops(reps: int = 3) -> float:
     """Rate of a large convolution's forward and backward (input and weight gradients):
-    128 x 64 x 28 x 28 through 64 3x3 filters, padding 1."""
+    ``CONV_ROWS`` x 64 x 28 x 28 through 64 3x3 filters, padding 1."""
     conv = nn.Conv2d(64, 64, 3, padding=1)
-    x = torch.rand(128, 64, 28, 28, requires_grad=True)
-    g = torch.rand(128, 64, 28, 28)
+    x = torch.rand(CONV_ROWS, 64, 28, 28, requires_grad=True)
+    g = torch.rand(CONV_ROWS, 64, 28, 28)
 
     def once():
         torch.autograd.grad(conv(x), (x, conv.weight), g)
     once()
     seconds = timed(lambda: [once() for _ in range(reps)])
-    return reps * 3 * 2 * 128 * 28 * 28 * 64 * 64 * 9 / seconds / 1e9
+    return reps * 3 * 2 * CONV_ROWS * 28 * 28 * 64 * 64 * 9 / seconds / 1e9
 
 
 # --- the contenders: each returns seconds per model-epoch -------------------------------------
@@ -355,44 +368,54 @@ def cnn_section(*, data: Callable, steps: int, repeats: int, have_art: bool) -> 
     images = {name: max(BATCH, round(steps * scale) * BATCH) for name, (_, scale) in
               MODELS.items()}
     x_all, y_all, source = data(max(images.values()))
+    x_all = x_all.reshape(-1, *SHAPE)
     print(f"benchbench CNN adversarial-training benchmark: {platform.machine()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, data {source}, "
           f"{repeats} rounds; PGD-{STEPS} at eps {EPS}, step {ALPHA}, random start, batches of "
           f"{BATCH}, Adam lr {LR}; images per timed epoch: "
           + ", ".join(f"{n} {i:,}" for n, i in images.items()))
     for name in MODELS:
-        model = build(name)
-        print(f"  {name}: {image_flops(model) / 1e6:.1f} MFLOP per image from the layer shapes, "
-              f"{counted_flops(model) / 1e6:.1f} by FlopCounterMode")
-    variants: dict[str, Callable] = {
-        "pgd_at": lambda n, x, y: harness(n, x, y),
-        "grads_on": lambda n, x, y: harness(n, x, y, grads_on=True),
-        "channels_last": lambda n, x, y: harness(n, x, y, channels_last=True),
-        "onednn_off": lambda n, x, y: harness(n, x, y, onednn=False)}
+        c = counted_flops(build(name))
+        total = c["train"] + STEPS * c["craft"]
+        print(f"  {name}: {image_flops(build(name)) / 1e6:.1f} MFLOP per image from the layer "
+              f"shapes, {total / 1e6:.1f} by FlopCounterMode (a crafting pass "
+              f"{c['craft'] / 1e6:.2f} with frozen parameters, {c['craft_grads_on'] / 1e6:.2f} "
+              f"with requires_grad on; a training step {c['train'] / 1e6:.2f})")
+    # (name, function, share of the images): the slow ones time fewer, scaled alike
+    variants: list[tuple[str, Callable, float]] = [
+        ("pgd_at", harness, 1.0),
+        ("grads_on", lambda n, x, y: harness(n, x, y, grads_on=True), 1.0),
+        ("channels_last", lambda n, x, y: harness(n, x, y, channels_last=True), 1.0),
+        ("onednn_off", lambda n, x, y: harness(n, x, y, onednn=False), 0.25)]
     if have_plain:
-        variants["torchattacks"] = plain
+        variants.append(("torchattacks", plain, 1.0))
     if have_art:
-        variants["art_madry"] = art_madry
+        variants.append(("art_madry", art_madry, 0.5))
     stacking = {"one_by_one": one_by_one, "grouped": stacked_grouped, "vmap": stacked_vmap}
-    times = {n: {k: [] for k in ["floor", *variants, "crafting", *stacking]} for n in MODELS}
-    for _ in range(repeats):
+    keys = ["floor", *(v[0] for v in variants), "crafting", *stacking]
+    times = {n: {k: [] for k in keys} for n in MODELS}
+
+    def part(x, share):
+        return x[:max(BATCH, round(len(x) * share / BATCH) * BATCH)]
+    for warm in (True, *([False] * repeats)):  # a warm-up round of one batch, not kept
         for name in MODELS:
-            x, y = x_all[:images[name]], y_all[:images[name]]
-            t = times[name]
+            x, y = x_all[:BATCH if warm else images[name]], y_all[:BATCH if warm else
+                                                               images[name]]
+            t = {k: [] for k in keys} if warm else times[name]
             t["floor"].append(image_flops(build(name)) * EPOCH_IMAGES / (conv_gflops() * 1e9))
-            for key, fn in variants.items():
-                out = fn(name, x, y)
+            for key, fn, share in variants:
+                out = fn(name, part(x, share), part(y, share))
                 t[key].append(out[0] if isinstance(out, tuple) else out)
                 if key == "pgd_at":
                     t["crafting"].append(out[1])
-            xs, ys = x[:len(x) // 2], y[:len(y) // 2]  # two seeds' epochs of half the images
+            xs, ys = part(x, 0.5), part(y, 0.5)  # two seeds' epochs of half the images
             for key, fn in stacking.items():
                 t[key].append(fn(name, xs, ys) * EPOCH_IMAGES / len(xs) / STACK)
     summary = {}
     for name, t in times.items():
         print(f"\n{name}: seconds per model-epoch of {EPOCH_IMAGES:,} images (median of "
               f"{repeats}; {image_flops(build(name)) * EPOCH_IMAGES / 1e12:.2f} TFLOP)")
-        for key in ["floor", *variants, "crafting"]:
+        for key in ["floor", *(v[0] for v in variants), "crafting"]:
             vs = "".join(f"   {median_ratio(t, key, r):5.2f}x faster than {r}"
                          for r in ("torchattacks", "art_madry") if r in t and key != "crafting")
             print(f"  {key:<14} {statistics.median(t[key]):8.2f} s   "

@@ -466,7 +466,7 @@ def main() -> None:
                     help="time PGD adversarial training instead (its own rounds and summary)")
     ap.add_argument("--cnn", action="store_true",
                     help="time PGD adversarial training of small_cnn and wong_cnn instead "
-                         "(benchmarks/cnn.py; --steps: small_cnn's batches, default 20)")
+                         "(benchmarks/cnn.py; --steps: small_cnn's batches, default 10)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for every variant and the floor's sgemm (default: torch's)")
     ap.add_argument("--blas", action="store_true",
@@ -492,7 +492,7 @@ def main() -> None:
     if args.cnn:
         from cnn import cnn_section  # benchmarks/cnn.py, beside this script
 
-        cnn_section(data=lambda n: mnist_like(args.synthetic, n), steps=args.steps or 20,
+        cnn_section(data=lambda n: mnist_like(args.synthetic, n), steps=args.steps or 10,
                     repeats=args.repeats, have_art=have_art)
         return
     args.steps = args.steps or 550
