@@ -1,23 +1,31 @@
 """Speed of benchbench's verifiers, and of auto_LiRPA on the same models where it is available.
 
     python benchmarks/verify.py [--rows 1000] [--cnn-rows 200] [--mip-rows 200] [--eps 0.05]
-                                [--checkpoint PATH] [--lirpa-python PATH] [--threads N]
+                                [--checkpoint PATH] [--mip-checkpoint PATH] [--mip-mlp-rows 100]
+                                [--lirpa-python PATH] [--threads N]
 
 * IBP and CROWN (float64 bounds, L-inf) on the founding study's MLP (784-200-300-10) for
   ``--rows`` MNIST test images (synthetic images where MNIST is not on disk), and on a small CNN
   (Wong and Kolter's "small": conv 16 4x4/2, conv 32 4x4/2, 100, 10) for ``--cnn-rows``: seconds,
   images per second and the certified fraction at ``--eps``. The MLP is ``--checkpoint`` (a
-  ``state_dict`` of ``build_mlp``) or trained here for ``--train-steps`` Adam steps, as is the
-  CNN; certified fractions of such briefly trained models say nothing about the study's.
+  study's ``checkpoints/<cell>/epoch_NNNN.safetensors`` or a ``torch.save``d ``state_dict`` of
+  ``build_mlp``, bounded in float64 whatever its dtype) or trained here for ``--train-steps``
+  Adam steps, as is the CNN; certified fractions of such briefly trained models say nothing
+  about the study's. ``--cnn-rows 0`` skips the CNN.
 * auto_LiRPA's ``compute_bounds`` (method IBP and CROWN, same options as the fixture:
   ``compare_crown_with_ibp``, ``minimum_sparsity=1.0``) on the same weights and images, timed in
   a subprocess of ``--lirpa-python`` (an interpreter with auto_LiRPA installed; by default this
   one, if it imports auto_LiRPA; skipped otherwise), with the largest difference of its margin
-  bounds from benchbench's.
-* MIP: the fraction of ``--mip-rows`` digits test images decided (robust or not) within 10 s
-  each on a 64-64-10 MLP trained here, at eps 0.1, with the step that decided each.
+  bounds from benchbench's. Both sides are timed after a warm-up call on two images (auto_LiRPA's
+  ``BoundedModule`` is built outside its timing; benchbench's network inside).
+* MIP: the fraction of ``--mip-rows`` digits test images decided (robust or not) within
+  ``--time-limit`` (10 s) each on a 64-64-10 MLP trained here, at eps 0.1, with the step that
+  decided each (``--mip-rows 0`` skips it); with ``--mip-checkpoint`` (a founding-MLP
+  checkpoint, as ``--checkpoint``) the same for its first ``--mip-mlp-rows`` MNIST test images
+  at ``--eps``, the model in its own dtype.
 
-Ends with one summary line.
+Every measurement prints the load average before and after it (other jobs on the machine move
+the times). Ends with one summary line.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -56,6 +65,11 @@ for method in ("IBP", "CROWN"):
     bm = BoundedModule(model, torch.zeros((1, *x.shape[1:]), dtype=torch.float64),
                        bound_opts={"compare_crown_with_ibp": True, "minimum_sparsity": 1.0},
                        device="cpu")
+    xb, eps_box = x[:2], PerturbationLpNorm(norm=float("inf"), eps=eps, x_L=(x[:2] - eps).clamp(
+        min=0), x_U=(x[:2] + eps).clamp(max=1))
+    with torch.no_grad():  # warm-up, as benchbench's side
+        bm.compute_bounds(x=(BoundedTensor(xb, eps_box),), C=C[:2], method=method,
+                          bound_upper=False)
     start, lows = time.perf_counter(), []
     for s in range(0, len(x), spec["batch"]):
         xb = x[s:s + spec["batch"]]
@@ -93,6 +107,29 @@ def mnist(n_train: int, n_test: int):
     x = torch.randint(0, 256, (n_train + n_test, 1, 28, 28), generator=g).float() / 255
     y = torch.randint(0, 10, (n_train + n_test,), generator=g)
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:], "synthetic"
+
+
+def load() -> str:
+    return "load " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def founding_mlp(path: Path):
+    """The 784-200-300-10 MLP from a checkpoint, in the checkpoint's dtype."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+        with safe_open(path, "pt") as f:
+            meta = f.metadata() or {}
+        print(f"checkpoint {path}: cell {meta.get('cell_id', '?')}, epoch "
+              f"{meta.get('epoch', '?')}")
+    else:
+        state = torch.load(path, map_location="cpu")
+    dtype = next(iter(state.values())).dtype
+    model = build_mlp(input_shape=(1, 28, 28), num_classes=10).to(dtype)
+    model.load_state_dict(state)
+    return model.eval()
 
 
 def train(model, x, y, steps: int, *, seed: int = 0):
@@ -144,11 +181,17 @@ def bound_rows(name, model, spec, x, y, eps, args) -> dict:
     model, x = copy.deepcopy(model).double(), x.double()
     row = {}
     for method in ("ibp", "crown"):
+        ours(model, x[:2], y[:2], eps, method)  # warm-up (first calls), as auto_LiRPA's side
+        before = load()
         seconds, proved, lower = ours(model, x, y, eps, method)
         row[method] = (seconds, proved, lower)
         print(f"{name:4s} {method:6s} benchbench: {seconds:8.2f} s for {len(x)} images "
-              f"({len(x) / seconds:8.1f}/s), certified {proved:.3f}")
+              f"({len(x) / seconds:8.1f}/s), certified {proved:.3f} ({before}; after: "
+              f"{load()})")
+    before = load()
     ref = lirpa(args.lirpa_python, model, spec, x, y, eps, args.threads, args.lirpa_batch)
+    if ref is not None:
+        print(f"{name:4s} auto_LiRPA ({before}; after: {load()})")
     for method, key in (("ibp", "IBP"), ("crown", "CROWN")):
         if ref is None:
             print(f"{name:4s} {method:6s} auto_LiRPA: skipped (not importable)")
@@ -160,30 +203,38 @@ def bound_rows(name, model, spec, x, y, eps, args) -> dict:
         diff = (mine - theirs).abs().max().item()
         seconds = ref[key]["seconds"]
         row[f"lirpa_{method}"] = seconds
-        print(f"{name:4s} {method:6s} auto_LiRPA: {seconds:8.2f} s (benchbench "
-              f"{seconds / row[method][0]:.2f}x as fast), max |difference| {diff:.1e}")
+        print(f"{name:4s} {method:6s} auto_LiRPA: {seconds:8.2f} s ({len(x) / seconds:8.1f}/s; "
+              f"benchbench {seconds / row[method][0]:.2f}x as fast), max |difference| "
+              f"{diff:.1e}")
     return row
+
+
+def mip_row(name: str, model, x, y, eps: float, time_limit: float) -> tuple[float, dict, float]:
+    from benchbench.verify.mip import mip_verdicts
+
+    before = load()
+    start = time.perf_counter()
+    r = mip_verdicts(model, x, y, eps=eps, time_limit=time_limit)
+    seconds = time.perf_counter() - start
+    decided = float((r.codes != 0).float().mean())
+    stages = {s: r.stage.count(s) for s in sorted(set(r.stage))}
+    robust = float((r.codes == 1).float().mean())
+    print(f"mip  {name} eps {eps:g}: decided {decided:.3f} of {len(x)} within "
+          f"{time_limit:g} s each ({seconds:.1f} s in all; exact robust accuracy {robust:.3f}; "
+          f"decided by {stages}; slowest solve {max(r.seconds):.2f} s) ({before}; after: "
+          f"{load()})")
+    return decided, stages, seconds
 
 
 def mip_digits(rows: int, time_limit: float) -> tuple[float, dict, float]:
     from benchbench.datasets.digits import Digits
-    from benchbench.verify.mip import mip_verdicts
 
     xt, yt = Digits().load("train")
     xs, ys = Digits().load("test")
     torch.manual_seed(0)
     model = train(build_mlp(input_shape=(1, 8, 8), num_classes=10, hidden=[64, 64]),
                   xt.float(), yt, 1500)
-    start = time.perf_counter()
-    r = mip_verdicts(model, xs[:rows].float(), ys[:rows], eps=0.1, time_limit=time_limit)
-    seconds = time.perf_counter() - start
-    decided = float((r.codes != 0).float().mean())
-    stages = {s: r.stage.count(s) for s in sorted(set(r.stage))}
-    robust = float((r.codes == 1).float().mean())
-    print(f"mip  digits 64-64-10 eps 0.1: decided {decided:.3f} of {rows} within "
-          f"{time_limit:g} s each ({seconds:.1f} s in all; exact robust accuracy {robust:.3f}; "
-          f"decided by {stages}; slowest solve {max(r.seconds):.2f} s)")
-    return decided, stages, seconds
+    return mip_row("digits 64-64-10", model, xs[:rows].float(), ys[:rows], 0.1, time_limit)
 
 
 def main() -> None:
@@ -194,30 +245,45 @@ def main() -> None:
     parser.add_argument("--eps", type=float, default=0.05)
     parser.add_argument("--train-steps", type=int, default=600)
     parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument("--mip-checkpoint", type=Path)
+    parser.add_argument("--mip-mlp-rows", type=int, default=100)
     parser.add_argument("--lirpa-python")
     parser.add_argument("--lirpa-batch", type=int, default=100)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--time-limit", type=float, default=10.0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    xt, yt, xs, ys, source = mnist(20_000, max(args.rows, args.cnn_rows))
-    print(f"data: {source}; threads {args.threads}; torch {torch.__version__}; eps {args.eps}")
+    n_test = max(args.rows, args.cnn_rows, args.mip_mlp_rows if args.mip_checkpoint else 0)
+    xt, yt, xs, ys, source = mnist(20_000, n_test)
+    print(f"data: {source}; threads {args.threads}; torch {torch.__version__}; eps {args.eps}; "
+          f"{load()}")
     torch.manual_seed(0)
-    mlp = build_mlp(input_shape=(1, 28, 28), num_classes=10)
     if args.checkpoint:
-        mlp.load_state_dict(torch.load(args.checkpoint, map_location="cpu"))
-        mlp.eval()
+        mlp = founding_mlp(args.checkpoint)
     else:
-        train(mlp, xt, yt, args.train_steps)
-    cnn = train(eval(CNN), xt, yt, args.train_steps)  # noqa: S307 - our own constant
+        mlp = train(build_mlp(input_shape=(1, 28, 28), num_classes=10), xt.float(), yt,
+                    args.train_steps)
     m = bound_rows("mlp", mlp, MLP, xs[:args.rows], ys[:args.rows], args.eps, args)
-    c = bound_rows("cnn", cnn, CNN, xs[:args.cnn_rows], ys[:args.cnn_rows], args.eps, args)
-    decided, _, mip_seconds = mip_digits(args.mip_rows, args.time_limit)
+    nan = (float("nan"), 0.0, None)
+    c = {"crown": nan, "lirpa_crown": float("nan")}
+    if args.cnn_rows:
+        cnn = train(eval(CNN), xt.float(), yt, args.train_steps)  # noqa: S307 - our constant
+        c = bound_rows("cnn", cnn, CNN, xs[:args.cnn_rows], ys[:args.cnn_rows], args.eps, args)
+    decided = mip_seconds = founding = float("nan")
+    if args.mip_rows:
+        decided, _, mip_seconds = mip_digits(args.mip_rows, args.time_limit)
+    if args.mip_checkpoint:
+        model = founding_mlp(args.mip_checkpoint)
+        n = args.mip_mlp_rows
+        dtype = next(model.parameters()).dtype
+        founding, _, _ = mip_row("founding MLP 784-200-300-10", model, xs[:n].to(dtype),
+                                 ys[:n], args.eps, args.time_limit)
     per_10k = m["crown"][0] / args.rows * 10_000
     print(f"summary mlp_crown_s_per_10k={per_10k:.1f} mlp_ibp_s={m['ibp'][0]:.2f} "
           f"mlp_crown_s={m['crown'][0]:.2f} cnn_crown_s={c['crown'][0]:.2f} "
           f"lirpa_mlp_crown_s={m['lirpa_crown']:.2f} lirpa_cnn_crown_s={c['lirpa_crown']:.2f} "
-          f"mip_decided={decided:.3f} mip_s={mip_seconds:.1f}")
+          f"mip_decided={decided:.3f} mip_s={mip_seconds:.1f} mip_founding_decided={founding:.3f} "
+          f"{load()}")
 
 
 if __name__ == "__main__":
