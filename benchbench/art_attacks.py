@@ -256,10 +256,16 @@ def _cast_inputs(model, dtype):
     return CastTo()
 
 
+# raised whenever an adapter measures other numbers for the same keys (benchbench.store.versions
+# stores it with each cell, so cells measured before are reported stale, never as new numbers);
+# 2: art.autoattack builds ART's own default ensemble (Square 5,000 x 5, APGD eps_step 0.1, ...)
+REVISIONS = {"art.autoattack": 2}
+
+
 def adapters() -> dict[str, type]:
     return {name: type(f"ART{art}", (ARTAttack,), {
         "art_name": art, "takes_eps": takes_eps, "norm": norm, "choose_norm": choose,
-        "iterative": ITERATIVE.get(name),
+        "iterative": ITERATIVE.get(name), "revision": REVISIONS.get(name, 1),
         "__doc__": f"ART's {art} ({norm}{', one call per eps' if takes_eps else ''})."})
         for name, (art, takes_eps, norm, choose) in SPECS.items()}
 

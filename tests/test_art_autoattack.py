@@ -115,3 +115,15 @@ def test_a_short_run_is_inside_the_ball():
     size = (result.x_adv - x).flatten(2).abs().amax(2)
     assert (size <= torch.tensor([[0.1], [0.3]]) + 1e-6).all()
     assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1
+
+
+def test_the_default_ensembles_change_marks_cells_measured_before_it_stale():
+    """Cells measured by the old ensemble keep their spec (the same keys), so the adapter's
+    revision is what tells them apart (benchbench.store.versions)."""
+    import benchbench.art_attacks as art_attacks
+    from benchbench.store.versions import plugin_version
+    from benchbench.testing import isolated_registry
+
+    registry = isolated_registry(art_attacks)
+    assert plugin_version(registry.get("attack", "art.autoattack")).endswith(" revision 2")
+    assert "revision" not in plugin_version(registry.get("attack", "art.pgd"))
