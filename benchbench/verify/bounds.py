@@ -12,7 +12,7 @@ logits). Batch norm and dropout are taken in eval mode (running statistics; no d
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from benchbench.errors import VerifierError
 
@@ -108,6 +108,9 @@ class Network:
     chains: list[list]
     in_shape: tuple[int, ...]
     shapes: list[tuple[int, ...]]  # the output shape of each chain
+    # chain index -> its dense ``(W, b)`` (``ops.chain_dense``), or None where too large: filled
+    # by CROWN on first use (``crown._select``)
+    dense: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def relus(self) -> int:
