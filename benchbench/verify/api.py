@@ -59,10 +59,15 @@ def threshold(model, x, tol: float = DEFAULT_TOL) -> torch.Tensor:
     return tol * scale.clamp(min=1.0)
 
 
-def _chunk(net, rows: int) -> int:
+def _chunk(net, rows: int, method: str = "crown") -> int:
+    """Examples per chunk: ``MEMORY`` over a bound on one example's coefficients (``crown``:
+    both bounds of every neuron of the widest layer; ``ibp``, ``crown_ibp``: the margins' rows
+    only). Fewer, larger chunks pay fewer per-op overheads (IBP on 1,000 MNIST images: 17 per
+    chunk took 1.3 times as long as one chunk on one thread, 5 times on two busy threads)."""
     widest = max(n_features(net.in_shape), *(n_features(s) for s in net.shapes))
-    unstable = 2 * max([n_features(s) for s in net.shapes[:-1]] or [net.shapes[-1][0]])
-    per_example = 8 * 4 * widest * max(unstable, net.shapes[-1][0])
+    classes = net.shapes[-1][0]
+    unstable = 2 * max([n_features(s) for s in net.shapes[:-1]] or [classes])
+    per_example = 8 * 4 * widest * (classes if method != "crown" else max(unstable, classes))
     return max(1, min(rows, MEMORY // per_example))
 
 
@@ -95,7 +100,7 @@ def margin_bounds(model, x, y, *, eps: float, method: str = "crown", bounds=(0.0
     (eps,) = check_inputs(x, y, (eps,), bounds, norm)
     net = net or build_network(model, x.shape[1:], verifier=method)
     out = []
-    step = _chunk(net, len(x))
+    step = _chunk(net, len(x), method)
     with torch.no_grad():
         for start in range(0, len(x), step):
             dom = make_domain(x[start:start + step], eps, bounds, norm)
