@@ -16,8 +16,11 @@
   ``compare_crown_with_ibp``, ``minimum_sparsity=1.0``) on the same weights and images, timed in
   a subprocess of ``--lirpa-python`` (an interpreter with auto_LiRPA installed; by default this
   one, if it imports auto_LiRPA; skipped otherwise), with the largest difference of its margin
-  bounds from benchbench's. Both sides are timed after a warm-up call on two images (auto_LiRPA's
-  ``BoundedModule`` is built outside its timing; benchbench's network inside).
+  bounds from benchbench's, for each of ``--lirpa-batch`` (100 and 20 images per call); the
+  ratio is to its fastest. Both sides are timed after a warm-up call on two images
+  (auto_LiRPA's ``BoundedModule`` is built outside its timing; benchbench's network inside),
+  with glibc's malloc keeping freed memory as ``benchbench run`` sets it
+  (``benchbench/engine/memory.py``) in both processes.
 * MIP: the fraction of ``--mip-rows`` digits test images decided (robust or not) within
   ``--time-limit`` (10 s) each on a 64-64-10 MLP trained here, at eps 0.1, with the step that
   decided each (``--mip-rows 0`` skips it); with ``--mip-checkpoint`` (a founding-MLP
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import subprocess
 import sys
@@ -47,8 +51,10 @@ from benchbench.models.mlp import build_mlp
 from benchbench.verify.api import margin_bounds, threshold
 
 LIRPA = r"""
-import json, sys, time, torch
+import ctypes, json, sys, time, torch
 from safetensors.torch import load_file
+libc = ctypes.CDLL("libc.so.6")  # glibc's malloc as benchbench/engine/memory.py sets it
+libc.mallopt(-1, 1 << 30), libc.mallopt(-3, 1 << 25)
 from auto_LiRPA import BoundedModule, BoundedTensor, PerturbationLpNorm
 torch.set_num_threads(int(sys.argv[3]))
 spec = json.loads(sys.argv[2])
@@ -188,24 +194,31 @@ def bound_rows(name, model, spec, x, y, eps, args) -> dict:
         print(f"{name:4s} {method:6s} benchbench: {seconds:8.2f} s for {len(x)} images "
               f"({len(x) / seconds:8.1f}/s), certified {proved:.3f} ({before}; after: "
               f"{load()})")
-    before = load()
-    ref = lirpa(args.lirpa_python, model, spec, x, y, eps, args.threads, args.lirpa_batch)
-    if ref is not None:
-        print(f"{name:4s} auto_LiRPA ({before}; after: {load()})")
-    for method, key in (("ibp", "IBP"), ("crown", "CROWN")):
+    for method in ("ibp", "crown"):
+        row[f"lirpa_{method}"] = float("nan")
+    for batch in args.lirpa_batch:
+        before = load()
+        ref = lirpa(args.lirpa_python, model, spec, x, y, eps, args.threads, batch)
         if ref is None:
-            print(f"{name:4s} {method:6s} auto_LiRPA: skipped (not importable)")
-            row[f"lirpa_{method}"] = float("nan")
-            continue
-        theirs = torch.tensor(ref[key]["lower"], dtype=torch.float64)
-        mine = row[method][2]
-        mine = mine[torch.isfinite(mine)].view(len(x), -1)
-        diff = (mine - theirs).abs().max().item()
-        seconds = ref[key]["seconds"]
-        row[f"lirpa_{method}"] = seconds
-        print(f"{name:4s} {method:6s} auto_LiRPA: {seconds:8.2f} s ({len(x) / seconds:8.1f}/s; "
-              f"benchbench {seconds / row[method][0]:.2f}x as fast), max |difference| "
-              f"{diff:.1e}")
+            print(f"{name:4s} auto_LiRPA: skipped (not importable or failed)")
+            break
+        print(f"{name:4s} auto_LiRPA batch {batch} ({before}; after: {load()})")
+        for method, key in (("ibp", "IBP"), ("crown", "CROWN")):
+            theirs = torch.tensor(ref[key]["lower"], dtype=torch.float64)
+            mine = row[method][2]
+            mine = mine[torch.isfinite(mine)].view(len(x), -1)
+            diff = (mine - theirs).abs().max().item()
+            seconds = ref[key]["seconds"]
+            row[f"lirpa_{method}"] = min(seconds, row[f"lirpa_{method}"]) if math.isfinite(
+                row[f"lirpa_{method}"]) else seconds
+            print(f"{name:4s} {method:6s} auto_LiRPA: {seconds:8.2f} s ({len(x) / seconds:8.1f}/s; "
+                  f"benchbench {seconds / row[method][0]:.2f}x as fast), max |difference| "
+                  f"{diff:.1e}")
+    for method in ("ibp", "crown"):
+        best = row[f"lirpa_{method}"]
+        if math.isfinite(best):
+            print(f"{name:4s} {method:6s} benchbench {best / row[method][0]:.2f}x as fast as "
+                  f"auto_LiRPA's fastest batch")
     return row
 
 
@@ -248,11 +261,17 @@ def main() -> None:
     parser.add_argument("--mip-checkpoint", type=Path)
     parser.add_argument("--mip-mlp-rows", type=int, default=100)
     parser.add_argument("--lirpa-python")
-    parser.add_argument("--lirpa-batch", type=int, default=100)
+    parser.add_argument("--lirpa-batch", type=lambda v: [int(b) for b in v.split(",")],
+                        default=[100, 20], help="auto_LiRPA's batch sizes, each timed "
+                        "(comma-separated; the ratio is to the fastest)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--time-limit", type=float, default=10.0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    # as `benchbench run` does (engine/memory.py); auto_LiRPA's process gets the same settings
+    from benchbench.engine.memory import keep_freed_memory
+
+    keep_freed_memory()
     n_test = max(args.rows, args.cnn_rows, args.mip_mlp_rows if args.mip_checkpoint else 0)
     xt, yt, xs, ys, source = mnist(20_000, n_test)
     print(f"data: {source}; threads {args.threads}; torch {torch.__version__}; eps {args.eps}; "
@@ -265,7 +284,7 @@ def main() -> None:
                     args.train_steps)
     m = bound_rows("mlp", mlp, MLP, xs[:args.rows], ys[:args.rows], args.eps, args)
     nan = (float("nan"), 0.0, None)
-    c = {"crown": nan, "lirpa_crown": float("nan")}
+    c = {"ibp": nan, "crown": nan, "lirpa_ibp": float("nan"), "lirpa_crown": float("nan")}
     if args.cnn_rows:
         cnn = train(eval(CNN), xt.float(), yt, args.train_steps)  # noqa: S307 - our constant
         c = bound_rows("cnn", cnn, CNN, xs[:args.cnn_rows], ys[:args.cnn_rows], args.eps, args)
@@ -282,6 +301,10 @@ def main() -> None:
     print(f"summary mlp_crown_s_per_10k={per_10k:.1f} mlp_ibp_s={m['ibp'][0]:.2f} "
           f"mlp_crown_s={m['crown'][0]:.2f} cnn_crown_s={c['crown'][0]:.2f} "
           f"lirpa_mlp_crown_s={m['lirpa_crown']:.2f} lirpa_cnn_crown_s={c['lirpa_crown']:.2f} "
+          f"speedup_mlp_ibp={m['lirpa_ibp'] / m['ibp'][0]:.2f} "
+          f"speedup_mlp_crown={m['lirpa_crown'] / m['crown'][0]:.2f} "
+          f"speedup_cnn_ibp={c['lirpa_ibp'] / c['ibp'][0]:.2f} "
+          f"speedup_cnn_crown={c['lirpa_crown'] / c['crown'][0]:.2f} "
           f"mip_decided={decided:.3f} mip_s={mip_seconds:.1f} mip_founding_decided={founding:.3f} "
           f"{load()}")
 
