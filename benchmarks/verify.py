@@ -267,6 +267,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--time-limit", type=float, default=10.0)
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each line as it is measured, even into a file
     torch.set_num_threads(args.threads)
     # as `benchbench run` does (engine/memory.py); auto_LiRPA's process gets the same settings
     from benchbench.engine.memory import keep_freed_memory
