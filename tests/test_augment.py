@@ -222,7 +222,8 @@ def test_stacked_members_augment_as_alone(write_suite, registry, tmp_path) -> No
                   engine=engine)
     with read_store(tmp_path / "auto") as a, read_store(tmp_path / "sequential") as b:
         stacked, alone = a.tidy(), b.tidy()
-    assert set(stacked.engine) == {"stacked x2"} and set(alone.engine) == {"sequential"}
+    assert set(stacked.engine) == {"stacked x2"}
+    assert set(alone.engine) == {"sequential: --engine sequential"}
     cols = ["model", "seed", "epoch", "split", "attack", "eps", "metric"]
     assert stacked[cols].equals(alone[cols])
     assert (stacked.value - alone.value).abs().max() <= 1e-12

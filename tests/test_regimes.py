@@ -191,7 +191,9 @@ def test_a_regime_that_never_reaches_a_scheduled_checkpoint_fails(plugin_registr
     _, cells = tidy(tmp_path / "run")
     assert {c["status"] for c in cells} == {"failed"} and len(summary.failed) == 2
     assert all("checkpoints [2] were never reached" in c["error"] for c in cells)
-    assert {c["engine"] for c in cells} == {"sequential"}  # self-driven: never stacked
+    # self-driven: never stacked, and the store says why
+    assert {c["engine"] for c in cells} == {
+        "sequential: regime 'stops_early' runs its own loop (self-driven)"}
 
 
 # --- adversarial regimes through the runner ---------------------------------------------------

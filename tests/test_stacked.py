@@ -35,7 +35,8 @@ def both_paths(write_suite, registry, tmp_path, dtype, extra_regimes="", seeds=3
 @pytest.mark.parametrize(("dtype", "tol"), [("float64", 1e-12), ("float32", 1e-5)])
 def test_stacked_equals_sequential(write_suite, registry, tmp_path, dtype, tol):
     suite, stacked, alone = both_paths(write_suite, registry, tmp_path, dtype)
-    assert set(stacked.engine) == {"stacked x3"} and set(alone.engine) == {"sequential"}
+    assert set(stacked.engine) == {"stacked x3"}
+    assert set(alone.engine) == {"sequential: --engine sequential"}
     assert stacked[COLS].equals(alone[COLS])
     assert (stacked.value - alone.value).abs().max() <= tol
     acc = stacked.metric == "accuracy"
@@ -176,7 +177,8 @@ def test_cells_differing_in_member_params_stack_and_match_alone(write_suite, reg
 
 def test_a_single_cell_trains_as_a_stack_of_one(write_suite, registry, tmp_path):
     _, stacked, alone = both_paths(write_suite, registry, tmp_path, "float64", seeds=1)
-    assert set(stacked.engine) == {"stacked x1"} and set(alone.engine) == {"sequential"}
+    assert set(stacked.engine) == {"stacked x1"}
+    assert set(alone.engine) == {"sequential: --engine sequential"}
     assert stacked[COLS].equals(alone[COLS])
     assert (stacked.value - alone.value).abs().max() <= 1e-12
 
