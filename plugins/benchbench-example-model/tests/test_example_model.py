@@ -131,8 +131,9 @@ def test_a_suite_trains_and_attacks_lenet5(tmp_path):
               out_dir=tmp_path / "run", device="cpu")
     with read_store(tmp_path / "run") as store:
         cells, tidy = store.cells(), store.tidy()
+    alone = "sequential: model 'lenet5' declares no stack"  # one seed at a time, and why
     assert {(c["seed"], c["status"], c["engine"]) for c in cells} == {
-        (0, "ok", "sequential"), (1, "ok", "sequential")}  # no stack: one seed at a time
+        (0, "ok", alone), (1, "ok", alone)}
     clean = tidy[(tidy.split == "test") & (tidy.attack == "none") & (tidy.metric == "accuracy")
                  & (tidy.epoch == 2)]
     assert len(clean) == 2 and (clean.value > 0.9).all()  # the bands are easy (chance: 0.1)
