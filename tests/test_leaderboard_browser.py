@@ -70,6 +70,26 @@ def board(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def certified(board) -> Path:
+    """The protocol board with a certified accuracy and gap on every entry (issue 18): the
+    Certified and Gap columns it adds must fit too."""
+    for source in (board / "entries").glob("*.json"):
+        entry = json.loads(source.read_text())
+        worst = entry["worst_case"]["mean"]
+        proved = round(worst / 3, 4)
+        entry["certified"] = {"mean": proved, "std": None, "ci95": None, "n": 1,
+                              "values": [proved], "verifiers": ["crown", "mip"],
+                              "gap": {"mean": round(worst - proved, 4), "std": None,
+                                      "ci95": None, "n": 1,
+                                      "values": [round(worst - proved, 4)]}}
+        source.write_text(json.dumps(entry))
+    run = CliRunner().invoke(app, ["leaderboard", "--out", str(board), *PROTOCOL])
+    assert run.exit_code == 0, run.output
+    assert "Certified" in (board / "index.html").read_text()
+    return board
+
+
+@pytest.fixture
 def example(tmp_path, monkeypatch) -> Path:
     """The committed example board at eps 0.1, re-rendered from its entries."""
     monkeypatch.setenv("BENCHBENCH_DISABLE_PLUGINS", "1")
@@ -193,7 +213,7 @@ def fully_visible(g: dict, left: float, right: float) -> None:
                 assert left <= c0 and c1 <= right, (row["id"], cls, "content", c0, c1)
 
 
-@pytest.mark.parametrize("which", ["board", "example"])
+@pytest.mark.parametrize("which", ["board", "certified", "example"])
 def test_page_fits_1280_and_shows_the_ranked_number_at_390(which, request, browser, tmp_path):
     out = request.getfixturevalue(which)
     browser.set_window_size(1280, 900)
