@@ -200,8 +200,9 @@ def load_state(model, state: Mapping, *, model_name: str, path: str) -> None:
     """Copy ``state`` into ``model`` (cast to its dtype, on its device), every key matched,
     or WeightsError naming the missing and unexpected keys, or the first shape that differs."""
     own = model.state_dict()
-    shapes = [f"{k} (file {list(v.shape)}, model {list(own[k].shape)})"
-              for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    # in the model's own order (a file's key order is the writer's: safetensors sorts its own)
+    shapes = [f"{k} (file {list(state[k].shape)}, model {list(v.shape)})"
+              for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
     if shapes:
         raise WeightsError(f"{path!r} does not fit model {model_name!r}: shapes differ for "
                            f"{_keys(shapes)}; check the model's keys (depth, width, classes)")
