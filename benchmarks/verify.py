@@ -17,9 +17,12 @@
   a subprocess of ``--lirpa-python`` (an interpreter with auto_LiRPA installed; by default this
   one, if it imports auto_LiRPA; skipped otherwise), with the largest difference of its margin
   bounds from benchbench's, for each of ``--lirpa-batch`` (100 and 20 images per call); the
-  ratio is to its fastest. Both sides are timed after a warm-up call on two images
-  (auto_LiRPA's ``BoundedModule`` is built outside its timing; benchbench's network inside),
-  with glibc's malloc keeping freed memory as ``benchbench run`` sets it
+  ratio is to its fastest. auto_LiRPA's bound of an example can depend on its batch (its
+  sparse intermediate bounds are computed for the neurons unstable in any example of the batch,
+  and the output's interval bounds gain from those of neurons stable in this one); benchbench's
+  never do, and equal auto_LiRPA's for the example alone. Both sides are timed after a warm-up
+  call on two images (auto_LiRPA's ``BoundedModule`` is built outside its timing; benchbench's
+  network inside), with glibc's malloc keeping freed memory as ``benchbench run`` sets it
   (``benchbench/engine/memory.py``) in both processes.
 * MIP: the fraction of ``--mip-rows`` digits test images decided (robust or not) within
   ``--time-limit`` (10 s) each on a 64-64-10 MLP trained here, at eps 0.1, with the step that
@@ -208,12 +211,15 @@ def bound_rows(name, model, spec, x, y, eps, args) -> dict:
             mine = row[method][2]
             mine = mine[torch.isfinite(mine)].view(len(x), -1)
             diff = (mine - theirs).abs().max().item()
+            rows = ((mine - theirs).abs().amax(1) > 1e-9)  # auto_LiRPA's bounds of an example
+            looser = int(((mine - theirs).amin(1) < -1e-9).sum())  # can depend on its batch
             seconds = ref[key]["seconds"]
             row[f"lirpa_{method}"] = min(seconds, row[f"lirpa_{method}"]) if math.isfinite(
                 row[f"lirpa_{method}"]) else seconds
             print(f"{name:4s} {method:6s} auto_LiRPA: {seconds:8.2f} s ({len(x) / seconds:8.1f}/s; "
                   f"benchbench {seconds / row[method][0]:.2f}x as fast), max |difference| "
-                  f"{diff:.1e}")
+                  f"{diff:.1e}; {int(rows.sum())} images differ by > 1e-9 (benchbench looser "
+                  f"on {looser})")
     for method in ("ibp", "crown"):
         best = row[f"lirpa_{method}"]
         if math.isfinite(best):
