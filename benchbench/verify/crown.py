@@ -105,6 +105,29 @@ def pull_back(net, relax, m: int, A, bias, dom):
     return dom.concretize(A, bias)
 
 
+def _pull_back_both(net, relax, m: int, A, bias, dom):
+    """``pull_back`` of the rows ``[A; -A]`` (both bounds of each row of ``A``), the first ReLU
+    step taken from ``A`` alone: with ``D = A+ (lower_d - upper_d)`` the rows of ``A`` become
+    ``A upper_d + D`` and those of ``-A`` (``(-A)+ = A+ - A``) ``D - A lower_d``; no negated or
+    concatenated copy of ``A`` is relaxed (the elementwise passes are most of CROWN's time on
+    CNNs)."""
+    if m == 0:
+        return pull_back(net, relax, 0, torch.cat([A, -A], 1), torch.cat([bias, -bias], 1), dom)
+    lower_d, upper_d, upper_b = relax[m - 1]
+    B, r = A.shape[:2]
+    pos = A.clamp(min=0)
+    ub = upper_b.flatten(1).unsqueeze(-1)
+    p = pos.flatten(2).matmul(ub).squeeze(-1)
+    q = A.flatten(2).matmul(ub).squeeze(-1)
+    D = pos.mul_((lower_d - upper_d).unsqueeze(1))
+    out = torch.empty((B, 2 * r, *A.shape[2:]), dtype=A.dtype)
+    torch.addcmul(D, A, upper_d.unsqueeze(1), out=out[:, :r])
+    torch.addcmul(D, A, lower_d.unsqueeze(1), value=-1, out=out[:, r:])
+    out, bias = _adjoint_live(net.chains[m - 1], out, torch.cat([bias + q - p, -bias - p], 1),
+                              (lower_d != 0) | (upper_d != 0))
+    return pull_back(net, relax, m - 1, out, bias, dom)
+
+
 def _adjoint_live(chain, A, bias, live):
     """``chain_adjoint`` of ``A [B, k, n]`` whose columns outside ``live [B, n]`` (the ReLUs
     not stably inactive: both slopes 0) are zero. Through a last linear layer only the live
@@ -170,7 +193,7 @@ def _tighten(net, relax, i, dom, lower, upper):
     for start in range(0, k, rows):
         A, bias = _select(net, i, idx[:, start:start + rows])
         r = A.shape[1]
-        both = pull_back(net, relax, i, torch.cat([A, -A], 1), torch.cat([bias, -bias], 1), dom)
+        both = _pull_back_both(net, relax, i, A, bias, dom)
         lows.append(both[:, :r])
         ups.append(-both[:, r:])
     new_lower, new_upper = torch.cat(lows, 1), torch.cat(ups, 1)
