@@ -52,12 +52,20 @@ class Suite:
     text: str
     timeout: float | None = None  # seconds per cell (benchbench.engine.timeouts)
     verifiers: tuple = ()  # VerifierRef (benchbench.suite.verifiers)
+    # per regime (aligned with ``regimes``): its own ``seeds`` key, None: the suite's seeds
+    regime_seeds: tuple = ()
+
+    def seeds_of(self, index: int) -> tuple[int, ...]:
+        """The seeds regime ``index`` runs: its own ``seeds`` key, else the suite's."""
+        own = self.regime_seeds[index] if index < len(self.regime_seeds) else None
+        return self.seeds if own is None else own
 
     def cells(self) -> list[CellSpec]:
         """Every (model, regime, seed), in that nesting order."""
         return [CellSpec(self.name, seed, self.dataset, model, regime, self.attacks,
                          timeout=self.timeout, verifiers=self.verifiers)
-                for model in self.models for regime in self.regimes for seed in self.seeds]
+                for model in self.models for i, regime in enumerate(self.regimes)
+                for seed in self.seeds_of(i)]
 
     @property
     def hash(self) -> str:
@@ -120,7 +128,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _seeds(check: _Checker, value: Any) -> tuple[int, ...]:
+def _seeds(check: _Checker, value: Any, key: str = "suite.seeds") -> tuple[int, ...]:
     allowed = (f"a positive count up to {MAX_SEEDS:,} (e.g. 5) or a list of at most "
                f"{MAX_SEEDS:,} distinct integers 0 <= seed < 2**31 (e.g. [0, 1, 2])")
     if _is_int(value) and 1 <= value <= MAX_SEEDS:
@@ -130,11 +138,11 @@ def _seeds(check: _Checker, value: Any) -> tuple[int, ...]:
         if len(set(value)) == len(value):
             return tuple(value)
         twice = next(s for i, s in enumerate(value) if s in value[:i])
-        raise check.fail("suite.seeds", f"must be {allowed}; seed {twice} is listed twice")
+        raise check.fail(key, f"must be {allowed}; seed {twice} is listed twice")
     shown = (f"a list of {len(value):,}" if isinstance(value, list) and len(value) > 10
              else repr(value) if not _is_int(value) or abs(value) < 10**20
              else f"an integer of {len(str(abs(value)))} digits")
-    raise check.fail("suite.seeds", f"must be {allowed}; got {shown}")
+    raise check.fail(key, f"must be {allowed}; got {shown}")
 
 
 def _labelled(check: _Checker, items: list[dict[str, Any]], key: str, reserved: tuple[str, ...],
@@ -331,7 +339,7 @@ def load_suite(path: str | Path, registry) -> Suite:
                              exc.problem) from None
     dataset = DatasetRef(ds_name, ds["train"], ds["test"], ds_params, augment)
 
-    refs = {}
+    refs, regime_seeds = {}, []
     for key, kind in (("model", "model"), ("regime", "regime")):
         refs[key] = []
         tables = check.tables(data[key], key)
@@ -340,8 +348,12 @@ def load_suite(path: str | Path, registry) -> Suite:
             from benchbench.suite.given import model_weights
 
             tables, given = model_weights(check, tables, suite_dir=path.parent, dataset=ds_name)
-        entries = _labelled(check, tables, key, (), indexed=False)
-        for (where, name, label, params, _), weights in zip(entries, given, strict=True):
+        entries = _labelled(check, tables, key, ("seeds",) if key == "regime" else (),
+                            indexed=False)
+        for (where, name, label, params, raw), weights in zip(entries, given, strict=True):
+            if key == "regime":  # a regime's own seeds (costly regimes: fewer)
+                regime_seeds.append(_seeds(check, raw["seeds"], f"{where}.seeds")
+                                    if "seeds" in raw else None)
             params = _check_plugin(check, registry, kind, where, name, params)
             refs[key].append(ComponentRef(name, label, params, weights=weights))
     from benchbench.suite.given import check_pairing
@@ -357,10 +369,13 @@ def load_suite(path: str | Path, registry) -> Suite:
                                  "loop, where the harness cannot augment its batches; remove "
                                  "augment or use a regime derived from benchbench's Regime")
 
-    cells = len(refs["model"]) * len(refs["regime"]) * len(seeds)
+    runs = sum(len(seeds if own is None else own) for own in regime_seeds)
+    cells = len(refs["model"]) * runs
     if cells > MAX_CELLS:
+        grid = (f"{len(refs['regime'])} regimes x {len(seeds)} seeds"
+                if all(own is None for own in regime_seeds) else f"{runs:,} regime-seeds")
         raise check.fail("model", f"the grid has {cells:,} cells ({len(refs['model'])} models x "
-                         f"{len(refs['regime'])} regimes x {len(seeds)} seeds); at most "
+                         f"{grid}); at most "
                          f"{MAX_CELLS:,} are allowed: split it into several suites")
 
     attacks = []
@@ -402,4 +417,4 @@ def load_suite(path: str | Path, registry) -> Suite:
                                 attacks=attacks)
     return Suite(str(path), suite_name, description, seeds, dataset,
                  tuple(refs["model"]), tuple(refs["regime"]), tuple(attacks), text,
-                 timeout=timeout, verifiers=verifiers)
+                 timeout=timeout, verifiers=verifiers, regime_seeds=tuple(regime_seeds))
