@@ -292,7 +292,11 @@ def unit_engine(cells, registry, *, stack: bool) -> str:
         return "evaluate only (given weights, not trained here)"
     from benchbench.engine.stacked import alone_because
 
+    from benchbench.engine.cell import memory_format
+
     why = alone_because(registry, cells[0], stack=stack)
+    if memory_format(registry, cells[0].model) == "channels_last":
+        why += "; channels_last"
     return f"sequential ({why})" if harness_driven(regime) else "self-driven"
 
 

@@ -82,6 +82,13 @@ def build_model(registry, ref: ComponentRef, seed: int, dataset):
                        **ref.params)
 
 
+def memory_format(registry, ref: ComponentRef) -> str | None:
+    """``"channels_last"`` where the model's factory declares ``channels_last = True`` (a
+    capability: its forward must not ``view`` NHWC feature maps), else None."""
+    factory = registry.get("model", ref.name).obj
+    return "channels_last" if getattr(factory, "channels_last", False) is True else None
+
+
 def evaluate(model, specs: list[CellSpec], ctx: CellContext, attacks, dtype, epoch: int,
              member_model=None, failed: dict[int, str] | None = None) -> list[list[Record]]:
     """Clean metrics on both splits, then every attack, for each of ``specs`` (the members of
@@ -370,6 +377,9 @@ def run_cell(spec: CellSpec, ctx: CellContext, *, index: int = 0, total: int = 1
     x, y = ctx.data.get(spec.dataset, "train", dtype=dtype, device=ctx.device)
     model = build_model(ctx.registry, spec.model, spec.seed, ctx.data.dataset(spec.dataset))
     model = model.to(device=ctx.device, dtype=dtype)
+    if memory_format(ctx.registry, spec.model) == "channels_last":  # declared by the factory
+        model = model.to(memory_format=torch.channels_last)
+        engine = f"{engine}; channels_last"
     if spec.model.weights is not None:  # given weights (regime "pretrained"), in the run's dtype
         from benchbench.models.weights import load_weights
 

@@ -270,6 +270,7 @@ def plan(todo: list[CellSpec], registry, *, engine: str, device: str, out_dir: P
 def engine_lines(units: list[Unit], registry) -> list[str]:
     """One line per reason some of ``units``' cells train one by one, e.g. ``engine: 3 cell(s)
     one by one: model 'small_cnn' declares no stack (...)``; nothing when all stack."""
+    from benchbench.engine.cell import memory_format
     from benchbench.engine.stacked import alone_because, can_stack
 
     why: dict[str, int] = {}
@@ -278,6 +279,8 @@ def engine_lines(units: list[Unit], registry) -> list[str]:
         if unit.stack and can_stack(registry, specs[0]):
             continue
         reason = alone_because(registry, specs[0], stack=unit.stack)
+        if memory_format(registry, specs[0].model) == "channels_last":
+            reason += f"; model {specs[0].model.name!r} runs channels_last (declared)"
         why[reason] = why.get(reason, 0) + len(specs)
     return [f"engine: {n} cell(s) one by one: {reason}" for reason, n in why.items()]
 

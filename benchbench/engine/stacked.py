@@ -37,7 +37,8 @@ def can_stack(registry, spec: CellSpec) -> bool:
     factory = registry.get("model", spec.model.name).obj
     regime = registry.get("regime", spec.regime.name).obj
     return (callable(getattr(factory, "stack", None)) and harness_driven(regime)
-            and regime.stackable is True)
+            and regime.stackable is True
+            and spec.regime.params.get("autocast", "none") == "none")
 
 
 def alone_because(registry, spec: CellSpec, *, stack: bool) -> str:
@@ -56,6 +57,9 @@ def alone_because(registry, spec: CellSpec, *, stack: bool) -> str:
         return f"model {spec.model.name!r} declares no stack"
     if regime.stackable is not True:
         return f"regime {spec.regime.name!r} declares stackable = {regime.stackable!r}"
+    if spec.regime.params.get("autocast", "none") != "none":  # a stack's kernels ignore autocast
+        return (f"regime autocast = {spec.regime.params['autocast']!r} (a stack's own kernels "
+                "do not follow torch.autocast)")
     return f"model {spec.model.name!r} declined to stack these members"
 
 

@@ -68,8 +68,13 @@ class Trainer:
             self.opt = MemberwiseOptimizer(model.parameters(), hypers, regime.optimizer)
             self.step = self.opt.step
         plain = uses_plain_cross_entropy(regime)
-        # the model's own cross-entropy backward (no autograd graph) when it has one
-        self.backward = getattr(model, "cross_entropy_backward", None) if plain else None
+        # the regime's autocast: the step's forward passes (crafting too) in bfloat16 where
+        # torch.autocast lowers them; float32 weights, gradients, optimiser and evaluation
+        self.autocast = getattr(regime, "autocast", "none")
+        # the model's own cross-entropy backward (no autograd graph) when it has one; not under
+        # autocast, which only autograd's ops follow
+        self.backward = (getattr(model, "cross_entropy_backward", None)
+                         if plain and self.autocast == "none" else None)
         self.plain = plain
         # the regime's lr_schedule on the optimiser (None: constant), per batch or per epoch
         self.schedule = build_schedule(regime, self.opt, batches=-(-len(x) // regime.batch_size))
@@ -132,22 +137,33 @@ class Trainer:
             yield epoch
 
     def _train_batch(self, xb, yb, rows: int) -> None:
+        if self.autocast == "none":
+            loss = self._loss(xb, yb, rows)
+        else:  # the forward passes under autocast, the last backward outside it (torch's advice)
+            with torch.autocast(device_type=xb.device.type, dtype=getattr(torch, self.autocast)):
+                loss = self._loss(xb, yb, rows)
+        if loss is not None:
+            loss.backward()
+
+    def _loss(self, xb, yb, rows: int):
+        """The batch's loss to backpropagate, or None where the model's own backward ran."""
         x_train = self.regime.craft(self.ctx, self.model, xb, yb)
         if self.backward is not None:
             self.backward(x_train, yb)
-            return
+            return None
         if self.plain and not self.stacked:  # the cross-entropy exactly as a plain loop takes it
             loss = F.cross_entropy(self.model(x_train), yb)
             self.opt.zero_grad(set_to_none=True)
-        else:  # every member's batch has ``rows`` rows: sum / rows = sum of member means
-            losses = self.regime.loss(self.ctx, self.model, xb, x_train, yb)
-            if losses.shape != (len(yb),):
-                raise ValueError(f"{type(self.regime).__name__}.loss returned shape "
-                                 f"{tuple(losses.shape)}; expected ({len(yb)},): one loss per "
-                                 "example")
-            loss = losses.sum() / rows
-            self.model.zero_grad(set_to_none=True)
-        loss.backward()
+            return loss
+        # every member's batch has ``rows`` rows: sum / rows = sum of member means
+        losses = self.regime.loss(self.ctx, self.model, xb, x_train, yb)
+        if losses.shape != (len(yb),):
+            raise ValueError(f"{type(self.regime).__name__}.loss returned shape "
+                             f"{tuple(losses.shape)}; expected ({len(yb)},): one loss per "
+                             "example")
+        loss = losses.sum() / rows
+        self.model.zero_grad(set_to_none=True)
+        return loss
 
     def _end_epoch(self, epoch: int) -> None:
         for metric, values in self.ctx.epoch_means().items():

@@ -67,4 +67,5 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.feature_extractor(normalize(self, x))
-        return self.classifier(out.view(-1, self.flat))
+        # reshape, not view: the engine runs this model channels_last (feature maps NHWC)
+        return self.classifier(out.reshape(-1, self.flat))

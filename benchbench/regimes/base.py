@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from benchbench.regimes.context import TrainContext
 
 OPTIMIZERS = ("adam", "sgd")
+AUTOCASTS = ("none", "bfloat16")  # torch.autocast's dtype for the training step, or none
 DTYPES = ("float32", "float64")
 MAX_EPOCHS = 100_000  # a week-long grid is thousands of epochs; more is a typo
 MAX_BATCH = 1_000_000
@@ -90,8 +91,11 @@ class Regime:
 
     Suite keys (every subclass accepts them): ``optimizer`` (adam, sgd), ``lr``,
     ``batch_size``, ``epochs``, ``checkpoints``, ``dtype`` (float32, float64), ``momentum``,
-    ``weight_decay`` and ``lr_schedule`` (``"constant"``, or a schedule built on
-    ``torch.optim.lr_scheduler``: ``benchbench.regimes.schedules``).
+    ``weight_decay``, ``lr_schedule`` (``"constant"``, or a schedule built on
+    ``torch.optim.lr_scheduler``: ``benchbench.regimes.schedules``) and ``autocast``
+    (``"none"``, or ``"bfloat16"``: the training step's forward passes, crafting included, under
+    ``torch.autocast`` on the run's device; float32 weights, optimiser and evaluation; for
+    GPUs: on this project's CPUs bfloat16 measured 4-12x slower).
     """
 
     # capabilities, declared (the harness never guesses them from inherited methods):
@@ -108,12 +112,14 @@ class Regime:
     # - late_keys: keys added after suites were run; left out of a cell's spec while they hold
     #   their default, so the cells of suites written before them keep their ids (a late key's
     #   default that changes the numbers comes with a new ``revision``)
-    late_keys: ClassVar[tuple[str, ...]] = ("lr_schedule", "clamp_start", "craft_mode")
+    late_keys: ClassVar[tuple[str, ...]] = ("lr_schedule", "clamp_start", "craft_mode",
+                                            "autocast")
 
     def __init__(self, *, optimizer: str = "adam", lr: float = 1e-3, batch_size: int = 100,
                  epochs: int = 10, checkpoints: Sequence[int] | Mapping[str, int] | None = None,
                  dtype: str = "float32", momentum: float = 0.0,
-                 weight_decay: float = 0.0, lr_schedule: str | Mapping = "constant") -> None:
+                 weight_decay: float = 0.0, lr_schedule: str | Mapping = "constant",
+                 autocast: str = "none") -> None:
         from benchbench.regimes.schedules import parse_schedule
 
         if optimizer not in OPTIMIZERS:
@@ -129,6 +135,13 @@ class Regime:
         self.optimizer, self.dtype = optimizer, dtype
         self.checkpoint_epochs = checkpoint_schedule(checkpoints, epochs)
         self.lr_schedule = parse_schedule(lr_schedule, self.epochs)  # None: constant
+        if autocast not in AUTOCASTS:
+            raise ValueError(f"autocast must be one of {', '.join(AUTOCASTS)}; got "
+                             f"{autocast!r}")
+        if autocast != "none" and dtype != "float32":
+            raise ValueError(f"autocast = {autocast!r} lowers float32 training; this regime's "
+                             f"dtype is {dtype!r} (autocast leaves float64 as it is)")
+        self.autocast = autocast
 
     # --- what a subclass implements -------------------------------------------------------
 
