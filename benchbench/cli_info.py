@@ -290,9 +290,8 @@ def unit_engine(cells, registry, *, stack: bool) -> str:
     regime = registry.get("regime", cells[0].regime.name).obj
     if getattr(regime, "evaluate_only", False) is True:  # e.g. pretrained: given weights
         return "evaluate only (given weights, not trained here)"
-    from benchbench.engine.stacked import alone_because
-
     from benchbench.engine.cell import memory_format
+    from benchbench.engine.stacked import alone_because
 
     why = alone_because(registry, cells[0], stack=stack)
     if memory_format(registry, cells[0].model) == "channels_last":
