@@ -82,8 +82,8 @@ def overfitting(run_dir: str, eps: float) -> None:
           "(PGD-10 monitor on 1,000 training images / FGSM on the test set, %)\n")
     epochs = sorted(set(tidy[tidy.split == "test"].epoch))
     print("| regime | seed | " + " | ".join(str(e) for e in epochs)
-          + " | clean, last | PGD-50x10, last |")
-    print("|---|---|" + "---|" * (len(epochs) + 2))
+          + " | clean, last | PGD-50x10, last | worst, last |")
+    print("|---|---|" + "---|" * (len(epochs) + 3))
     for regime in [r for r in order if r.startswith("fgsm_at")]:
         for seed in sorted(set(tidy[tidy.regime == regime].seed)):
             mine = tidy[(tidy.regime == regime) & (tidy.seed == seed)]
@@ -92,7 +92,8 @@ def overfitting(run_dir: str, eps: float) -> None:
                 mon = _values(mine, regime, e, "pgd_monitor", eps, split="fit")
                 fgsm = _values(mine, regime, e, "fgsm", eps)
                 cells.append(f"{_fmt(mon)} / {_fmt(fgsm)}")
-            last = [_fmt(_values(mine, regime, "last", a, eps)) for a in ("none", "pgd50x10")]
+            last = [_fmt(_values(mine, regime, "last", a, eps)) for a in ("none", "pgd50x10",
+                                                                        "worst_linf")]
             print(f"| {regime} | {seed} | " + " | ".join(cells + last) + " |")
     print()
 
