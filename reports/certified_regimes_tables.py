@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from certified_tables import lookup, pct  # reports/: the founding study's tables
+
 from benchbench.store.results import read_store
 
 EPS = 0.1
@@ -28,18 +30,7 @@ def main(run_dir: str) -> None:
         cells = {c["regime"]: c for c in listed}
     test = tidy[tidy.split == "test"]
 
-    def value(regime, epoch, attack, metric="accuracy"):
-        sel = test[(test.regime == regime) & (test.epoch == epoch) & (test.attack == attack)
-                   & (test.metric == metric)]
-        if attack != "none":
-            sel = sel[(sel.eps - EPS).abs() < 1e-9]
-        if sel.empty:
-            return None
-        (v,) = sel.value
-        return float(v)
-
-    def pct(v):
-        return "n/a" if v is None else f"{100 * v:.1f}"
+    value = lookup(test, EPS)
 
     regimes = list(dict.fromkeys(c["regime"] for c in listed))  # the suite's order
     spec = json.loads(next(iter(cells.values()))["spec"])

@@ -21,24 +21,33 @@ from benchbench.store.results import read_store
 EPS = 0.05
 
 
-def main(run_dir: str) -> None:
-    with read_store(Path(run_dir)) as store:
-        tidy = store.tidy()
-        cells = {c["regime"]: c for c in store.cells()}
-    test = tidy[tidy.split == "test"]
+def lookup(test, eps: float):
+    """``value(regime, epoch, attack, metric="accuracy")``: the one stored test number (None
+    where there is none) at ``eps`` (clean rows at eps 0)."""
 
     def value(regime, epoch, attack, metric="accuracy"):
         sel = test[(test.regime == regime) & (test.epoch == epoch) & (test.attack == attack)
                    & (test.metric == metric)]
         if attack != "none":
-            sel = sel[(sel.eps - EPS).abs() < 1e-9]
+            sel = sel[(sel.eps - eps).abs() < 1e-9]
         if sel.empty:
             return None
         (v,) = sel.value
         return float(v)
 
-    def pct(v):
-        return "n/a" if v is None else f"{100 * v:.1f}"
+    return value
+
+
+def pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}"
+
+
+def main(run_dir: str) -> None:
+    with read_store(Path(run_dir)) as store:
+        tidy = store.tidy()
+        cells = {c["regime"]: c for c in store.cells()}
+    test = tidy[tidy.split == "test"]
+    value = lookup(test, EPS)
 
     regimes = list(dict.fromkeys(test.regime))
     spec = json.loads(next(iter(cells.values()))["spec"])

@@ -95,7 +95,7 @@ class Regime:
     ``torch.optim.lr_scheduler``: ``benchbench.regimes.schedules``) and ``autocast``
     (``"none"``, or ``"bfloat16"``: the training step's forward passes, crafting included, under
     ``torch.autocast`` on the run's device; float32 weights, optimiser and evaluation; for
-    GPUs: on this project's CPUs bfloat16 measured 4-12x slower).
+    GPUs: on this project's CPUs bfloat16 was 4-12x slower in issue #17's measurement).
     """
 
     # capabilities, declared (the harness never guesses them from inherited methods):
