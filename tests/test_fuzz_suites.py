@@ -21,6 +21,7 @@ from benchbench.engine.runner import validate_suite
 from benchbench.errors import BenchbenchError
 from benchbench.plugins import DISABLE_ENV
 from benchbench.suite.load import SUITE_KEYS, TOP_KEYS, load_suite
+from benchbench.suite.verifiers import VERIFIER_KEYS
 from benchbench.testing import isolated_registry
 from tests.test_bad_input import snapshot
 
@@ -32,14 +33,18 @@ BASE_DOC = {
     "model": {"name": "mlp", "hidden": [8]},
     "regime": {"name": "standard", "epochs": 1, "batch_size": 50},
     "attacks": [{"name": "fgsm", "eps": [0.1]}],
+    "verifiers": [{"name": "ibp", "eps": [0.1], "rows": 10}],
 }
+VERIFIERS = ("ibp", "crown", "crown_ibp", "mip")
 KEYS = {  # the schema's own keys, section by section
     "suite": list(SUITE_KEYS),
     "dataset": ["name", "train", "test", *REGISTRY.params_of("dataset", "digits")],
     "model": ["name", "label", *REGISTRY.params_of("model", "mlp")],
-    "regime": ["name", "label", *REGISTRY.params_of("regime", "standard")],
+    "regime": ["name", "label", "seeds", *REGISTRY.params_of("regime", "standard")],
     "attacks": ["name", "label", "eps", "split", "rows", "at",
                 *sorted({p for a in ATTACKS for p in REGISTRY.params_of("attack", a)})],
+    "verifiers": ["name", "label", *VERIFIER_KEYS,
+                  *sorted({p for v in VERIFIERS for p in REGISTRY.params_of("verifier", v)})],
 }
 WORDS = ["", ".", "..", "a/b", "none", "train", "test", "train[5:2]", "train[5000:]",
          "test[-1:]", "train[:1]", "digits", "mnist", "mlp", "standard", "fgsm", "pgd", "bim",
@@ -73,8 +78,9 @@ def documents(draw) -> dict:
             continue
         table = doc.get(section)
         if isinstance(table, list) and table and isinstance(table[0], dict):
-            if section == "attacks" and draw(st.booleans()):
-                table[0]["name"] = draw(st.sampled_from(ATTACKS))
+            if section in ("attacks", "verifiers") and draw(st.booleans()):
+                table[0]["name"] = draw(st.sampled_from(
+                    ATTACKS if section == "attacks" else VERIFIERS))
             table = table[0]
         if not isinstance(table, dict):
             continue
@@ -116,6 +122,20 @@ def toml_value(value) -> str:
 def toml_document(doc: dict) -> str:
     """Every section as an inline table (or array of them) on one line: valid TOML 1.0."""
     return "".join(f"{toml_string(key)} = {toml_value(value)}\n" for key, value in doc.items())
+
+
+def test_the_fuzzer_knows_every_section():
+    """Deterministic: a section added to the schema without keys here would crash the
+    generator only when it happens to draw that section (as ``verifiers`` once did)."""
+    assert set(TOP_KEYS) <= set(KEYS) and set(TOP_KEYS) <= set(BASE_DOC)
+    validate_suite(load_suite_text(toml_document(BASE_DOC)), REGISTRY)  # the base is valid
+
+
+def load_suite_text(text: str):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "base.toml"
+        path.write_text(text, encoding="utf-8")
+        return load_suite(path, REGISTRY)
 
 
 def test_the_writer_round_trips():
