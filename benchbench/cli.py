@@ -108,6 +108,10 @@ def run(
              "whole directory if it holds another version of the suite (or a damaged store), "
              "else the cells other versions of benchbench, torch or a plugin measured.")]
     = False,
+    update: Annotated[bool, typer.Option(
+        help="The suite file changed since this directory's last run: keep the stored cells "
+             "both versions have (same training and measurements), archive the ones it no "
+             "longer has, and run what is new.")] = False,
     engine: Annotated[str, typer.Option(
         help="auto: train a cell's seeds as one stacked model where the model can; "
              "sequential: every cell alone.")] = "auto",
@@ -167,7 +171,7 @@ def run(
             events = Tee(display, *trackers) if trackers else display
             summary = run_suite(
                 spec, registry=registry, out_dir=run_dir, device=device, data_dir=data_dir,
-                force=force, events=events, engine=engine, retries=retries,
+                force=force, update=update, events=events, engine=engine, retries=retries,
                 executor=executor or ("local" if workers is not None else "inline"),
                 executor_options=dict(workers=workers, address=ray_address,
                                       cpus_per_unit=cpus_per_unit, gpus_per_unit=gpus_per_unit),

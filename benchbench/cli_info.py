@@ -329,9 +329,8 @@ def validate(path: Path, *, registry, out: Path | None = None, engine: str = "au
 
         with read_store(run_dir) as store:
             meta = store.meta()
-            if meta.get("suite_hash") == suite.hash:
-                stored = store.done_cells()
-            else:
+            stored = store.done_cells()  # of this version: the cells --update would keep
+            if meta.get("suite_hash") != suite.hash:
                 other = meta.get("suite_name", "?")
     cells = suite.cells()
     todo = [c for c in cells if c.cell_id not in stored]
@@ -363,8 +362,9 @@ def render_plan(plan: dict) -> str:
     todo = plan["cells"] - plan["stored"]
     if plan["other_suite"] is not None:
         lines.append(f"note: {plan['run_dir']} holds another version of suite "
-                     f"{plan['other_suite']!r}: run stops there unless --force archives it "
-                     "(or pass another --out)")
+                     f"{plan['other_suite']!r}: run stops there unless --update keeps the "
+                     "stored cells this version has (counted below) or --force archives it "
+                     "all (or pass another --out)")
     lines.append(f"run directory {plan['run_dir']}: {plan['stored']} stored, {todo} to run "
                  f"in {len(plan['units'])} unit(s) (--engine {plan['engine']}, --executor "
                  f"{plan['executor']}, device {plan['device']})")

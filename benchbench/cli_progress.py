@@ -364,6 +364,9 @@ def print_summary(summary, *, tables: bool = True) -> None:
               f"{len(summary.failed)} failed, in {summary.wall_s:.1f}s")
     out.print(f"results: {summary.run_dir / 'results.sqlite'}  report: "
               f"{summary.run_dir / 'report.md'}")
+    if getattr(summary, "dropped", None):  # --update: where the old version's cells went
+        out.print(f"archived {len(summary.dropped)} cell(s) the suite no longer has: "
+                  f"{summary.archive}")
     for cell_id, error in summary.failed.items():
         console.print(f"[red]failed[/red] {cell_id}: {error}")
 

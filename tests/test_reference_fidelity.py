@@ -9,7 +9,7 @@ comment says how. References (read at these commits):
 
 * yaodongyu/TRADES 6e8e11b ``trades.py``, ``trades_loss``;
 * YisenWang/MART 2d83e17 ``mart.py``, ``mart_loss``;
-* locuslab/fast_adversarial 54f7287 ``MNIST/train_mnist.py``, ``main`` (FGSM branch) and
+* locuslab/fast_adversarial 54f7287 ``MNIST/train_mnist.py``, ``main`` (FGSM and PGD branches) and
   ``CIFAR10/train_fgsm.py``, ``main`` (its clamped start);
 * MadryLab/mnist_challenge 3ee3643 ``pgd_attack.py``, ``LinfPGDAttack.perturb``.
 """
@@ -343,6 +343,73 @@ def test_pgd_at_crafts_madrys_point_bit_for_bit():
     regime = PGDAT(eps=EPS, steps=STEPS, step_size=STEP, batch_size=ROWS)
     model.train()
     assert torch.equal(regime.craft(ctx, model, x, y), x_ref)
+
+
+def reference_wong_pgd(model, X, y, epsilon, alpha, attack_iters, *, generator,
+                       zero_grad: bool = False):
+    """locuslab/fast_adversarial ``MNIST/train_mnist.py`` ``main``, ``args.attack == 'pgd'``
+    (``opt.zero_grad()`` dropped: it clears the weights' gradients, not the input's). A step
+    moves only the rows the model still classifies correctly (``I``). Their ``delta.grad`` is
+    never cleared, so each step takes the sign of the gradients summed over the steps so far;
+    ``zero_grad`` adds the ``delta.grad.zero_()`` of their ``CIFAR10/train_pgd.py``."""
+    criterion = nn.CrossEntropyLoss()
+    delta = torch.zeros_like(X).uniform_(-epsilon, epsilon, generator=generator)
+    delta.data = torch.max(torch.min(1 - X, delta.data), 0 - X)
+    for _ in range(attack_iters):
+        delta.requires_grad = True
+        output = model(X + delta)
+        loss = criterion(output, y)
+        loss.backward()
+        grad = delta.grad.detach()
+        I = output.max(1)[1] == y  # noqa: E741 (theirs)
+        delta.data[I] = torch.clamp(delta + alpha * torch.sign(grad), -epsilon, epsilon)[I]
+        delta.data[I] = torch.max(torch.min(1 - X, delta.data), 0 - X)[I]
+        if zero_grad:
+            delta.grad.zero_()
+    delta = delta.detach()
+    return torch.clamp(X + delta, 0, 1)  # what they train on
+
+
+def test_pgd_at_freeze_misclassified_crafts_wongs_mnist_pgd_point():
+    x, y = batch()
+    model = plain_mlp(3)  # untrained: most rows misclassified, frozen at once
+    ctx = context()
+    steps = 20
+    ctx_state = ctx.generators[0].get_state()
+    x_ref = reference_wong_pgd(copy.deepcopy(model).train(), x, y, EPS, STEP, steps,
+                               generator=twin_generator(ctx), zero_grad=True)
+    x_theirs = reference_wong_pgd(copy.deepcopy(model).train(), x, y, EPS, STEP, steps,
+                                  generator=twin_generator(ctx))
+    regime = PGDAT(eps=EPS, steps=steps, step_size=STEP, batch_size=ROWS,
+                   freeze_misclassified=True)
+    model.train()
+    x_ours = regime.craft(ctx, model, x, y)
+    # the same signs (a power-of-two batch: their mean's gradient is our sum's scaled by 2^-4);
+    # they step delta and add x at the end, we step x + delta: at most one rounding of a value
+    # below 2 (2^-24 each) per step taken and one for the sum, on each side
+    assert (x_ours - x_ref).abs().max().item() <= 2 * (steps + 1) * U32
+    # where we differ on purpose (the class docstring): their MNIST script sums the gradients
+    assert (x_ours - x_theirs).abs().max().item() > STEP
+    # the rule is doing something here: rows stopped early, and others walked on
+    start = torch.clamp(x + torch.empty_like(x).uniform_(
+        -EPS, EPS, generator=torch.Generator().set_state(ctx_state)), 0, 1)
+    moved = (x_ours - start).abs().flatten(1).amax(1) > STEP / 2
+    wrong = model(start).argmax(1) != y
+    assert wrong.any() and not moved[wrong].any() and moved[~wrong].all()
+    madry = PGDAT(eps=EPS, steps=steps, step_size=STEP, batch_size=ROWS)
+    ctx.generators[0].set_state(ctx_state)
+    assert not torch.equal(madry.craft(ctx, model, x, y), x_ours)
+
+
+def test_freeze_misclassified_is_a_late_key_and_checked(tmp_path):
+    assert cell_of(tmp_path, "pgd_at", "freeze_misclassified = false").cell_id == \
+        cell_of(tmp_path, "pgd_at").cell_id
+    assert cell_of(tmp_path, "pgd_at", "freeze_misclassified = true").cell_id != \
+        cell_of(tmp_path, "pgd_at").cell_id
+    with pytest.raises(ValueError, match="freeze_misclassified must be true or false"):
+        PGDAT(freeze_misclassified=1)
+    with pytest.raises(ValueError, match="a named attack crafts on its own terms"):
+        PGDAT(freeze_misclassified=True, attack={"name": "pgd"})
 
 
 # --- crafting modes ----------------------------------------------------------------------------

@@ -184,3 +184,38 @@ def test_force_measures_stale_cells_again_and_archives_the_old_numbers(stored, r
     again = run_suite(suite, registry=registry, out_dir=run_dir, device="cpu", force=True)
     assert not again.ran and not again.remeasured
     assert len(list((run_dir / "archive").iterdir())) == 1
+
+
+def test_cells_leaving_the_store_take_their_verdicts(write_suite, registry, tmp_path):
+    """``--force`` and ``--update`` remove a cell's rows from every table, its verifier
+    verdicts too (they once stayed behind: harmless for --force, which rewrites them, but
+    --update's dropped cells would have left orphans in the live store)."""
+    verifiers = '\n[[verifiers]]\nname = "ibp"\neps = [0.01]\nrows = 20\n'
+    run_dir = tmp_path / "run"
+
+    def suite_of(seeds):
+        path = write_suite(epochs=1, checkpoints="[1]", seeds=seeds)
+        path.write_text(path.read_text() + verifiers)
+        return load_suite(path, registry)
+
+    def verdicts(where):
+        conn = sqlite3.connect(where / "results.sqlite")
+        try:
+            return conn.execute("SELECT cell_id, epoch, method, eps, n, robust FROM verdicts "
+                                "ORDER BY 1").fetchall()
+        finally:
+            conn.close()
+
+    suite = suite_of("[0]")
+    run_suite(suite, registry=registry, out_dir=run_dir, device="cpu")
+    (cell,) = [c.cell_id for c in suite.cells()]
+    old = verdicts(run_dir)
+    assert [(v[0], v[4]) for v in old] == [(cell, 20)]
+    _age(run_dir, cell, benchbench="0.0.9")
+    summary = run_suite(suite, registry=registry, out_dir=run_dir, device="cpu", force=True)
+    assert summary.remeasured == [cell] and not summary.failed
+    assert verdicts(run_dir) == old and verdicts(summary.archive) == old
+    moved = run_suite(suite_of("[1]"), registry=registry, out_dir=run_dir, device="cpu",
+                      update=True)
+    assert moved.dropped == [cell] and verdicts(moved.archive)[0] == old[0]
+    assert [v[0] for v in verdicts(run_dir)] == moved.ran

@@ -66,7 +66,8 @@ class RunSummary:
     wall_s: float = 0.0
     stale: list = field(default_factory=list)  # StaleCell: stored by other versions, kept
     remeasured: list[str] = field(default_factory=list)  # stale cells archived, measured again
-    archive: Path | None = None  # where the remeasured cells' old numbers are
+    archive: Path | None = None  # where the remeasured (or --update's dropped) cells' numbers are
+    dropped: list[str] = field(default_factory=list)  # --update: cells the suite no longer has
 
 
 def machine_description() -> str:
@@ -164,7 +165,8 @@ def check_run_options(*, engine: str, retries: int) -> None:
 def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
               data_dir: Path | None = None, force: bool = False, events: Events | None = None,
               command: str = "", engine: str = "auto", executor: str = "inline",
-              executor_options: dict | None = None, retries: int = 2) -> RunSummary:
+              executor_options: dict | None = None, retries: int = 2,
+              update: bool = False) -> RunSummary:
     """Run every cell of ``suite`` not yet stored under ``out_dir``; write the report.
 
     ``engine = "auto"`` trains cells that differ only in seed as one stacked model where the
@@ -188,9 +190,12 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
     out_dir = Path(out_dir)
     summary = RunSummary(out_dir)
     with hold_run_dir(out_dir, command=command):
-        claim_run_dir(out_dir, suite_name=suite.name, suite_hash=suite.hash, force=force,
-                      log=events.log)
+        changed = claim_run_dir(out_dir, suite_name=suite.name, suite_hash=suite.hash,
+                                force=force, log=events.log, update=update)
         with open_store(out_dir / "results.sqlite") as store:
+            if changed:
+                summary.dropped, summary.archive = archive_dropped(
+                    store, out_dir, suite, old_hash=changed, log=events.log)
             todo = _todo(store, suite, registry, caps, summary, events, force=force)
             if todo:
                 dataset = _dataset(suite, registry)
@@ -203,6 +208,37 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
                 shutil.rmtree(out_dir / "checkpoints" / "resume", ignore_errors=True)
             write_report(store, out_dir)
     return summary
+
+
+def archive_dropped(store, out_dir: Path, suite: Suite, *, old_hash: str,
+                    log) -> tuple[list[str], Path | None]:
+    """``run --update``: the store holds another version of the suite. Cells both versions
+    have (the same id: the same training and measurements) stay; the stored cells and the
+    checkpoints of cells this version no longer has are archived (``store.remeasure``) and
+    leave the live store. The dropped cell ids and the archive (None: nothing dropped)."""
+    from benchbench.store.remeasure import archive_cells
+
+    keep = {c.cell_id for c in suite.cells()}
+    stored = {row["cell_id"] for row in store.cells()}
+    root = Path(out_dir) / "checkpoints"
+    partial = {p.name for p in root.iterdir() if p.is_dir() and p.name != "resume"} \
+        if root.is_dir() else set()
+    dropped = sorted((stored | partial) - keep)
+    kept = len(stored & keep)
+    if not dropped:
+        log(f"--update: suite {suite.name!r} changed (stored hash {old_hash}, now "
+            f"{suite.hash}); all {kept} stored cell(s) are still in it")
+        return [], None
+    archive = archive_cells(store, out_dir, dropped,
+                            why=f"run --update: suite {suite.name!r} changed from hash "
+                                f"{old_hash} to {suite.hash}; {len(dropped)} cell(s) it no "
+                                "longer has left the live store",
+                            doing="updating the suite", instead="pass --out DIR")
+    log(f"--update: suite {suite.name!r} changed (stored hash {old_hash}, now {suite.hash}): "
+        f"kept {kept} stored cell(s); {len(dropped)} it no longer has "
+        f"({len(stored - keep)} stored, {len(partial - stored - keep)} unfinished) moved to "
+        f"{archive}")
+    return dropped, archive
 
 
 def _dataset(suite: Suite, registry):

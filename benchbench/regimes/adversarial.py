@@ -82,19 +82,23 @@ def mode_dependent(model) -> bool:
 
 def pgd_linf(ctx: TrainContext, model, x, y, *, eps: float, steps: int, step_size: float,
              start: torch.Tensor, loss=None, clamp_start: bool = True,
-             mode: str = "eval") -> torch.Tensor:
+             mode: str = "eval", freeze_misclassified: bool = False) -> torch.Tensor:
     """``steps`` signed-gradient ascent steps on ``loss(logits)`` (summed over examples;
     default: cross-entropy with ``y``) from ``start``, each projected onto the eps-ball around
     ``x`` and the bounds. ``clamp_start``: project ``start`` before the first gradient (Madry's
     ``pgd_attack.py``), else take it where it is (TRADES', MART's and Wong et al.'s MNIST code).
-    The model is frozen in ``mode`` meanwhile (``crafting``)."""
+    The model is frozen in ``mode`` meanwhile (``crafting``). ``freeze_misclassified``: a
+    step moves only the rows the model classifies correctly at their current point (Wong et
+    al.'s MNIST PGD, ``train_mnist.py``'s ``I = output.max(1)[1] == y``)."""
     import torch
     import torch.nn.functional as F
 
     lo, hi = ctx.limits(x, eps)  # the projection ctx.project applies, computed once
     x_adv = torch.clamp(start, lo, hi) if clamp_start else start.detach().clone()
     # a stacked model's own cross-entropy input gradient: autograd's bits, not its graph
-    direct = getattr(model, "cross_entropy_input_grad", None) if loss is None else None
+    # (not when rows freeze: that needs the logits, so the model's own forward runs)
+    direct = getattr(model, "cross_entropy_input_grad", None) \
+        if loss is None and not freeze_misclassified else None
     with crafting(ctx, model, mode):
         for _ in range(steps):
             if direct is not None:
@@ -106,6 +110,11 @@ def pgd_linf(ctx: TrainContext, model, x, y, *, eps: float, steps: int, step_siz
                     else loss(logits)
                 (grad,) = torch.autograd.grad(value, x_adv)
                 x_adv = x_adv.detach()
+            if freeze_misclassified:
+                right = (logits.detach().argmax(1) == y).view(-1, *[1] * (x.dim() - 1))
+                x_adv = torch.where(right, (x_adv + step_size * grad.sign()).clamp_(lo, hi),
+                                    x_adv)
+                continue
             # x + step * sign (exact: sign is -1, 0 or 1), clamped, in place: ctx.project's bits
             x_adv.add_(grad.sign_(), alpha=step_size).clamp_(lo, hi)
     return x_adv
@@ -250,7 +259,14 @@ class PGDAT(_Threat, Regime):
     theirs), ``adv_fraction`` (1.0, theirs: the share of each batch trained adversarially, the
     rest clean), ``clamp_start`` (true: their ``pgd_attack.py`` clips the random start to
     [0, 1] before the first gradient), ``craft_mode`` (``"eval"``: their model has neither
-    BatchNorm nor dropout, so their code is silent; eval is TRADES' and MART's choice).
+    BatchNorm nor dropout, so their code is silent; eval is TRADES' and MART's choice),
+    ``freeze_misclassified`` (false, Madry's; true: Wong et al.'s MNIST PGD training,
+    ``MNIST/train_mnist.py``, where a step moves only the examples the model still classifies
+    correctly, so an example stays where it was first misclassified; early in training, when
+    most examples are misclassified, this trains near the random start). Where we differ from
+    that script: it never clears ``delta.grad``, so each of its steps takes the sign of the
+    gradients summed over the steps so far; ours takes each step's own gradient, as Madry's
+    and their ``CIFAR10/train_pgd.py`` (``delta.grad.zero_()``) do.
 
     The steps are their ``LinfPGDAttack.perturb``'s operations in the same order (summed
     cross-entropy, ``x += a * sign(g)``, clip to the ball, clip to [0, 1]), computed in the run's
@@ -258,16 +274,24 @@ class PGDAT(_Threat, Regime):
     rounds each point to float32 when it feeds it).
     """
 
+    late_keys: ClassVar[tuple[str, ...]] = (*Regime.late_keys, "freeze_misclassified")
+
     def __init__(self, *, eps: float = 0.1, steps: int = 10, step_size: float | None = None,
                  random_start: bool = True, adv_fraction: float = 1.0, eps_ramp: int = 0,
                  attack: dict | None = None, monitor: bool = True, early_stop: bool = False,
-                 clamp_start: bool = True, craft_mode: str = "eval", **kwargs) -> None:
+                 clamp_start: bool = True, craft_mode: str = "eval",
+                 freeze_misclassified: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self._threat(eps, eps_ramp, attack, monitor, early_stop, clamp_start, craft_mode)
         self._iterations(steps, step_size)
-        if not isinstance(random_start, bool):
-            raise ValueError(f"random_start must be true or false; got {random_start!r}")
-        self.random_start = random_start
+        for key, value in (("random_start", random_start),
+                           ("freeze_misclassified", freeze_misclassified)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{key} must be true or false; got {value!r}")
+        if freeze_misclassified and attack is not None:
+            raise ValueError("freeze_misclassified applies to pgd_at's own crafting; a named "
+                             "attack crafts on its own terms: drop one of them")
+        self.random_start, self.freeze_misclassified = random_start, freeze_misclassified
         self.adv_fraction = finite("adv_fraction", adv_fraction, low_open=True, high=1.0)
 
     def craft(self, ctx, model, x, y):
@@ -289,7 +313,8 @@ class PGDAT(_Threat, Regime):
         step = self.step_for(eps)
         start = x + ctx.uniform(x, -eps, eps) if self.random_start else x
         return pgd_linf(ctx, model, x, y, eps=eps, steps=self.steps, step_size=step,
-                        start=start, clamp_start=self.clamp_start, mode=self.craft_mode)
+                        start=start, clamp_start=self.clamp_start, mode=self.craft_mode,
+                        freeze_misclassified=self.freeze_misclassified)
 
     def loss(self, ctx, model, x, x_train, y):
         return _adversarial_loss(ctx, model, x_train, y)

@@ -23,13 +23,23 @@ from benchbench.store.results import write_error
 from benchbench.store.rundir import STORE, new_archive
 from benchbench.store.versions import StaleCell, describe_stale
 
-TABLES = ("examples", "results", "cells")  # the rows a cell owns, children first
+TABLES = ("verdicts", "examples", "results", "cells")  # the rows a cell owns, children first
 
 
 def archive_stale(store, run_dir: Path, stale: list[StaleCell]) -> Path:
     """Archive the store and ``stale``'s checkpoints in ``run_dir/archive/<timestamp>/``, then
     remove ``stale`` from ``store``; the archive's path. Raises ``RunDirError`` when the
     archive cannot be written (nothing is removed then)."""
+    return archive_cells(store, run_dir, [cell.cell_id for cell in stale],
+                         why="run --force measured again: " + describe_stale(stale),
+                         doing="measuring them again", instead="run without --force")
+
+
+def archive_cells(store, run_dir: Path, cell_ids: list[str], *, why: str, doing: str,
+                  instead: str) -> Path:
+    """``archive_stale`` for any cells: the whole store copied with ``meta.archived = why``,
+    the report and figures copied, the cells' checkpoints moved, then the cells removed from
+    ``store`` in one transaction. ``doing`` and ``instead`` word the error."""
     run_dir = Path(run_dir)
     try:
         archive = new_archive(run_dir)
@@ -37,26 +47,25 @@ def archive_stale(store, run_dir: Path, stale: list[StaleCell]) -> Path:
         try:
             store.conn.backup(copy)
             with copy:
-                copy.execute("INSERT OR REPLACE INTO meta VALUES ('archived', ?)",
-                             ("run --force measured again: " + describe_stale(stale),))
+                copy.execute("INSERT OR REPLACE INTO meta VALUES ('archived', ?)", (why,))
         finally:
             copy.close()
         if (run_dir / "report.md").is_file():
             shutil.copy2(run_dir / "report.md", archive / "report.md")
         if (run_dir / "figures").is_dir():  # the report's figures, where its links point
             shutil.copytree(run_dir / "figures", archive / "figures", symlinks=True)
-        for cell in stale:
-            checkpoints = run_dir / "checkpoints" / cell.cell_id
+        for cell_id in cell_ids:
+            checkpoints = run_dir / "checkpoints" / cell_id
             if checkpoints.exists():
                 (archive / "checkpoints").mkdir(exist_ok=True)
-                shutil.move(str(checkpoints), str(archive / "checkpoints" / cell.cell_id))
+                shutil.move(str(checkpoints), str(archive / "checkpoints" / cell_id))
     except (OSError, sqlite3.Error) as exc:
         if disk_full(exc):
             raise full_error(run_dir / "archive", exc) from None
-        raise RunDirError(f"{run_dir}: cannot archive the {len(stale)} stale cell(s) before "
-                          f"measuring them again ({getattr(exc, 'strerror', None) or exc}); "
-                          "free space or fix permissions, or run without --force") from None
-    ids = [(cell.cell_id,) for cell in stale]
+        raise RunDirError(f"{run_dir}: cannot archive the {len(cell_ids)} cell(s) before "
+                          f"{doing} ({getattr(exc, 'strerror', None) or exc}); free space or "
+                          f"fix permissions, or {instead}") from None
+    ids = [(cell_id,) for cell_id in cell_ids]
     try:
         with store.conn:
             for table in TABLES:

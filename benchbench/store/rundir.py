@@ -190,14 +190,18 @@ def check_claimable(run_dir: Path) -> tuple[dict | None, StoreDamagedError | Non
 
 
 def claim_run_dir(run_dir: Path, *, suite_name: str, suite_hash: str, force: bool,
-                  log: Callable[[str], None] = lambda message: None) -> None:
+                  log: Callable[[str], None] = lambda message: None,
+                  update: bool = False) -> str | None:
     """Make ``run_dir`` a benchbench run directory for this suite, or refuse with one line.
 
     Refused, with nothing written: a path that is a file, under a file or unwritable; a
     non-empty directory benchbench did not make (``--force`` or not); a damaged store or one of
-    another suite version (``--force`` archives it and starts over). A marked directory whose
-    store is gone while checkpoints or a report remain has those archived, with a log line.
+    another suite version (``--force`` archives it and starts over; ``update`` keeps it, and
+    the caller archives the cells this version no longer has: ``engine.runner``). A marked
+    directory whose store is gone while checkpoints or a report remain has those archived,
+    with a log line. Returns the stored suite hash when ``update`` accepted another version.
     """
+    changed = None
     run_dir = Path(run_dir)
     meta, damage = check_claimable(run_dir)
     store = run_dir / STORE
@@ -205,13 +209,15 @@ def claim_run_dir(run_dir: Path, *, suite_name: str, suite_hash: str, force: boo
         if not force:
             raise damage
         archive_owned(run_dir, why=f"{store} is damaged ({damage.problem}); --force", log=log)
+    elif meta is not None and meta.get("suite_hash") not in (None, suite_hash) and update:
+        changed = meta["suite_hash"]
     elif meta is not None and meta.get("suite_hash") not in (None, suite_hash):
         if not force:
             raise RunDirError(
                 f"{run_dir}: holds results of a different version of suite {suite_name!r} "
                 f"(hash {meta['suite_hash']}, the file now hashes to {suite_hash}); pass "
-                "--out DIR for a fresh directory, or --force to archive the old results and "
-                "start over")
+                "--update to keep the cells both versions have, --out DIR for a fresh "
+                "directory, or --force to archive the old results and start over")
         archive_owned(run_dir, why=f"{run_dir} held another version of suite {suite_name!r}; "
                                    "--force", log=log)
     elif meta is None:
@@ -220,3 +226,4 @@ def claim_run_dir(run_dir: Path, *, suite_name: str, suite_hash: str, force: boo
     run_dir.mkdir(parents=True, exist_ok=True)
     if not is_marked(run_dir):
         write_marker(run_dir)
+    return changed
