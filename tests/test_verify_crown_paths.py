@@ -99,3 +99,50 @@ def test_the_live_path_runs_on_a_mostly_inactive_layer(monkeypatch):
     # chain 0 is [Reshape, Linear]: the gathered path multiplies the Linear itself and pulls
     # back through the Reshape alone; the whole path would pass both
     assert ("Reshape",) in calls
+
+
+def _cnn_to_crop(*, dilation=1, padding=1, bn=False):
+    """Two convolutions on a 16x16 input (normalised first; batch norm after the first where
+    ``bn``): layer 1's rows see a small window of the first convolution's output."""
+    from benchbench.verify import Normalize
+
+    torch.manual_seed(3)
+    first = [Normalize(torch.tensor([0.4]), torch.tensor([0.3])),
+             nn.Conv2d(1, 4, 4, stride=2, padding=padding, dilation=dilation)]
+    if bn:
+        first.append(nn.BatchNorm2d(4))
+    model = nn.Sequential(*first, nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2, padding=1),
+                          nn.ReLU(), nn.Flatten(), nn.LazyLinear(5))
+    model(torch.zeros(1, 1, 16, 16))
+    if bn:
+        with torch.no_grad():
+            model[2].running_mean.uniform_(-0.2, 0.2)
+            model[2].running_var.uniform_(0.5, 2.0)
+            model[2].weight.uniform_(0.5, 1.5)
+            model[2].bias.uniform_(-0.3, 0.3)
+    return model.double().eval()
+
+
+@pytest.mark.parametrize("kw", [{}, {"bn": True}, {"dilation": 2, "padding": 2},
+                                {"padding": 0}])
+def test_cropped_rows_through_the_first_convolution_give_the_dense_bounds(monkeypatch, kw):
+    """``benchbench.verify.crop``: rows cut to their boxes, relaxed and pulled back on the
+    window, bound exactly as the dense rows over the whole map (padding at the edges,
+    dilation, normalisation and batch norm around the convolution)."""
+    from benchbench.verify import crop
+
+    model = _cnn_to_crop(**kw)
+    x, y = _data((1, 16, 16), n=6)
+    taken = []
+    real = crop.pull_back_window
+    monkeypatch.setattr(crown, "pull_back_window",
+                        lambda *a: taken.append(a[1]) or real(*a))
+    for eps in (0.02, 0.1):
+        cropped = margin_bounds(model, x, y, eps=eps, method="crown")
+        assert taken, "the cropped path did not run"
+        taken.clear()
+        monkeypatch.setattr(crop, "MAX_AREA", 0.0)  # every block dense
+        dense = margin_bounds(model, x, y, eps=eps, method="crown")
+        assert not taken
+        monkeypatch.setattr(crop, "MAX_AREA", 0.5)
+        _close(dense, cropped)

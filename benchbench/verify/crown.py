@@ -30,6 +30,17 @@ from __future__ import annotations
 
 import torch
 
+from benchbench.verify.crop import (
+    block_box,
+    croppable,
+    order_rows,
+    pull_back_window,
+    relax_window,
+    select_window,
+)
+from benchbench.verify.crop import (
+    blocks as crop_blocks,
+)
 from benchbench.verify.ibp import _with_label, first_bounds, spec
 from benchbench.verify.ops import Linear, chain_adjoint, chain_dense, chain_interval, interval_exact
 
@@ -107,25 +118,31 @@ def pull_back(net, relax, m: int, A, bias, dom):
 
 def _pull_back_both(net, relax, m: int, A, bias, dom):
     """``pull_back`` of the rows ``[A; -A]`` (both bounds of each row of ``A``), the first ReLU
-    step taken from ``A`` alone: with ``D = A+ (lower_d - upper_d)`` the rows of ``A`` become
-    ``A upper_d + D`` and those of ``-A`` (``(-A)+ = A+ - A``) ``D - A lower_d``; no negated or
-    concatenated copy of ``A`` is relaxed (the elementwise passes are most of CROWN's time on
-    CNNs)."""
+    step taken from ``A`` alone (``_relax_both``)."""
     if m == 0:
         return pull_back(net, relax, 0, torch.cat([A, -A], 1), torch.cat([bias, -bias], 1), dom)
-    lower_d, upper_d, upper_b = relax[m - 1]
+    lower_d, upper_d, _ = relax[m - 1]
+    out, bias = _relax_both(A, bias, relax[m - 1])
+    out, bias = _adjoint_live(net.chains[m - 1], out, bias, (lower_d != 0) | (upper_d != 0))
+    return pull_back(net, relax, m - 1, out, bias, dom)
+
+
+def _relax_both(A, bias, relax_m):
+    """The rows ``[A; -A]`` through one ReLU's relaxation, and their biases: with
+    ``D = A+ (lower_d - upper_d)`` the rows of ``A`` become ``A upper_d + D`` and those of
+    ``-A`` (``(-A)+ = A+ - A``) ``D - A lower_d``; no negated or concatenated copy of ``A`` is
+    relaxed (the elementwise passes are most of CROWN's time on CNNs)."""
+    lower_d, upper_d, upper_b = relax_m
     B, r = A.shape[:2]
     pos = A.clamp(min=0)
-    ub = upper_b.flatten(1).unsqueeze(-1)
+    ub = upper_b.reshape(B, -1, 1)
     p = pos.flatten(2).matmul(ub).squeeze(-1)
     q = A.flatten(2).matmul(ub).squeeze(-1)
     D = pos.mul_((lower_d - upper_d).unsqueeze(1))
     out = torch.empty((B, 2 * r, *A.shape[2:]), dtype=A.dtype)
     torch.addcmul(D, A, upper_d.unsqueeze(1), out=out[:, :r])
     torch.addcmul(D, A, lower_d.unsqueeze(1), value=-1, out=out[:, r:])
-    out, bias = _adjoint_live(net.chains[m - 1], out, torch.cat([bias + q - p, -bias - p], 1),
-                              (lower_d != 0) | (upper_d != 0))
-    return pull_back(net, relax, m - 1, out, bias, dom)
+    return out, torch.cat([bias + q - p, -bias - p], 1)
 
 
 def _adjoint_live(chain, A, bias, live):
@@ -189,11 +206,23 @@ def _tighten(net, relax, i, dom, lower, upper):
     widest = max(net_size(s) for s in [net.in_shape, *net.shapes[:i + 1]])
     blocks = -(-k // max(1, BLOCK // (8 * 2 * B * widest)))
     rows = -(-k // blocks)
+    spans = [(start, min(k, start + rows)) for start in range(0, k, rows)]
+    crop = croppable(net, i)
+    if crop:  # blocks of rows with nearby boxes: one per row of layer i's map
+        idx, valid = order_rows(net, idx, valid)
+        spans = crop_blocks(net, idx, valid, rows)
     lows, ups = [], []
-    for start in range(0, k, rows):
-        A, bias = _select(net, i, idx[:, start:start + rows])
-        r = A.shape[1]
-        both = _pull_back_both(net, relax, i, A, bias, dom)
+    for start, stop in spans:
+        part, ok = idx[:, start:stop], valid[:, start:stop]
+        box = block_box(net, part, ok) if crop else None
+        if box is not None:
+            A, bias = select_window(net, part, box)
+            out, bias = _relax_both(A, bias, relax_window(relax[0], box))
+            both = pull_back_window(net, box, out, bias, dom)
+        else:
+            A, bias = _select(net, i, part)
+            both = _pull_back_both(net, relax, i, A, bias, dom)
+        r = part.shape[1]
         lows.append(both[:, :r])
         ups.append(-both[:, r:])
     new_lower, new_upper = torch.cat(lows, 1), torch.cat(ups, 1)

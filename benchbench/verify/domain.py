@@ -44,6 +44,15 @@ class Domain:
         return torch.maximum(box, ball)
 
 
+    def concretize_window(self, A: torch.Tensor, bias: torch.Tensor, box) -> torch.Tensor:
+        """``concretize`` of ``A [B, k, C, h, w]``, the coefficients on the input window
+        ``box = (y0, y1, x0, x1)`` of an image domain (zero elsewhere)."""
+        y0, y1, x0, x1 = box
+        part = Domain(self.norm, self.eps, self.x0[..., y0:y1, x0:x1],
+                      self.lower[..., y0:y1, x0:x1], self.upper[..., y0:y1, x0:x1])
+        return part.concretize(A, bias)
+
+
 def make_domain(x: torch.Tensor, eps: float, bounds, norm: str = "linf") -> Domain:
     """The domain around ``x`` (any float dtype; bounds are computed in float64)."""
     from benchbench.attacks.harness import linf_limits
