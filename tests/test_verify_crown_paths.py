@@ -146,3 +146,19 @@ def test_cropped_rows_through_the_first_convolution_give_the_dense_bounds(monkey
         assert not taken
         monkeypatch.setattr(crop, "MAX_AREA", 0.5)
         _close(dense, cropped)
+
+
+@pytest.mark.parametrize("method", ["ibp", "crown_ibp", "crown"])
+def test_margins_from_the_label_pair_table_equal_the_folded_rows(monkeypatch, method):
+    """``ibp._pairs``: the last layer folded with every label's margin rows once per network
+    gives the bounds of ``C W`` built per example (``PAIRS = 0``: no table)."""
+    from benchbench.verify import ibp
+
+    model = _mlp()
+    x, y = _data((1, 4, 4), n=12)
+    for eps in (0.01, 0.1):
+        table = margin_bounds(model, x, y, eps=eps, method=method)
+        monkeypatch.setattr(ibp, "PAIRS", 0)
+        folded = margin_bounds(model, x, y, eps=eps, method=method)
+        monkeypatch.setattr(ibp, "PAIRS", 1 << 27)
+        _close(folded, table)

@@ -23,7 +23,9 @@ The upper bound of ``a . z`` is minus the lower bound of ``-a . z`` (the same re
 both are pulled back in one pass of ``2k`` rows. Coefficients are dense (auto_LiRPA's patches
 mode is not implemented); what keeps them cheap: the unstable rows in blocks of at most
 ``BLOCK`` bytes (memory the allocator reuses), a convolution chain's rows gathered from its
-dense matrix, and through a linear layer only the columns of ReLUs not stably inactive.
+dense matrix, through a linear layer only the columns of ReLUs not stably inactive, and the
+rows after a second convolution cut to the window they reach through the first one
+(``benchbench.verify.crop``: patches for that convolution only).
 """
 
 from __future__ import annotations

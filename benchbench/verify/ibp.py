@@ -56,6 +56,27 @@ def ibp_layers(net, dom):
     return out
 
 
+PAIRS = 1 << 27  # bytes: the largest table of ``_pairs`` (10 classes: 100 rows; CIFAR-100: 10,000)
+
+
+def _pairs(net, last: Linear):
+    """The last layer folded with the margin specification for every label at once:
+    ``W [K*K, n]`` with row ``y*K + j`` ``w_y - w_j`` (the row of ``C W`` for label ``y``),
+    ``|W|``, and the biases ``[K, K]``; computed once per network (None where the tables
+    would exceed ``PAIRS`` bytes). The same floats as ``C W`` (each is one subtraction), read
+    by one product for the batch instead of a ``[B, K, n]`` tensor per batch."""
+    key = ("pairs", len(net.chains) - 1)
+    if key not in net.dense:
+        K, n = last.weight.shape
+        if 2 * 8 * K * K * n > PAIRS:
+            net.dense[key] = None
+        else:
+            W = (last.weight.unsqueeze(1) - last.weight.unsqueeze(0)).reshape(K * K, n)
+            b = None if last.bias is None else last.bias.unsqueeze(1) - last.bias.unsqueeze(0)
+            net.dense[key] = (W, W.abs(), b)
+    return net.dense[key]
+
+
 def _with_label(margins: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return margins.scatter(1, y.unsqueeze(1), float("inf"))
 
@@ -77,11 +98,21 @@ def ibp_margins(net, dom, y, layers=None) -> torch.Tensor:
         lower = None
     if last and isinstance(last[-1], Linear):
         lo, hi = chain_interval(last[:-1], lo, hi)
-        W = C.matmul(last[-1].weight)  # [B, K, n]
-        b = last[-1].bias_term(C)
-        mid, rad = ((hi + lo) / 2).unsqueeze(-1), ((hi - lo) / 2).unsqueeze(-1)
-        out = W.matmul(mid).squeeze(-1) - W.abs().matmul(rad).squeeze(-1)
-        out = out if b is None else out + b
+        mid, rad = (hi + lo) * 0.5, (hi - lo) * 0.5
+        pairs = _pairs(net, last[-1])
+        if pairs is not None:  # the rows of C W, one table for every label
+            W, absW, b = pairs
+            rows = (y.unsqueeze(1) * classes + torch.arange(classes)).flatten()
+            pick = torch.arange(len(y)).repeat_interleave(classes)
+            out = (mid.matmul(W.t())[pick, rows] - rad.matmul(absW.t())[pick, rows]
+                   ).reshape(len(y), classes)
+            out = out if b is None else out + b[y]
+        else:
+            W = C.matmul(last[-1].weight)  # [B, K, n]
+            b = last[-1].bias_term(C)
+            out = (W.matmul(mid.unsqueeze(-1)).squeeze(-1)
+                   - W.abs().matmul(rad.unsqueeze(-1)).squeeze(-1))
+            out = out if b is None else out + b
     else:
         lo, hi = chain_interval(last, lo, hi)
         mid, rad = ((hi + lo) / 2).unsqueeze(-1), ((hi - lo) / 2).unsqueeze(-1)

@@ -136,7 +136,7 @@ def chain_interval(chain, lower, upper):
         if isinstance(op, Reshape):
             lower, upper = op.forward(lower), op.forward(upper)
             continue
-        mid, rad = (upper + lower) / 2, (upper - lower) / 2
+        mid, rad = (upper + lower) * 0.5, (upper - lower) * 0.5  # halving: exact
         centre, dev = op.forward(mid), op.abs_linear(rad)
         lower, upper = centre - dev, centre + dev
     return lower, upper
