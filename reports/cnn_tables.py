@@ -59,7 +59,7 @@ def study(run_dir: str, eps: float) -> None:
         print("not run\n")
         return
     print("| regime | seeds | " + " | ".join(name for _, name in ATTACKS)
-          + " | FGSM-AT's monitor, last epoch | wall time per cell |")
+          + " | PGD-10 monitor, last epoch | wall time per cell |")
     print("|---|---|" + "---|" * len(ATTACKS) + "---|---|")
     for regime in order:
         seeds = sorted(set(tidy[tidy.regime == regime].seed))
@@ -72,19 +72,20 @@ def study(run_dir: str, eps: float) -> None:
 
 
 def overfitting(run_dir: str, eps: float) -> None:
-    """Per FGSM-AT seed and epoch: the harness's PGD monitor (10 steps on 1,000 training images)
-    and FGSM on the test set: catastrophic overfitting is the monitor collapsing while FGSM
-    accuracy stays high."""
+    """Per adversarially trained seed (every regime with the harness's monitor) and epoch: the
+    PGD monitor (10 steps on 1,000 training images) and FGSM on the test set: catastrophic
+    overfitting is the monitor collapsing while FGSM accuracy stays high."""
     tidy, order = _load(Path(run_dir))
     if tidy is None:
         return
-    print(f"### {Path(run_dir).name}: FGSM-AT epoch by epoch at eps {eps} "
+    print(f"### {Path(run_dir).name}: adversarial training epoch by epoch at eps {eps} "
           "(PGD-10 monitor on 1,000 training images / FGSM on the test set, %)\n")
     epochs = sorted(set(tidy[tidy.split == "test"].epoch))
     print("| regime | seed | " + " | ".join(str(e) for e in epochs)
           + " | clean, last | PGD-50x10, last | worst, last |")
     print("|---|---|" + "---|" * (len(epochs) + 3))
-    for regime in [r for r in order if r.startswith("fgsm_at")]:
+    monitored = set(tidy[(tidy.split == "fit") & (tidy.attack == "pgd_monitor")].regime)
+    for regime in [r for r in order if r in monitored]:
         for seed in sorted(set(tidy[tidy.regime == regime].seed)):
             mine = tidy[(tidy.regime == regime) & (tidy.seed == seed)]
             cells = []
