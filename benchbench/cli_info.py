@@ -280,7 +280,7 @@ def run_checks(registry, name: str, *, kind: str | None = None, params: dict) ->
 
 
 # --- validate ---------------------------------------------------------------------------
-def unit_engine(cells, registry, *, stack: bool) -> str:
+def unit_engine(cells, registry, *, stack: bool, device: str = "cpu") -> str:
     """How the runner trains this unit (``engine.stacked.run_unit``'s choice)."""
     from benchbench.engine.stacked import can_stack
     from benchbench.regimes.base import harness_driven
@@ -294,7 +294,7 @@ def unit_engine(cells, registry, *, stack: bool) -> str:
     from benchbench.engine.stacked import alone_because
 
     why = alone_because(registry, cells[0], stack=stack)
-    if memory_format(registry, cells[0].model) == "channels_last":
+    if memory_format(registry, cells[0].model, device) == "channels_last":
         why += "; channels_last"
     return f"sequential ({why})" if harness_driven(regime) else "self-driven"
 
@@ -337,7 +337,8 @@ def validate(path: Path, *, registry, out: Path | None = None, engine: str = "au
     units = []
     for group in plan_units(todo, registry, stack=engine == "auto"):
         regime = build(registry, "regime", group[0].regime.name, group[0].regime.params)
-        units.append({"engine": unit_engine(group, registry, stack=engine == "auto"),
+        units.append({"engine": unit_engine(group, registry, stack=engine == "auto",
+                                            device=device),
                       "cells": [c.describe() for c in group],
                       "cell_ids": [c.cell_id for c in group], "epochs": regime.epochs,
                       "checkpoints": list(regime.checkpoint_epochs)})

@@ -24,6 +24,14 @@ Then stacking: two seeds' PGD-AT trained one by one against the same two as one 
 grouped convolutions, and through ``torch.func.vmap`` (the same loop code in all three).
 Ends with one summary line of ratios (``*_vs_plain``: how many times faster pgd_at is than the
 plain loop; ``*_over_floor``: pgd_at's time over the floor; ``nan`` for a missing library).
+
+``--device cuda``: every contender, the floor's convolution included, on the GPU, the data
+there once, timed between ``torch.cuda.synchronize()`` calls, under the settings ``benchbench
+run`` uses there (``benchbench.engine.device.reproducible_cuda``: TF32 off, cuDNN
+deterministic); oneDNN's variant is left out and three GPU variants come in: **torch_defaults**
+(pgd_at under torch's own settings: TF32 convolutions, cuDNN free to pick non-deterministic
+algorithms), **autocast** (the regime's ``autocast = "bfloat16"``) and **autocast_last** (that
+and ``channels_last``).
 """
 
 from __future__ import annotations
@@ -50,12 +58,20 @@ BATCH, EPOCH_IMAGES, SHAPE, CLASSES = 100, 60_000, (1, 28, 28), 10
 EPS, STEPS, ALPHA, LR = 0.3, 10, 0.03, 1e-3
 MODELS: dict[str, tuple[type, float]] = {"small_cnn": (SmallCNN, 1.0), "wong_cnn": (WongCNN, 2.5)}
 STACK = 2  # seeds stacked in the stacking comparison
+DEVICE = "cpu"  # set by cnn_section's ``device``
 CONV_ROWS = 128  # images in the convolution that measures the floor's rate
 
 
+def sync() -> None:
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
 def timed(fn: Callable) -> float:
+    sync()
     t = time.perf_counter()
     fn()
+    sync()
     return time.perf_counter() - t
 
 
@@ -73,12 +89,14 @@ class FlatSmallCNN(SmallCNN):
         return self.classifier(out.reshape(len(x), -1))
 
 
-def build(name: str, seed: int = 0, channels_last: bool = False) -> nn.Module:
+def build(name: str, seed: int = 0, channels_last: bool = False,
+          device: str | None = None) -> nn.Module:
+    """A fresh model, initialised on the CPU from ``seed``, on ``device`` (default DEVICE)."""
     torch.manual_seed(seed)
     cls = MODELS[name][0]
     if channels_last and cls is SmallCNN:
         cls = FlatSmallCNN
-    model = cls(input_shape=SHAPE, num_classes=CLASSES)
+    model = cls(input_shape=SHAPE, num_classes=CLASSES).to(device or DEVICE)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -146,9 +164,9 @@ def counted_flops(model: nn.Module, rows: int = 4) -> dict[str, float]:
 def conv_gflops(reps: int = 3) -> float:
     """Rate of a large convolution's forward and backward (input and weight gradients):
     ``CONV_ROWS`` x 64 x 28 x 28 through 64 3x3 filters, padding 1."""
-    conv = nn.Conv2d(64, 64, 3, padding=1)
-    x = torch.rand(CONV_ROWS, 64, 28, 28, requires_grad=True)
-    g = torch.rand(CONV_ROWS, 64, 28, 28)
+    conv = nn.Conv2d(64, 64, 3, padding=1).to(DEVICE)
+    x = torch.rand(CONV_ROWS, 64, 28, 28, device=DEVICE, requires_grad=True)
+    g = torch.rand(CONV_ROWS, 64, 28, 28, device=DEVICE)
 
     def once():
         torch.autograd.grad(conv(x), (x, conv.weight), g)
@@ -159,9 +177,12 @@ def conv_gflops(reps: int = 3) -> float:
 
 # --- the contenders: each returns seconds per model-epoch -------------------------------------
 def harness(name: str, x, y, *, grads_on: bool = False, channels_last: bool = False,
-            onednn: bool = True) -> tuple[float, float]:
+            onednn: bool = True, autocast: str = "none",
+            torch_defaults: bool = False) -> tuple[float, float]:
     """benchbench's ``pgd_at`` through ``Trainer``; (seconds, of which crafting) per epoch.
-    ``grads_on``: the parameters keep ``requires_grad`` while crafting (eval mode still)."""
+    ``grads_on``: the parameters keep ``requires_grad`` while crafting (eval mode still);
+    ``autocast``: the regime's key; ``torch_defaults``: on CUDA, torch's TF32 and cuDNN
+    settings instead of benchbench's (restored after)."""
     from benchbench.engine.training import Trainer
     from benchbench.regimes.adversarial import PGDAT
     from benchbench.regimes.context import TrainContext
@@ -177,8 +198,8 @@ def harness(name: str, x, y, *, grads_on: bool = False, channels_last: bool = Fa
                 model.train(was)
 
     regime = PGDAT(eps=EPS, steps=STEPS, step_size=ALPHA, lr=LR, batch_size=BATCH, epochs=1,
-                   monitor=False)
-    ctx = (GradsOn if grads_on else TrainContext)(1, (0,), (0.0, 1.0), x.dtype, "cpu",
+                   monitor=False, autocast=autocast)
+    ctx = (GradsOn if grads_on else TrainContext)(1, (0,), (0.0, 1.0), x.dtype, DEVICE,
                                                    log=lambda _: None)
     trainer = Trainer(regime, model=build(name, channels_last=channels_last), x=x, y=y,
                       seeds=[0], ctx=ctx, stacked=False)
@@ -190,7 +211,10 @@ def harness(name: str, x, y, *, grads_on: bool = False, channels_last: bool = Fa
         crafting.append(time.perf_counter() - t)
         return out
     regime.craft = timed_craft  # the trainer calls the instance's craft
-    with torch.backends.mkldnn.flags(enabled=onednn):
+    settings = (torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False,
+                                           allow_tf32=True) if torch_defaults
+                else contextlib.nullcontext())
+    with torch.backends.mkldnn.flags(enabled=onednn), settings:
         total = timed(lambda: list(trainer.epochs()))
     return total * EPOCH_IMAGES / len(x), sum(crafting) * EPOCH_IMAGES / len(x)
 
@@ -205,7 +229,7 @@ def plain(name: str, x, y) -> float:
 
     def loop():
         model.train()
-        perm = torch.randperm(len(x))
+        perm = torch.randperm(len(x), device=x.device)
         for start in range(0, len(x), BATCH):
             idx = perm[start:start + BATCH]
             xb, yb = x[idx], y[idx]
@@ -225,10 +249,11 @@ def art_madry(name: str, x, y) -> float:
     model = build(name)
     clf = PyTorchClassifier(model=model, loss=nn.CrossEntropyLoss(),
                             optimizer=torch.optim.Adam(model.parameters(), lr=LR),
-                            input_shape=SHAPE, nb_classes=CLASSES, clip_values=(0.0, 1.0))
+                            input_shape=SHAPE, nb_classes=CLASSES, clip_values=(0.0, 1.0),
+                            device_type="gpu" if DEVICE == "cuda" else "cpu")
     trainer = AdversarialTrainerMadryPGD(clf, nb_epochs=1, batch_size=BATCH, eps=EPS,
                                          eps_step=ALPHA, max_iter=STEPS, num_random_init=1)
-    xn, yn = x.numpy(), y.numpy()
+    xn, yn = x.cpu().numpy(), y.cpu().numpy()
     with contextlib.redirect_stderr(io.StringIO()):  # its progress bars
         return timed(lambda: trainer.fit(xn, yn)) * EPOCH_IMAGES / len(x)
 
@@ -275,7 +300,7 @@ def grouped(models: list[nn.Module]) -> nn.Sequential:
             out.append(MemberFlatten(members))
         else:  # ReLU, max-pooling, dropout: element- or channel-wise
             out.append(copy.deepcopy(first))
-    return nn.Sequential(*out)
+    return nn.Sequential(*out).to(DEVICE)
 
 
 def ce_sum(logits, y):
@@ -301,7 +326,7 @@ def pgd_at_batch(model, opt, x, y, rows: int) -> None:
 
 def batches(x, y, members: int):
     """``members`` blocks of ``BATCH`` rows per batch (member ``m``: its own shuffle)."""
-    perms = [torch.randperm(len(x)) for _ in range(members)]
+    perms = [torch.randperm(len(x), device=x.device) for _ in range(members)]
     for start in range(0, len(x), BATCH):
         idx = [p[start:start + BATCH] for p in perms]
         yield torch.stack([x[i] for i in idx]), torch.stack([y[i] for i in idx])
@@ -356,9 +381,18 @@ def stacked_vmap(name: str, x, y) -> float:
 
 
 # --- the section ------------------------------------------------------------------------------
-def cnn_section(*, data: Callable, steps: int, repeats: int, have_art: bool) -> None:
+def cnn_section(*, data: Callable, steps: int, repeats: int, have_art: bool,
+                device: str = "cpu") -> None:
     """Interleaved rounds for both CNNs; ends with the summary line. ``data(n)`` returns
-    ``(x [n, 1, 28, 28], y [n], source)``."""
+    ``(x [n, 1, 28, 28], y [n], source)``; ``device``: ``cpu`` or ``cuda``."""
+    global DEVICE
+    DEVICE = device
+    where = f"{torch.get_num_threads()} threads"
+    if device == "cuda":
+        from benchbench.engine.device import reproducible_cuda
+
+        reproducible_cuda()
+        where = f"{torch.cuda.get_device_name()} (TF32 off, cuDNN deterministic)"
     try:
         import torchattacks  # noqa: F401
         have_plain = True
@@ -368,25 +402,33 @@ def cnn_section(*, data: Callable, steps: int, repeats: int, have_art: bool) -> 
     images = {name: max(BATCH, round(steps * scale) * BATCH) for name, (_, scale) in
               MODELS.items()}
     x_all, y_all, source = data(max(images.values()))
-    x_all = x_all.reshape(-1, *SHAPE)
+    x_all, y_all = x_all.reshape(-1, *SHAPE).to(device), y_all.to(device)  # on it once
     print(f"benchbench CNN adversarial-training benchmark: {platform.machine()}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}, data {source}, "
+          f"{where}, torch {torch.__version__}, data {source}, "
           f"{repeats} rounds; PGD-{STEPS} at eps {EPS}, step {ALPHA}, random start, batches of "
           f"{BATCH}, Adam lr {LR}; images per timed epoch: "
           + ", ".join(f"{n} {i:,}" for n, i in images.items()))
     for name in MODELS:
-        c = counted_flops(build(name))
+        c = counted_flops(build(name, device="cpu"))
         total = c["train"] + STEPS * c["craft"]
-        print(f"  {name}: {image_flops(build(name)) / 1e6:.1f} MFLOP per image from the layer "
-              f"shapes, {total / 1e6:.1f} by FlopCounterMode (a crafting pass "
+        flops = image_flops(build(name, device="cpu"))
+        print(f"  {name}: {flops / 1e6:.1f} MFLOP per image from the layer shapes, "
+              f"{total / 1e6:.1f} by FlopCounterMode (a crafting pass "
               f"{c['craft'] / 1e6:.2f} with frozen parameters, {c['craft_grads_on'] / 1e6:.2f} "
               f"with requires_grad on; a training step {c['train'] / 1e6:.2f})")
     # (name, function, share of the images): the slow ones time fewer, scaled alike
     variants: list[tuple[str, Callable, float]] = [
         ("pgd_at", harness, 1.0),
         ("grads_on", lambda n, x, y: harness(n, x, y, grads_on=True), 1.0),
-        ("channels_last", lambda n, x, y: harness(n, x, y, channels_last=True), 1.0),
-        ("onednn_off", lambda n, x, y: harness(n, x, y, onednn=False), 0.25)]
+        ("channels_last", lambda n, x, y: harness(n, x, y, channels_last=True), 1.0)]
+    if device == "cuda":
+        variants += [
+            ("torch_defaults", lambda n, x, y: harness(n, x, y, torch_defaults=True), 1.0),
+            ("autocast", lambda n, x, y: harness(n, x, y, autocast="bfloat16"), 1.0),
+            ("autocast_last", lambda n, x, y: harness(n, x, y, autocast="bfloat16",
+                                                      channels_last=True), 1.0)]
+    else:
+        variants.append(("onednn_off", lambda n, x, y: harness(n, x, y, onednn=False), 0.25))
     if have_plain:
         variants.append(("torchattacks", plain, 1.0))
     if have_art:
@@ -402,7 +444,8 @@ def cnn_section(*, data: Callable, steps: int, repeats: int, have_art: bool) -> 
             x, y = x_all[:BATCH if warm else images[name]], y_all[:BATCH if warm else
                                                                images[name]]
             t = {k: [] for k in keys} if warm else times[name]
-            t["floor"].append(image_flops(build(name)) * EPOCH_IMAGES / (conv_gflops() * 1e9))
+            t["floor"].append(image_flops(build(name, device="cpu")) * EPOCH_IMAGES
+                              / (conv_gflops() * 1e9))
             for key, fn, share in variants:
                 out = fn(name, part(x, share), part(y, share))
                 t[key].append(out[0] if isinstance(out, tuple) else out)
@@ -414,7 +457,8 @@ def cnn_section(*, data: Callable, steps: int, repeats: int, have_art: bool) -> 
     summary = {}
     for name, t in times.items():
         print(f"\n{name}: seconds per model-epoch of {EPOCH_IMAGES:,} images (median of "
-              f"{repeats}; {image_flops(build(name)) * EPOCH_IMAGES / 1e12:.2f} TFLOP)")
+              f"{repeats}; {image_flops(build(name, device='cpu')) * EPOCH_IMAGES / 1e12:.2f} "
+              "TFLOP)")
         for key in ["floor", *(v[0] for v in variants), "crafting"]:
             vs = "".join(f"   {median_ratio(t, key, r):5.2f}x faster than {r}"
                          for r in ("torchattacks", "art_madry") if r in t and key != "crafting")
@@ -434,6 +478,10 @@ def cnn_section(*, data: Callable, steps: int, repeats: int, have_art: bool) -> 
             f"{short}_channels_last": median_ratio(t, "channels_last", "pgd_at"),
             f"{short}_vmap2": median_ratio(t, "vmap", "one_by_one"),
             f"{short}_grouped2": median_ratio(t, "grouped", "one_by_one")})
+        if device == "cuda":
+            summary.update({
+                f"{short}_autocast": median_ratio(t, "autocast", "pgd_at"),
+                f"{short}_torch_defaults": median_ratio(t, "torch_defaults", "pgd_at")})
     print(" ".join(f"{k}={v:.2f}" for k, v in summary.items()))
     assert all(math.isfinite(v) for k, v in summary.items() if "plain" not in k
                and "art" not in k)

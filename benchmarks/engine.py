@@ -467,6 +467,8 @@ def main() -> None:
     ap.add_argument("--cnn", action="store_true",
                     help="time PGD adversarial training of small_cnn and wong_cnn instead "
                          "(benchmarks/cnn.py; --steps: small_cnn's batches, default 10)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="with --cnn: where every contender runs (default cpu)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for every variant and the floor's sgemm (default: torch's)")
     ap.add_argument("--blas", action="store_true",
@@ -493,7 +495,7 @@ def main() -> None:
         from cnn import cnn_section  # benchmarks/cnn.py, beside this script
 
         cnn_section(data=lambda n: mnist_like(args.synthetic, n), steps=args.steps or 10,
-                    repeats=args.repeats, have_art=have_art)
+                    repeats=args.repeats, have_art=have_art, device=args.device)
         return
     args.steps = args.steps or 550
     x, y, source = mnist_like(args.synthetic, max(args.steps * BATCH, EPOCH_IMAGES))

@@ -68,7 +68,17 @@ def _check_int(value: Any, key: str, limit: int) -> int:
 
 
 def _device(model, device: Any):
-    """The device to measure on: the model's (``None``) or ``auto``/``cpu``/``cuda``."""
+    """The device to measure on: the model's (``None``) or ``auto``/``cpu``/``cuda``; on CUDA
+    with cuDNN's deterministic algorithms, as ``benchbench run`` measures there."""
+    where = _where(model, device)
+    if where.startswith("cuda"):
+        from benchbench.engine.device import reproducible_cuda
+
+        reproducible_cuda()
+    return where
+
+
+def _where(model, device: Any) -> str:
     import torch
 
     from benchbench.engine.device import DEVICES
@@ -183,17 +193,19 @@ def _attack(entry: Entry, model, x, y, *, bounds, seed: int, epoch: int, device:
 
 
 def _verify(entry: Entry, model, x, y, *, bounds, seed: int, epoch: int, device: str):
-    """The verifier's codes per eps (numpy int8), through ``run_verifier``'s harness."""
+    """The verifier's codes per eps (numpy int8), through ``run_verifier``'s harness, on the
+    CPU (a copy of a model elsewhere) as ``benchbench run`` verifies: bounds in float64."""
     import torch
 
+    from benchbench.engine.verdicts import on_cpu
     from benchbench.verify import run_verifier
 
     if entry.rows is not None:
         x, y = x[:entry.rows], y[:entry.rows]
     with torch.random.fork_rng(devices=_rng_devices(device)):
         torch.manual_seed(seed * 100_003 + epoch)
-        result = run_verifier(entry.obj, model, x, y, eps=entry.eps, bounds=bounds,
-                              name=entry.label)
+        result = run_verifier(entry.obj, on_cpu(model), x.cpu(), y.cpu(), eps=entry.eps,
+                              bounds=bounds, name=entry.label)
     return {e: result.codes[i].cpu().numpy() for i, e in enumerate(result.eps)}
 
 

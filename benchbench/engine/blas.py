@@ -22,13 +22,17 @@ import os
 import warnings
 
 MODE = "AUTO,STRICT"
+CUBLAS_WORKSPACE = ":4096:8"  # the setting NVIDIA documents for deterministic cuBLAS
 _STRICT = 0x10000  # MKL_CBWR_STRICT
 _ALL = ~0  # MKL_CBWR_ALL: the whole setting
 
 
 def request() -> None:
-    """Ask MKL for strict reproducibility before it starts (keeps a ``MKL_CBWR`` already set)."""
+    """Ask MKL for strict reproducibility before it starts (keeps a ``MKL_CBWR`` already set),
+    and cuBLAS for a fixed workspace (``CUBLAS_WORKSPACE_CONFIG``, read when its first handle is
+    made): without one, products on CUDA may split their sums otherwise from call to call."""
     os.environ.setdefault("MKL_CBWR", MODE)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
 
 
 @functools.cache
@@ -75,7 +79,12 @@ def describe(device: str) -> str:
     import torch
 
     if device == "cuda":
-        return f"cuda ({torch.cuda.get_device_name()})"
+        cudnn = torch.backends.cudnn
+        tf32 = [what for what, on in (("convolutions", cudnn.allow_tf32),
+                                      ("products", torch.backends.cuda.matmul.allow_tf32)) if on]
+        return (f"cuda ({torch.cuda.get_device_name()}, cuDNN "
+                f"{'deterministic' if cudnn.deterministic else 'not deterministic'}, TF32 "
+                f"{' and '.join(tf32) if tf32 else 'off'})")
     capability = torch.backends.cpu.get_cpu_capability()
     threads = torch.get_num_threads()
     return (f"{device} ({threads} thread{'' if threads == 1 else 's'}, {capability}, "

@@ -82,9 +82,14 @@ def build_model(registry, ref: ComponentRef, seed: int, dataset):
                        **ref.params)
 
 
-def memory_format(registry, ref: ComponentRef) -> str | None:
+def memory_format(registry, ref: ComponentRef, device: str = "cpu") -> str | None:
     """``"channels_last"`` where the model's factory declares ``channels_last = True`` (a
-    capability: its forward must not ``view`` NHWC feature maps), else None."""
+    capability: its forward must not ``view`` NHWC feature maps) and the run is on the CPU,
+    else None. On the CPU oneDNN's NHWC kernels made small_cnn's PGD-AT 1.24x faster; on an
+    H200 cuDNN's made it 0.88x (slower), wong_cnn's 0.91x (benchmarks/README.md, "CNN training
+    on a GPU"), so a GPU run keeps the contiguous layout."""
+    if device != "cpu":
+        return None
     factory = registry.get("model", ref.name).obj
     return "channels_last" if getattr(factory, "channels_last", False) is True else None
 
@@ -377,7 +382,7 @@ def run_cell(spec: CellSpec, ctx: CellContext, *, index: int = 0, total: int = 1
     x, y = ctx.data.get(spec.dataset, "train", dtype=dtype, device=ctx.device)
     model = build_model(ctx.registry, spec.model, spec.seed, ctx.data.dataset(spec.dataset))
     model = model.to(device=ctx.device, dtype=dtype)
-    if memory_format(ctx.registry, spec.model) == "channels_last":  # declared by the factory
+    if memory_format(ctx.registry, spec.model, ctx.device) == "channels_last":  # declared
         model = model.to(memory_format=torch.channels_last)
         engine = f"{engine}; channels_last"
     if spec.model.weights is not None:  # given weights (regime "pretrained"), in the run's dtype

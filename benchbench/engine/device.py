@@ -19,4 +19,23 @@ def resolve_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise BenchbenchError("--device cuda was asked for but torch sees no CUDA device; "
                               "use --device cpu or --device auto")
+    if device == "cuda":
+        reproducible_cuda()
     return device
+
+
+def reproducible_cuda() -> None:
+    """Float32 on CUDA is float32, and the same work on the same GPU gives the same bits (what
+    bit-exact resume needs there): TF32 off for convolutions (cuDNN's default is on: a 10-bit
+    mantissa, about 1e-3 relative, which would make a float32 run's numbers another dtype's)
+    and for products (torch's default), cuDNN's deterministic algorithms, no autotuning (its
+    choice may change between runs), and cuBLAS's fixed workspace
+    (``benchbench.engine.blas.request``). A regime's ``autocast = "bfloat16"`` is the fast,
+    lower-precision path, said in its cell id. A cell's provenance records the settings
+    (``blas.describe``). Idempotent; each worker process calls it."""
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False

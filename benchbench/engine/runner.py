@@ -315,7 +315,7 @@ def engine_lines(units: list[Unit], registry) -> list[str]:
         if unit.stack and can_stack(registry, specs[0]):
             continue
         reason = alone_because(registry, specs[0], stack=unit.stack)
-        if memory_format(registry, specs[0].model) == "channels_last":
+        if memory_format(registry, specs[0].model, unit.device) == "channels_last":
             reason += f"; model {specs[0].model.name!r} runs channels_last (declared)"
         why[reason] = why.get(reason, 0) + len(specs)
     return [f"engine: {n} cell(s) one by one: {reason}" for reason, n in why.items()]

@@ -175,6 +175,10 @@ def execute(unit: Unit, emit: Callable[[Progress], None]) -> list[CellOutcome]:
     from benchbench.engine.timeouts import TimedOut, time_limit
 
     registry, data = _context(unit)
+    if unit.device == "cuda":
+        from benchbench.engine.device import reproducible_cuda
+
+        reproducible_cuda()  # in a pool worker or Ray task too
     emit(Progress(unit.uid, "unit_started"))
     ctx = CellContext(registry, data, unit.device, Path(unit.checkpoint_dir),
                       Forward(unit.uid, emit))

@@ -82,7 +82,7 @@ def _last_epoch(registry, spec) -> int:
     return max(regime.checkpoint_epochs)
 
 
-def _on_cpu(net):
+def on_cpu(net):
     """``net`` itself on the CPU, else a CPU copy (the shared module stays where it is)."""
     if all(t.device.type == "cpu" for t in [*net.parameters(), *net.buffers()]):
         return net
@@ -137,7 +137,7 @@ def verify_checkpoint(specs, ctx, attacks, records: list[list], *, epoch: int, t
                 continue
             try:  # member_model(i) reloads one shared module: fetch it right before use
                 with torch.random.fork_rng(devices=[]):
-                    result = run_verifier(verifier, _on_cpu(member_model(i)), xs, ys,
+                    result = run_verifier(verifier, on_cpu(member_model(i)), xs, ys,
                                           eps=ref.eps, bounds=tuple(bounds), name=ref.label)
             except Exception as exc:  # noqa: BLE001 - this member fails, the others go on
                 failed[i] = (f"{type(exc).__name__}: {exc} (verifier {ref.label}, "

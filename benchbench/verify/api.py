@@ -126,10 +126,12 @@ def verdicts(model, x, y, *, eps, method="mip", bounds=(0.0, 1.0), norm: str = "
     (``time_limit`` and the attack's settings). A list of methods runs them in order, each on
     the examples the ones before left unknown."""
     from benchbench.attacks.harness import attacking
+    from benchbench.engine.verdicts import on_cpu
     from benchbench.verify.mip import mip_verdicts
 
     eps = check_inputs(x, y, eps, bounds, norm)
     methods = _methods(method)
+    model, x, y = on_cpu(model), x.cpu(), y.cpu()  # bounds on the CPU whatever the device
     out = torch.zeros((len(eps), len(x)), dtype=torch.int8)
     with attacking(model):
         thr = threshold(model, x, tol)
