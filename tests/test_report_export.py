@@ -18,6 +18,7 @@ from benchbench.report.markdown import render_report
 from benchbench.report.tables import summary_tables
 from benchbench.store.results import TIDY_COLUMNS, open_store, read_store
 from benchbench.suite.load import load_suite
+from tests.test_resume import Epochs
 
 
 @pytest.fixture
@@ -36,6 +37,36 @@ def test_report_has_tables_suite_command_versions_and_wall_time(run_dir):
                    "command: `benchbench run tiny.toml`", "wall time:", "torch ",
                    "machine:", "```toml", 'name = "tiny"', "cells finished: 3"):
         assert needle in report, needle
+
+
+def test_report_names_the_cells_an_interrupted_run_left_unfinished(write_suite, registry,
+                                                                   tmp_path):
+    suite = load_suite(write_suite(seeds=3), registry)
+    with pytest.raises(KeyboardInterrupt):  # seed 0 finishes, seed 1 stops in its epoch 2
+        run_suite(suite, registry=registry, out_dir=tmp_path / "run", device="cpu",
+                  engine="sequential", events=_StopAt(3))
+    with read_store(tmp_path / "run") as store:
+        report = render_report(store)
+    assert "cells finished: 1, failed: 0" in report
+    assert ("**not finished: 2 of the suite's 3 cells** (not run yet, or stopped before they "
+            "finished; `benchbench run` goes on with them): mlp / standard / seed 1, mlp / "
+            "standard / seed 2") in report
+    run_suite(suite, registry=registry, out_dir=tmp_path / "run", device="cpu",
+              engine="sequential")
+    assert "not finished" not in (tmp_path / "run" / "report.md").read_text()
+
+
+class _StopAt(Epochs):
+    """Raises KeyboardInterrupt (as Ctrl-C would) at the ``n``-th epoch trained in the run."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def epoch_done(self, spec, epoch) -> None:
+        self.seen.append(epoch)
+        if len(self.seen) == self.n:
+            raise KeyboardInterrupt
 
 
 def test_report_values_are_mean_and_std_over_seeds(run_dir):

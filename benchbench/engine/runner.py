@@ -255,6 +255,8 @@ def _todo(store, suite: Suite, registry, caps: dict, summary: RunSummary,
     dataset = _dataset(suite, registry)
     store.set_meta(suite_name=suite.name, suite_hash=suite.hash, suite_toml=suite.text,
                    suite_path=suite.path, suite_description=suite.description,
+                   # every cell of the suite: the report names those not finished yet
+                   suite_cells=json.dumps([[c.cell_id, c.describe()] for c in suite.cells()]),
                    attack_norms=json.dumps({k: c["norm"] for k, c in caps.items()}),
                    attack_capabilities=json.dumps(caps, sort_keys=True),
                    verifier_capabilities=json.dumps(suite_capabilities(suite, registry),

@@ -78,6 +78,22 @@ def _worst_heading(name: str, info: dict[str, dict]) -> str:
             f"{members or 'none declared'}):")
 
 
+def _unfinished(meta: dict[str, str], cells: list[dict]) -> list[str]:
+    """A line naming the suite's cells with no outcome stored (not run yet, or stopped before
+    they finished: the next ``benchbench run`` goes on with them); none when every cell has one
+    or the store predates the ``suite_cells`` record."""
+    planned = json.loads(meta.get("suite_cells") or "[]")
+    have = {c["cell_id"] for c in cells}
+    missing = [name for cell_id, name in planned if cell_id not in have]
+    if not missing:
+        return []
+    shown = ", ".join(md(name) for name in missing[:10])
+    more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    return [f"- **not finished: {len(missing)} of the suite's {len(planned)} cells** (not run "
+            f"yet, or stopped before they finished; `benchbench run` goes on with them): "
+            f"{shown}{more}"]
+
+
 def render_report(store: ResultsStore) -> str:
     """The whole report as markdown: tables, figures (linked, see ``render_with_figures``),
     the suite, the command, versions and machine."""
@@ -100,7 +116,7 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
         f"- wall time: {format_seconds(wall)} over {len(runs)} invocation(s) of `benchbench run`"
         f" (cells' own time {format_seconds(compute)})",
         f"- cells finished: {len(ok)}, failed: {len(failed)}; numbers stored: "
-        f"{store.count_results()}",
+        f"{store.count_results()}", *_unfinished(meta, cells),
         f"- machine: {md(last.get('machine', 'n/a'))}; device: {md(last.get('device', 'n/a'))}",
         f"- benchbench {md(last.get('benchbench_version', '?'))}, torch "
         f"{md(last.get('torch_version', '?'))}, Python {md(last.get('python_version', '?'))}, "
