@@ -1,6 +1,7 @@
 """The numbers in reports/cnn_mnist.md, from the run directories' stored results.
 
     python reports/cnn_tables.py runs/cnn_mnist runs/cnn_fashion_mnist runs/wong_mnist_published
+    python reports/cnn_tables.py --one runs/cnn_mnist_small_cnn 0.3  # cnn_mnist_small_cnn.md
 
 Per regime, the mean and standard deviation over the seeds the regime ran (the count is
 shown); accuracies in percent of the test images each measurement saw: clean and FGSM all
@@ -121,6 +122,10 @@ def published(run_dir: str) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--one"]:  # one run directory at one eps: --one runs/X 0.3
+        study(sys.argv[2], float(sys.argv[3]))
+        overfitting(sys.argv[2], float(sys.argv[3]))
+        sys.exit()
     mnist, fashion, wong = (sys.argv[1:] + ["runs/cnn_mnist", "runs/cnn_fashion_mnist",
                                             "runs/wong_mnist_published"][len(sys.argv) - 1:])[:3]
     study(mnist, 0.3)
