@@ -206,8 +206,10 @@ def harness(name: str, x, y, *, grads_on: bool = False, channels_last: bool = Fa
     craft, crafting = regime.craft, []
 
     def timed_craft(*args):
+        sync()
         t = time.perf_counter()
         out = craft(*args)
+        sync()
         crafting.append(time.perf_counter() - t)
         return out
     regime.craft = timed_craft  # the trainer calls the instance's craft

@@ -475,6 +475,8 @@ def main() -> None:
                     help="also time the stacked epoch under MKL's default and strict modes")
     ap.add_argument("--blas-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.device != "cpu" and not args.cnn:
+        ap.error("--device cuda times the CNN section only: add --cnn")
     if args.blas_child:  # one timing for --blas, in this process's MKL mode
         xb, yb, _ = mnist_like(True, (args.steps or 550) * BATCH)
         train_engine_stacked(xb, yb)  # warm-up

@@ -104,9 +104,19 @@ def test_a_cuda_run_is_measured_there_and_resumes_bit_for_bit(registry, tmp_path
                              "TF32 off)"), device
     with pytest.raises(KeyboardInterrupt):
         _run(registry, tmp_path, "resumed", events=Epochs(stop=2), **fill)
-    resumed = _run(registry, tmp_path, "resumed", events=Epochs(), **fill)
+    events = Epochs()
+    resumed = _run(registry, tmp_path, "resumed", events=events, **fill)
+    assert events.seen[0] == 2  # from the epoch-1 resume file, not started over
     assert tidy(resumed)[0].equals(tidy(whole)[0])  # every number, exactly
     _same_weights(_weights(whole), _weights(resumed))
+
+
+def test_a_declared_channels_last_model_stays_contiguous_on_the_gpu(registry, tmp_path):
+    layout_model.SEEN.clear()
+    out = _run(registry, tmp_path, "layout", **CASES["cnn_pgd_at"])
+    assert layout_model.SEEN and not any(last for _, last, _ in layout_model.SEEN)
+    with read_store(out) as store:
+        assert all("channels_last" not in c["engine"] for c in store.cells())
 
 
 def test_autocast_trains_in_bfloat16_on_the_gpu(registry, tmp_path):

@@ -13,6 +13,7 @@ that an attack of its norm broke at the same eps is a bug, raised, never a numbe
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,18 +68,8 @@ def _check_int(value: Any, key: str, limit: int) -> int:
     return value
 
 
-def _device(model, device: Any):
-    """The device to measure on: the model's (``None``) or ``auto``/``cpu``/``cuda``; on CUDA
-    with cuDNN's deterministic algorithms, as ``benchbench run`` measures there."""
-    where = _where(model, device)
-    if where.startswith("cuda"):
-        from benchbench.engine.device import reproducible_cuda
-
-        reproducible_cuda()
-    return where
-
-
-def _where(model, device: Any) -> str:
+def _device(model, device: Any) -> str:
+    """The device to measure on: the model's (``None``) or ``auto``/``cpu``/``cuda``."""
     import torch
 
     from benchbench.engine.device import DEVICES
@@ -277,33 +268,38 @@ def evaluate(model, x, y, *, attacks: Any = (), eps: Any = None, bounds: Any = (
     rows: list[tuple] = []
     columns: dict[tuple[str, float], Any] = {}
 
-    (clean,) = clean_records(model, x, y, epoch=epoch, split="test", batch_size=EVAL_ROWS,
-                             examples=True)
-    for r in clean:
-        if r.metric != "correct":
-            rows.append((CLEAN, None, 0.0, r.metric, r.value, n))
-    clean_bits = _bits(clean)[0.0]
-    columns[(CLEAN, 0.0)] = _column(clean_bits.astype("int8") * 2 - 1, n)
+    # on CUDA under benchbench run's settings (TF32 off, cuDNN deterministic), for this call
+    from benchbench.engine.device import cuda_settings
 
-    bits: dict[str, dict[float, Any]] = {}
-    for entry in attack_entries:
-        numbers, bits[entry.label] = _attack(entry, model, x, y, bounds=bounds, seed=seed,
-                                             epoch=epoch, device=device)
-        for r in numbers:
-            rows.append((entry.label, entry.norm, r.eps, "accuracy", r.value,
-                         len(bits[entry.label][r.eps])))
-            columns[(entry.label, r.eps)] = _column(-(~bits[entry.label][r.eps]).astype("int8"),
-                                                    n)
-    rows += _worst(attack_entries, bits, columns, n)
+    settings = cuda_settings() if str(device).startswith("cuda") else contextlib.nullcontext()
+    with settings:
+        (clean,) = clean_records(model, x, y, epoch=epoch, split="test", batch_size=EVAL_ROWS,
+                                 examples=True)
+        for r in clean:
+            if r.metric != "correct":
+                rows.append((CLEAN, None, 0.0, r.metric, r.value, n))
+        clean_bits = _bits(clean)[0.0]
+        columns[(CLEAN, 0.0)] = _column(clean_bits.astype("int8") * 2 - 1, n)
 
-    for entry in verifier_entries:
-        codes = _verify(entry, model, x, y, bounds=bounds, seed=seed, epoch=epoch,
-                        device=device)
-        _contradictions(entry, codes, clean_bits, attack_entries, bits)
-        for e, c in codes.items():
-            rows.append((f"certified_{entry.label}", entry.norm, e, "accuracy",
-                         int((c == 1).sum()) / len(c), len(c)))
-            columns[(f"certified_{entry.label}", e)] = _column(c, n)
+        bits: dict[str, dict[float, Any]] = {}
+        for entry in attack_entries:
+            numbers, bits[entry.label] = _attack(entry, model, x, y, bounds=bounds, seed=seed,
+                                                 epoch=epoch, device=device)
+            for r in numbers:
+                rows.append((entry.label, entry.norm, r.eps, "accuracy", r.value,
+                             len(bits[entry.label][r.eps])))
+                columns[(entry.label, r.eps)] = _column(-(~bits[entry.label][r.eps]).astype("int8"),
+                                                        n)
+        rows += _worst(attack_entries, bits, columns, n)
+
+        for entry in verifier_entries:
+            codes = _verify(entry, model, x, y, bounds=bounds, seed=seed, epoch=epoch,
+                            device=device)
+            _contradictions(entry, codes, clean_bits, attack_entries, bits)
+            for e, c in codes.items():
+                rows.append((f"certified_{entry.label}", entry.norm, e, "accuracy",
+                             int((c == 1).sum()) / len(c), len(c)))
+                columns[(f"certified_{entry.label}", e)] = _column(c, n)
 
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     examples = pd.DataFrame(columns, index=pd.RangeIndex(n, name="example"))

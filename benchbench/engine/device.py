@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from benchbench.errors import BenchbenchError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -19,8 +21,6 @@ def resolve_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise BenchbenchError("--device cuda was asked for but torch sees no CUDA device; "
                               "use --device cpu or --device auto")
-    if device == "cuda":
-        reproducible_cuda()
     return device
 
 
@@ -32,10 +32,37 @@ def reproducible_cuda() -> None:
     choice may change between runs), and cuBLAS's fixed workspace
     (``benchbench.engine.blas.request``). A regime's ``autocast = "bfloat16"`` is the fast,
     lower-precision path, said in its cell id. A cell's provenance records the settings
-    (``blas.describe``). Idempotent; each worker process calls it."""
+    (``blas.describe``). Idempotent; every process that runs a unit calls it (``benchbench run``
+    keeps them for its process); the Python API sets them for its call only
+    (``cuda_settings``)."""
+    for name, value in REPRODUCIBLE.items():
+        _set(name, value)
+
+
+REPRODUCIBLE = {"cudnn.allow_tf32": False, "matmul.allow_tf32": False,
+                "cudnn.deterministic": True, "cudnn.benchmark": False}
+
+
+def _flag(name: str):
     import torch
 
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
+    where, attr = name.split(".")
+    return (torch.backends.cudnn if where == "cudnn" else torch.backends.cuda.matmul), attr
+
+
+def _set(name: str, value: bool) -> None:
+    obj, attr = _flag(name)
+    setattr(obj, attr, value)
+
+
+@contextlib.contextmanager
+def cuda_settings():
+    """``reproducible_cuda``'s settings for the block, torch's as they were after it: what the
+    Python API measures under, leaving a notebook's own training as the user set it."""
+    before = {name: getattr(*_flag(name)) for name in REPRODUCIBLE}
+    reproducible_cuda()
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            _set(name, value)

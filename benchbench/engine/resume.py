@@ -53,17 +53,20 @@ def resume_path(checkpoint_dir: Path, specs: list[CellSpec]) -> Path:
 
 def _identity(specs: list[CellSpec], model, device: str, made_by: dict) -> str:
     """What must match for a saved state to be this unit's: the cells, the model's layout (a
-    stack of one and the model alone share their cells, not their weights), the device, the
-    versions of torch, benchbench and the plugins, and ``made_by`` (the training method):
-    a state from another would mix their numbers into one cell, or fail to load."""
+    stack of one and the model alone share their cells, not their weights), the device (on
+    CUDA the GPU's name and the settings its bits depend on: ``blas.describe``), the versions of
+    torch, benchbench and the plugins, and ``made_by`` (the training method): a state from
+    another would mix their numbers into one cell, or fail to load."""
     import torch
 
     from benchbench import __version__
+    from benchbench.engine import blas
 
     layout = {k: [list(v.shape), str(v.dtype)] for k, v in model.state_dict().items()}
     cells = [json.dumps(s.identity(), sort_keys=True, separators=(",", ":")) for s in specs]
     return json.dumps({"cells": cells, "layout": layout,
-                       "device": device, "torch": torch.__version__,
+                       "device": blas.describe(device) if device == "cuda" else device,
+                       "torch": torch.__version__,
                        "benchbench": __version__, "made_by": made_by}, sort_keys=True)
 
 

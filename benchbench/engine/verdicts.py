@@ -83,10 +83,25 @@ def _last_epoch(registry, spec) -> int:
 
 
 def on_cpu(net):
-    """``net`` itself on the CPU, else a CPU copy (the shared module stays where it is)."""
+    """``net`` itself on the CPU, else a CPU copy (the shared module stays where it is). The
+    copy's tensors are made on the CPU directly (a ``deepcopy`` memo maps each parameter and
+    buffer to its CPU copy), so the GPU never holds the model twice."""
     if all(t.device.type == "cpu" for t in [*net.parameters(), *net.buffers()]):
         return net
-    return copy.deepcopy(net).cpu()
+    return cpu_copy(net)
+
+
+def cpu_copy(net):
+    """A deep copy of ``net`` whose parameters and buffers are new CPU tensors (see ``on_cpu``)."""
+    import torch
+
+    memo = {}
+    for p in net.parameters():
+        memo[id(p)] = torch.nn.Parameter(p.detach().to("cpu", copy=True),
+                                         requires_grad=p.requires_grad)
+    for b in net.buffers():
+        memo[id(b)] = b.detach().to("cpu", copy=True)
+    return copy.deepcopy(net, memo)
 
 
 def verifier_records(ref, result, *, epoch: int, complete: bool) -> list:

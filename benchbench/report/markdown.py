@@ -82,6 +82,8 @@ def _unfinished(meta: dict[str, str], cells: list[dict]) -> list[str]:
     """A line naming the suite's cells with no outcome stored (not run yet, or stopped before
     they finished: the next ``benchbench run`` goes on with them); none when every cell has one
     or the store predates the ``suite_cells`` record."""
+    if meta.get("archived"):  # an archive's cells are not run again from it
+        return []
     planned = json.loads(meta.get("suite_cells") or "[]")
     have = {c["cell_id"] for c in cells}
     missing = [name for cell_id, name in planned if cell_id not in have]
