@@ -5,8 +5,12 @@
 #   OUT=DIR STUDY_S=SECONDS sh scripts/gpu_check.sh
 # It expects, in the ignored folder .gpu/: whl/ (wheels of what the machine lacks: ART,
 # torchattacks, pyautoattack, jsonschema and their needs), mnist/ (MNIST's four IDX files,
-# gzipped) and optionally study/results.sqlite (a store to resume: cells stored are skipped).
-# Logs and the study's store and report land in $OUT. Nothing here is needed for CI.
+# gzipped; scripts/gpu_prepare.sh makes both) and optionally study/results.sqlite (a store to
+# resume: cells stored are skipped).
+# Logs and the study's store and report land in $OUT. Nothing here is needed for CI. What came
+# back from the 2026-12-04 run: benchmarks/README.md ("CNNs on an NVIDIA H200"),
+# reports/cnn_mnist_small_cnn.md. The device call's limits: 64 MiB carried, 8 files of 16 MiB
+# back: a study's checkpoints do not come back, its store and report do.
 set -u
 OUT=${OUT:-/tmp/gpu_out}
 STUDY_S=${STUDY_S:-0}
