@@ -19,6 +19,7 @@ from benchbench.store.results import read_store
 from benchbench.suite.load import load_suite
 from benchbench.testing import isolated_registry
 from tests.plugins import layout_model
+from tests.test_autocast_channels_last import _same_weights, _weights
 from tests.test_resume import Epochs, tidy
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -78,19 +79,6 @@ def _run(registry, tmp_path, name, *, events=None, workers=None, **fill):
     run_suite(load_suite(path, registry), registry=registry, out_dir=out, device="cuda",
               events=events, **pool)
     return out
-
-
-def _weights(out):
-    from safetensors.torch import load_file
-
-    return {p.parent.name + "/" + p.name: load_file(p)
-            for p in sorted((out / "checkpoints").glob("*/epoch_*.safetensors"))}
-
-
-def _same_weights(a, b):
-    assert a.keys() == b.keys() and a
-    for key in a:
-        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -13,7 +13,6 @@ that an attack of its norm broke at the same eps is a bug, raised, never a numbe
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,8 +270,7 @@ def evaluate(model, x, y, *, attacks: Any = (), eps: Any = None, bounds: Any = (
     # on CUDA under benchbench run's settings (TF32 off, cuDNN deterministic), for this call
     from benchbench.engine.device import cuda_settings
 
-    settings = cuda_settings() if str(device).startswith("cuda") else contextlib.nullcontext()
-    with settings:
+    with cuda_settings(device):
         (clean,) = clean_records(model, x, y, epoch=epoch, split="test", batch_size=EVAL_ROWS,
                                  examples=True)
         for r in clean:

@@ -85,9 +85,9 @@ def build_model(registry, ref: ComponentRef, seed: int, dataset):
 def memory_format(registry, ref: ComponentRef, device: str = "cpu") -> str | None:
     """``"channels_last"`` where the model's factory declares ``channels_last = True`` (a
     capability: its forward must not ``view`` NHWC feature maps) and the run is on the CPU,
-    else None. On the CPU oneDNN's NHWC kernels made small_cnn's PGD-AT 1.24x faster; on an
-    H200 cuDNN's made it 0.88x (slower), wong_cnn's 0.91x (benchmarks/README.md, "CNN training
-    on a GPU"), so a GPU run keeps the contiguous layout."""
+    else None. On the CPU oneDNN's NHWC kernels made small_cnn's PGD-AT 1.14-1.21x faster; on
+    an H200 cuDNN's made it 0.88x (slower), wong_cnn's 0.91x (benchmarks/README.md, "CNNs on an
+    NVIDIA H200"), so a GPU run keeps the contiguous layout."""
     if device != "cpu":
         return None
     factory = registry.get("model", ref.name).obj

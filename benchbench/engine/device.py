@@ -56,9 +56,13 @@ def _set(name: str, value: bool) -> None:
 
 
 @contextlib.contextmanager
-def cuda_settings():
+def cuda_settings(device: str = "cuda"):
     """``reproducible_cuda``'s settings for the block, torch's as they were after it: what the
-    Python API measures under, leaving a notebook's own training as the user set it."""
+    Python API measures under, leaving a notebook's own training as the user set it. Nothing
+    for a device other than CUDA."""
+    if not str(device).startswith("cuda"):
+        yield
+        return
     before = {name: getattr(*_flag(name)) for name in REPRODUCIBLE}
     reproducible_cuda()
     try:
