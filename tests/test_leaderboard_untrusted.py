@@ -519,7 +519,7 @@ def test_the_schema_is_draft_2020_12_and_shipped_as_package_data():
 
     from jsonschema import Draft202012Validator
 
-    from benchbench.leaderboard.validate import SCHEMA_FILE, entry_schema
+    from benchbench.leaderboard.entry_schema import SCHEMA_FILE, entry_schema
 
     schema = json.loads(files("benchbench.leaderboard").joinpath(SCHEMA_FILE).read_text())
     assert schema == entry_schema()

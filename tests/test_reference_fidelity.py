@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchbench.regimes.adversarial import FGSMAT, MART, PGDAT, TRADES, crafting, mode_dependent
+from benchbench.regimes.adversarial import FGSMAT, MART, PGDAT, TRADES
 from benchbench.regimes.context import TrainContext
+from benchbench.regimes.inner_max import crafting, mode_dependent
 from benchbench.testing import tiny_data
 
 ROWS = 16  # a power of two: a mean's 1/N scales gradients exactly, so their signs are the sum's
@@ -260,7 +261,7 @@ def test_mart_is_the_reference_loss_with_its_start_passes_and_kl_target(make):
 def test_mart_kl_is_the_reference_kl_per_example():
     """MART's KL term, ``KLDivLoss(log(p_adv + 1e-12), p_nat)``: their target is ``p_nat``
     itself (benchbench's former ``log(p_nat + 1e-12)`` with ``log_target`` was 2e-11 away)."""
-    from benchbench.regimes.adversarial import kl_per_example
+    from benchbench.regimes.inner_max import kl_per_example
 
     torch.manual_seed(3)
     nat, adv = torch.randn(ROWS, 10) * 4, torch.randn(ROWS, 10) * 4

@@ -184,7 +184,7 @@ class Trainer:
     def _monitor(self, epoch: int, eps: float) -> None:
         """PGD accuracy at ``eps`` on the first ``MONITOR_ROWS`` training images, per member;
         random starts seeded by the member's seed and the epoch (nothing to save for resume)."""
-        from benchbench.regimes.adversarial import pgd_linf
+        from benchbench.regimes.inner_max import pgd_linf
 
         rows = min(MONITOR_ROWS, len(self.x))
         xm, ym = _repeat(self.x[:rows], self.members), _repeat(self.y[:rows], self.members)

@@ -3,7 +3,8 @@
 An entry file may come from anyone (RobustBench-style hand-written entries, a board someone
 shares), so ``load_entry`` reads it as strictly as a JSON reader can, then ``check_entry`` holds
 it to the shipped JSON Schema (``entry.schema.json``, Draft 2020-12, validated with the
-``jsonschema`` library) and to what a schema cannot say:
+``jsonschema`` library) and to what a schema cannot say (the strict reader is
+``entry_json``; the schema and its one-line messages are ``entry_schema``):
 
 - reading: a regular file (not a link), at most ``MAX_BYTES``, UTF-8; numbers finite (JSON has no
   NaN or Infinity, and a literal beyond float range would become one), integers within 64 bits,
@@ -32,122 +33,28 @@ clean one, so an attack can turn a mistake into a hit (FGSM's "label leaking", K
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import re
 from pathlib import Path
 
 from benchbench.errors import one_line
 from benchbench.leaderboard import ENTRY_SCHEMA, SCHEMA_VERSION
+from benchbench.leaderboard.entry_json import MAX_DEPTH, HugeInt, parse_entry
+from benchbench.leaderboard.entry_schema import (
+    EntryError,
+    describe,
+    pointer,
+    schema_error,
+    show,
+    validator,
+)
 from benchbench.leaderboard.runs import LeaderboardError
 
-SCHEMA_FILE = "entry.schema.json"
 MAX_BYTES = 1_000_000
-MAX_DEPTH = 32
 #: float rounding allowed between a summary's numbers and those its values give: a mean of up to
 #: 1,000 fractions is off by at most ~1e-13; hand-written entries may round to 9 decimals
 TOLERANCE = 1e-9
 INT64 = (-(2 ** 63), 2 ** 63 - 1)
-_DIGITS = 20  # an integer literal longer than this cannot be within 64 bits (with its sign)
-
-
-class EntryError(LeaderboardError):
-    """An entry that is not a valid leaderboard entry: names the file, the key and what is
-    allowed."""
-
-    def __init__(self, where: object, pointer: str, problem: str, allowed: str | None = None):
-        self.where, self.pointer, self.problem, self.allowed = str(where), pointer, problem, allowed
-        tail = f"; allowed: {allowed}" if allowed else ""
-        super().__init__(one_line(f"{where}: {pointer}: {problem}{tail}"))
-
-
-@functools.cache
-def entry_schema() -> dict:
-    """The entry format as a JSON Schema (Draft 2020-12), shipped as package data."""
-    from importlib.resources import files
-
-    return json.loads(files("benchbench.leaderboard").joinpath(SCHEMA_FILE).read_text("utf-8"))
-
-
-def _whole_pattern(validator, pattern, instance, schema):
-    """``pattern`` with ECMA-262's ``$`` (the end, never before a final newline)."""
-    from jsonschema.exceptions import ValidationError
-
-    if not validator.is_type(instance, "string"):
-        return
-    anchored = pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith(
-        "\\$") else pattern
-    if re.search(anchored, instance) is None:
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-@functools.cache
-def _validator():
-    from jsonschema import Draft202012Validator, validators
-
-    checker = Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
-    strict = validators.extend(Draft202012Validator, validators={"pattern": _whole_pattern},
-                               type_checker=checker)
-    return strict(entry_schema())
-
-
-# reading ---------------------------------------------------------------------------------------
-class _Raw(float):
-    """A number JSON gave as NaN, Infinity or a literal beyond float range; keeps its text."""
-
-    text: str
-
-    def __new__(cls, text: str):
-        number = super().__new__(cls, float(text))
-        number.text = text
-        return number
-
-
-class _Huge:
-    """An integer literal too long to be within 64 bits (never converted)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-class _Object(dict):
-    """A JSON object, with the first key it was given twice (``None``: none was)."""
-
-    duplicate: str | None = None
-
-
-def _float(text: str) -> float:
-    value = float(text)
-    return value if math.isfinite(value) else _Raw(text)
-
-
-def _int(text: str):
-    return int(text) if len(text) <= _DIGITS else _Huge(text)
-
-
-def _pairs(pairs: list) -> _Object:
-    obj = _Object()
-    for key, value in pairs:
-        if key in obj and obj.duplicate is None:
-            obj.duplicate = key
-        obj[key] = value
-    return obj
-
-
-def parse_entry(text: str, where: object):
-    """``text`` as JSON, keeping what ``check_entry`` refuses (NaN, huge numbers, repeated keys)
-    where it can name them; ``EntryError`` when it is not JSON at all."""
-    try:
-        return json.loads(text, parse_float=_float, parse_int=_int, parse_constant=_Raw,
-                          object_pairs_hook=_pairs)
-    except json.JSONDecodeError as exc:
-        raise LeaderboardError(one_line(f"{where}: not valid JSON ({exc.msg} at line "
-                                        f"{exc.lineno})")) from None
-    except RecursionError:
-        raise LeaderboardError(f"{where}: nested too deep to read; an entry is nested at most "
-                               f"{MAX_DEPTH} deep") from None
 
 
 def load_entry(path: Path) -> dict:
@@ -172,92 +79,6 @@ def load_entry(path: Path) -> dict:
     return check_entry(parse_entry(text, path), where=path)
 
 
-# messages --------------------------------------------------------------------------------------
-def pointer(path) -> str:
-    """``path`` (keys and indices) as a JSON pointer (RFC 6901), long keys shortened."""
-    parts = []
-    for part in path:
-        text = str(part).replace("~", "~0").replace("/", "~1")
-        parts.append(text if len(text) <= 60 else text[:57] + "...")
-    return "/" + "/".join(parts)
-
-
-def _show(value) -> str:
-    if isinstance(value, _Raw | _Huge):
-        text = value.text
-        return text if len(text) <= 24 else f"{text[:12]}...({len(text.lstrip('-'))} digits)"
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 40 else repr(value[:37]) + "..."
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, int):
-        text = str(value)
-        return text if len(text) <= 24 else f"{text[:12]}...({len(text.lstrip('-'))} digits)"
-    if isinstance(value, float):
-        return repr(value)
-    return _json_type(value)
-
-
-def _json_type(value) -> str:
-    if value is None:
-        return "null"
-    for kind, name in ((bool, "a boolean"), (int, "an integer"), (float, "a number"),
-                       (str, "a string"), (list, "an array"), (dict, "an object")):
-        if isinstance(value, kind):
-            return name
-    return type(value).__name__
-
-
-def _chain(node: dict):
-    """``node`` and the schemas its ``$ref`` leads to."""
-    root, seen = entry_schema(), 0
-    while isinstance(node, dict) and seen < 8:
-        yield node
-        ref = node.get("$ref")
-        if not isinstance(ref, str) or not ref.startswith("#/"):
-            return
-        node = root
-        for part in ref[2:].split("/"):
-            node = node[part]
-        seen += 1
-
-
-def _child(node: dict, key) -> dict | None:
-    chain = list(_chain(node))
-    for n in chain:
-        if isinstance(key, str) and key in n.get("properties", {}):
-            return n["properties"][key]
-        if isinstance(key, int):
-            prefix = n.get("prefixItems", [])
-            if key < len(prefix):
-                return prefix[key]
-            if isinstance(n.get("items"), dict):
-                return n["items"]
-    for n in chain:
-        if isinstance(key, str) and isinstance(n.get("additionalProperties"), dict):
-            return n["additionalProperties"]
-    return None
-
-
-def _describe(node: dict | None) -> str | None:
-    return next((n["description"] for n in _chain(node) if "description" in n), None) \
-        if node else None
-
-
-def describe(path) -> str | None:
-    """What the schema allows at ``path`` (its description), ``None`` where it says nothing."""
-    node = entry_schema()
-    for key in path:
-        node = _child(node, key)
-        if node is None:
-            return None
-    return _describe(node)
-
-
-def _fields(node: dict) -> list[str]:
-    return sorted({k for n in _chain(node) for k in n.get("properties", {})})
-
-
 def _position(entry, path) -> tuple[int, ...]:
     """Where ``path`` is in the file: each step's index among its siblings."""
     out, node = [], entry
@@ -265,43 +86,6 @@ def _position(entry, path) -> tuple[int, ...]:
         out.append(list(node).index(key) if isinstance(node, dict) else key)
         node = node[key]
     return tuple(out)
-
-
-def _schema_error(where, error) -> EntryError:
-    """The first problem ``jsonschema`` found, as one line."""
-    kind, value, path = error.validator, error.instance, tuple(error.absolute_path)
-    if "propertyNames" in error.schema_path:
-        return EntryError(where, pointer(path), f"key {_show(value)} is not allowed",
-                          _describe(error.schema) or "a shorter key")
-    if kind == "required":
-        missing = next(k for k in error.validator_value if k not in value)
-        return EntryError(where, pointer((*path, missing)), "missing",
-                          describe((*path, missing)) or "required")
-    if kind in ("additionalProperties", "unevaluatedProperties"):
-        known = _fields(error.schema)
-        extra = next(k for k in value if k not in known)
-        return EntryError(where, pointer((*path, extra)), "not a key of the entry format",
-                          "the keys " + ", ".join(known))
-    if kind == "type":
-        problem = f"{_show(value)} is {_json_type(value)}"
-    elif kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        problem = f"{_show(value)} is out of range"
-    elif kind == "maxLength":
-        problem = f"{len(value):,} characters are too many"
-    elif kind == "minLength":
-        problem = "an empty string"
-    elif kind in ("pattern", "enum", "const"):
-        problem = f"{_show(value)} is not allowed"
-    elif kind in ("minItems", "maxItems"):
-        problem = f"{len(value):,} items"
-    elif kind in ("minProperties", "maxProperties"):
-        problem = f"{len(value):,} keys"
-    elif kind == "uniqueItems":
-        problem = "holds a value twice"
-    else:
-        problem = f"not allowed ({kind})"
-    return EntryError(where, pointer(path), problem,
-                      describe(path) or _describe(error.schema) or None)
 
 
 # checks ----------------------------------------------------------------------------------------
@@ -321,12 +105,12 @@ def _walk(where, entry) -> None:
             stack += [(v, (*path, k), depth + 1) for k, v in reversed(value.items())]
         elif isinstance(value, list):
             stack += [(v, (*path, i), depth + 1) for i, v in reversed(list(enumerate(value)))]
-        elif isinstance(value, _Huge) or (isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(value, HugeInt) or (isinstance(value, int) and not isinstance(value, bool)
                                           and not INT64[0] <= value <= INT64[1]):
-            raise EntryError(where, pointer(path), f"{_show(value)} is too large for a 64-bit "
+            raise EntryError(where, pointer(path), f"{show(value)} is too large for a 64-bit "
                              "integer", describe(path) or "integers within 64 bits")
         elif isinstance(value, float) and not math.isfinite(value):
-            raise EntryError(where, pointer(path), f"{_show(value)} is not a finite number",
+            raise EntryError(where, pointer(path), f"{show(value)} is not a finite number",
                              describe(path) or "finite numbers only (no NaN or Infinity)")
 
 
@@ -346,7 +130,7 @@ def _summary(where, path: tuple, s: dict, seeds: int) -> None:
     if n == 1:
         for key in ("std", "ci95"):
             if s[key] is not None:
-                raise EntryError(where, pointer((*path, key)), f"{_show(s[key])} for one value",
+                raise EntryError(where, pointer((*path, key)), f"{show(s[key])} for one value",
                                  "null for one seed")
         return
     for key in ("std", "ci95"):
@@ -369,8 +153,8 @@ def _worst(where, entry: dict) -> None:
     worst, robust = entry["worst_case"], entry["robust_accuracy"]
     kind, attacks = worst["kind"], worst["attacks"]
     if set(attacks) != set(robust):
-        raise EntryError(where, "/worst_case/attacks", f"{', '.join(map(_show, attacks))} are "
-                         f"not the attacks of robust_accuracy ({', '.join(map(_show, robust))})",
+        raise EntryError(where, "/worst_case/attacks", f"{', '.join(map(show, attacks))} are "
+                         f"not the attacks of robust_accuracy ({', '.join(map(show, robust))})",
                          "exactly the labels of robust_accuracy")
     if worst["exact"] != (kind != "upper_bound"):
         raise EntryError(where, "/worst_case/exact", f"{json.dumps(worst['exact'])} for kind "
@@ -426,7 +210,7 @@ def _params(where, entry: dict) -> None:
         missing = [k for k in attack.get("params_filled", []) if k not in attack.get("params", {})]
         if missing:
             raise EntryError(where, pointer(("robust_accuracy", label, "params_filled")),
-                             f"{_show(missing[0])} is not a key of params",
+                             f"{show(missing[0])} is not a key of params",
                              "keys of params (those taken from the installed attack's defaults)")
 
 
@@ -450,17 +234,17 @@ def check_entry(entry, *, where: object) -> dict:
         raise LeaderboardError(f"{where}: not a leaderboard entry (a JSON object is expected)")
     if entry.get("schema") != ENTRY_SCHEMA:
         raise LeaderboardError(one_line(
-            f"{where}: schema {_show(entry.get('schema'))} is not {ENTRY_SCHEMA!r}; move files "
+            f"{where}: schema {show(entry.get('schema'))} is not {ENTRY_SCHEMA!r}; move files "
             "other than entries out of the entries folder"))
     version = entry.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool) or version > SCHEMA_VERSION:
-        raise LeaderboardError(f"{where}: schema_version {_show(version)}; this benchbench reads "
+        raise LeaderboardError(f"{where}: schema_version {show(version)}; this benchbench reads "
                                f"up to {SCHEMA_VERSION} (upgrade benchbench, or rebuild the "
                                "entry)")
     _walk(where, entry)
-    errors = list(_validator().iter_errors(entry))
+    errors = list(validator().iter_errors(entry))
     if errors:  # the shallowest first (jsonschema's best_match), then the first in the file
-        raise _schema_error(where, min(errors, key=lambda e: (
+        raise schema_error(where, min(errors, key=lambda e: (
             len(e.absolute_path), _position(entry, e.absolute_path))))
     seeds = len(entry["seeds"])
     if entry["clean_accuracy"] is not None:
