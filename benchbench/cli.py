@@ -151,7 +151,8 @@ def run(
     Cells already stored in the run directory are skipped, so an interrupted run resumes (an
     unfinished cell from its last checkpoint).
     """
-    from benchbench.cli_progress import Tee, make_events, print_summary
+    from benchbench.cli_progress import Tee, make_events
+    from benchbench.cli_tables import print_summary
     from benchbench.engine.memory import keep_freed_memory
     from benchbench.engine.runner import run_suite
     from benchbench.suite.load import load_suite
@@ -204,7 +205,7 @@ def plugins(ctx: typer.Context,
     """List every registered model, dataset, attack and regime, and where it comes from."""
     if ctx.invoked_subcommand is not None:
         return
-    from benchbench.cli_progress import print_plugins
+    from benchbench.cli_tables import print_plugins
 
     try:
         print_plugins(_registry(), as_json=json_)
@@ -250,7 +251,7 @@ def plugins_check(
     import tomllib
 
     from benchbench.cli_info import run_checks
-    from benchbench.cli_progress import print_checks
+    from benchbench.cli_tables import print_checks
 
     try:
         params = {}

@@ -14,8 +14,9 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from benchbench.cli import app
-from benchbench.report.compare import CompareError, compare, run_facts, seed_difference
+from benchbench.report.compare import CompareError, compare, run_facts
 from benchbench.report.compare_render import render
+from benchbench.report.seed_stats import seed_difference
 from benchbench.store.results import open_store, read_store
 
 Rec = namedtuple("Rec", "epoch split attack eps metric value")

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from benchbench.report.compare import compare, degenerate_interval, seed_difference, tied
+from benchbench.report.compare import compare
+from benchbench.report.seed_stats import degenerate_interval, seed_difference, tied
 
 
 def _no_warnings(fn, *args, **kwargs):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from benchbench.cli_progress import summary_renderables
+from benchbench.cli_tables import summary_renderables
 from benchbench.report.tables import summary_tables, terminal_columns
 
 ATTACKS = ("fgsm", "pgd40", "pgd40_margin", "worst_linf")
@@ -92,7 +92,7 @@ def test_the_report_keeps_its_full_form():
 def test_the_printed_summary_keeps_the_suite_order(tmp_path, capsys):
     """The tables `run` prints come in the suite's order, as the report's do (regime "zeta"
     before "alpha"; alphabetically it came last)."""
-    from benchbench.cli_progress import print_summary
+    from benchbench.cli_tables import print_summary
     from benchbench.engine.runner import run_suite
     from benchbench.suite.load import load_suite
     from benchbench.testing import isolated_registry
