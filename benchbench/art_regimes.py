@@ -8,7 +8,7 @@ training happens in place), runs one epoch of ART's own training at a time and y
 each, so the harness checkpoints and evaluates at any ``checkpoints``. Running epoch by epoch
 equals ART's single ``fit(nb_epochs=epochs)`` bit for bit (``tests/test_art_regimes.py``):
 across epochs ART's ``fit`` carries the optimiser (kept in the classifier), numpy's RNG (kept),
-its shuffled index array (handed on, ``_Order``) and, for AWP, the epoch count its warm-up
+its shuffled index array (handed on, ``EpochOrder``) and, for AWP, the epoch count its warm-up
 reads (counted here); FBF's cyclic learning rate spans all epochs of one ``fit``, so ``FBF``
 runs ART's loop itself, one epoch at a time, around ART's per-batch step.
 
@@ -34,10 +34,10 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import ClassVar
 
 from benchbench.art_attacks import art_import, check_known
+from benchbench.art_epochs import TRAINERS, EpochOrder, Streams, quiet_bars
 from benchbench.regimes.base import (
     MAX_BATCH,
     MAX_EPOCHS,
@@ -47,7 +47,6 @@ from benchbench.regimes.base import (
     positive_int,
 )
 
-TRAINERS = "art.defences.trainer"
 FIXED = {"self", "classifier", "proxy_classifier", "attack", "nb_epochs", "use_amp"}
 PGD_KEYS = ("eps", "eps_step", "max_iter", "num_random_init")  # of ProjectedGradientDescent
 OWN = ("epochs", "checkpoints", "optimizer", "lr", "momentum", "weight_decay", "dtype")
@@ -195,7 +194,7 @@ class ARTRegime:
             classes = int(model(x[:1]).shape[1])
         xn = x.detach().cpu().numpy().astype(np.float32, copy=True)  # ART never sees x itself
         yn = np.eye(classes, dtype=np.float32)[y.detach().cpu().numpy()]
-        streams = _Streams(seed, str(context.device))
+        streams = Streams(seed, str(context.device))
         was_training = model.training
         with streams.active():
             clf = self.classifier(model, params=model.parameters(), lr=self.params["lr"],
@@ -203,7 +202,7 @@ class ARTRegime:
                                   shape=x.shape[1:], classes=classes)
             run = self.start(clf, model, xn, yn)
         for epoch in range(1, self.epochs + 1):
-            with streams.active(), _quiet():
+            with streams.active(), quiet_bars():
                 run(epoch)
             model.train(was_training)
             yield epoch
@@ -222,7 +221,7 @@ class MadryPGD(ARTRegime):
     def start(self, clf, model, x, y):
         trainer = self.trainer_class()(clf, nb_epochs=self.epochs, **self.art_kwargs())
         trainer.attack.set_params(batch_size=self.params["batch_size"])  # one call per batch
-        order = _Order(len(x))
+        order = EpochOrder(len(x))
         return lambda epoch: order.epoch(lambda xs, ys: trainer.fit(xs, ys, nb_epochs=1), x, y)
 
 
@@ -238,7 +237,7 @@ class TRADES(ARTRegime):
 
     def start(self, clf, model, x, y):
         trainer, order = self.trainer_class()(clf, self.pgd(clf), **self.art_kwargs()), \
-            _Order(len(x))
+            EpochOrder(len(x))
         return lambda epoch: order.epoch(lambda xs, ys: trainer.fit(
             xs, ys, batch_size=self.params["batch_size"], nb_epochs=1), x, y)
 
@@ -308,7 +307,7 @@ class AWP(ARTRegime):
                                     device="cuda" if clf.device.type == "cuda" else "cpu",
                                     shape=clf.input_shape, classes=clf.nb_classes)
         attack, kwargs = self.pgd(clf), self.art_kwargs()
-        warmup, order = kwargs.pop("warmup"), _Order(len(x))
+        warmup, order = kwargs.pop("warmup"), EpochOrder(len(x))
 
         def run(epoch: int) -> None:  # ART applies AWP from its own epoch index >= warmup
             trainer = self.trainer_class()(clf, proxy_clf, attack,
@@ -321,85 +320,3 @@ class AWP(ARTRegime):
 
 ADAPTERS: dict[str, type[ARTRegime]] = {"art.madry_pgd": MadryPGD, "art.trades": TRADES,
                                         "art.fbf": FBF, "art.awp": AWP}
-
-
-class _Order:
-    """ART's ``fit`` shuffles one index array in place every epoch, and a new call starts again
-    from ``arange``. ``np.random.shuffle`` draws the same numbers whatever the array holds, so
-    handing each one-epoch call the data in the order the earlier epochs left it makes the calls
-    together equal one ``fit`` over all epochs, bit for bit."""
-
-    def __init__(self, n: int) -> None:
-        import numpy as np
-
-        self.order = np.arange(n)
-
-    def epoch(self, fit: Callable, x, y) -> None:
-        import numpy as np
-
-        ahead = np.random.RandomState()
-        ahead.set_state(np.random.get_state())
-        step = np.arange(len(self.order))
-        ahead.shuffle(step)  # the permutation ART's call is about to draw
-        fit(x[self.order], y[self.order])
-        self.order = self.order[step]
-
-
-class _Streams:
-    """numpy's and torch's global RNGs as this run's own streams, seeded from ``seed``: swapped
-    in for ART's work and out again, so nothing run between epochs draws from them."""
-
-    def __init__(self, seed: int, device: str) -> None:
-        import numpy as np
-        import torch
-
-        self.numpy = np.random.RandomState(seed).get_state()
-        self.cuda = device.startswith("cuda")
-        self.torch = torch.Generator().manual_seed(seed).get_state()
-        self.torch_cuda = (torch.Generator(device="cuda").manual_seed(seed).get_state()
-                           if self.cuda else None)
-
-    @contextmanager
-    def active(self) -> Iterator[None]:
-        import numpy as np
-        import torch
-
-        outside = np.random.get_state(), torch.get_rng_state(), (
-            torch.cuda.get_rng_state() if self.cuda else None)
-        np.random.set_state(self.numpy)
-        torch.set_rng_state(self.torch)
-        if self.cuda:
-            torch.cuda.set_rng_state(self.torch_cuda)
-        try:
-            yield
-        finally:
-            self.numpy, self.torch = np.random.get_state(), torch.get_rng_state()
-            np.random.set_state(outside[0])
-            torch.set_rng_state(outside[1])
-            if self.cuda:
-                self.torch_cuda = torch.cuda.get_rng_state()
-                torch.cuda.set_rng_state(outside[2])
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """ART's epoch progress bars (tqdm, drawn on stderr) off while it trains: they would draw
-    over benchbench's own. Only the names ART's trainer modules imported are swapped."""
-    import functools
-    import sys
-
-    art_import(TRAINERS, "regime")
-    swapped = []
-    for name, module in list(sys.modules.items()):
-        if not name.startswith("art.defences.trainer.") or module is None:
-            continue
-        for attr in ("tqdm", "trange"):
-            bar = getattr(module, attr, None)
-            if callable(bar) and not isinstance(bar, functools.partial):
-                swapped.append((module, attr, bar))
-                setattr(module, attr, functools.partial(bar, disable=True))
-    try:
-        yield
-    finally:
-        for module, attr, bar in swapped:
-            setattr(module, attr, bar)

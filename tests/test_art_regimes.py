@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import benchbench.art_attacks as art_attacks
+import benchbench.art_epochs as art_epochs
 from benchbench.engine.runner import run_suite
 from benchbench.errors import SuiteError
 from benchbench.plugins import load_registry
@@ -195,7 +196,7 @@ def test_one_epoch_at_a_time_equals_one_art_fit(name):
     assert torch.equal(x, x_before)
 
     xn, yn = x.numpy().copy(), np.eye(10, dtype=np.float32)[y.numpy()]
-    with art_regimes._Streams(5, "cpu").active():
+    with art_epochs.Streams(5, "cpu").active():
         clf = regime.classifier(theirs, params=theirs.parameters(), lr=regime.params["lr"],
                                 bounds=(0.0, 1.0), device="cpu", shape=x.shape[1:], classes=10)
         trainer, kwargs = regime.trainer_class(), regime.art_kwargs()
