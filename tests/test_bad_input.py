@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from benchbench.cli import app
 from benchbench.plugins import DISABLE_ENV
-from benchbench.suite.load import MAX_SUITE_BYTES, load_suite
+from benchbench.suite.document import MAX_SUITE_BYTES
+from benchbench.suite.load import load_suite
 from tests.conftest import TINY_SUITE
 
 BASE = TINY_SUITE.format(seeds="[0, 1]", epochs=2, checkpoints="[1, 2]", dtype="float32")

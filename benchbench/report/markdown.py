@@ -20,7 +20,8 @@ from benchbench.report.tables import summary_tables
 from benchbench.report.training import split_fit, training_section
 from benchbench.report.verdicts import heading as verdict_heading
 from benchbench.report.verdicts import verifier_info
-from benchbench.store.results import ResultsStore, run_is_stale
+from benchbench.store.processes import run_is_stale
+from benchbench.store.results import ResultsStore
 from benchbench.store.worst import is_worst, worst_norm
 
 

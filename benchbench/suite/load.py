@@ -5,19 +5,16 @@ Every error names the file, the key and what is allowed, and is raised before an
 
 from __future__ import annotations
 
-import codecs
-import datetime
 import hashlib
 import json
 import math
-import stat
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchbench.errors import PluginError, SuiteError
+from benchbench.errors import PluginError
 from benchbench.suite.cells import AttackRef, CellSpec, ComponentRef, DatasetRef
+from benchbench.suite.document import Checker, check_values, parse_suite, read_suite, short
 from benchbench.suite.text import check_text
 
 TOP_KEYS = ("suite", "dataset", "model", "regime", "attacks", "verifiers")
@@ -27,15 +24,12 @@ ATTACK_SPLITS = ("train", "test")
 ATTACK_AT = ("all", "last")  # every checkpoint, or the last one only
 
 # Limits (README, "What benchbench refuses"): each error names the one it hit.
-MAX_SUITE_BYTES = 1_000_000  # a suite file is a few hundred bytes; 1 MB is far beyond any grid
-MAX_NESTING = 16  # tables and arrays inside each other (the deepest real suite needs 5)
 MAX_SEEDS = 1_000  # seeds per suite
 SEED_LIMIT = 2**31  # seeds are 0 <= s < 2**31 (the engine seeds torch with seed * 100_003 + epoch)
 MAX_EPS = 1_000  # eps values per attack
 MAX_ATTACKS = 100  # [[attacks]] entries
 MAX_CELLS = 10_000  # models x regimes x seeds: a week-long grid is a few hundred
 MAX_NAME = 100  # characters of a suite name (it names the run directory)
-INT_LIMIT = 2**63  # TOML integers are 64-bit
 CLEAN = "none"  # the attack column of clean metrics: no attack may take this label
 
 
@@ -82,42 +76,8 @@ def _timeout(check, key: str, value: Any, what: str) -> float | None:
             or not 0 < value <= MAX_TIMEOUT):
         raise check.fail(key, f"seconds {what} may take before it fails, a number above 0 and "
                          f"at most {MAX_TIMEOUT:,} (30 days; absent: no limit); got "
-                         f"{_short(value)}")
+                         f"{short(value)}")
     return float(value)
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut to ``limit`` characters for an error message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-class _Checker:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, key: str, problem: str) -> SuiteError:
-        return SuiteError(self.path, key, problem)
-
-    def table(self, data: Any, key: str) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise self.fail(key, f"must be a table ([{key}]); got {type(data).__name__} "
-                            f"{_short(data)}")
-        return data
-
-    def tables(self, data: Any, key: str) -> list[dict[str, Any]]:
-        """A table or an array of tables, as a list."""
-        items = [data] if isinstance(data, dict) else data
-        if not isinstance(items, list) or not items:
-            raise self.fail(key, f"must be a table [{key}] or an array of tables [[{key}]]")
-        return [self.table(item, f"{key}[{i}]") for i, item in enumerate(items)]
-
-    def string(self, data: dict[str, Any], key: str, where: str) -> str:
-        value = data.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(f"{where}.{key}", f"required, a non-empty string; got "
-                            f"{_short(value)}")
-        return value
 
 
 def _is_int(value: Any) -> bool:
@@ -128,7 +88,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _seeds(check: _Checker, value: Any, key: str = "suite.seeds") -> tuple[int, ...]:
+def _seeds(check: Checker, value: Any, key: str = "suite.seeds") -> tuple[int, ...]:
     allowed = (f"a positive count up to {MAX_SEEDS:,} (e.g. 5) or a list of at most "
                f"{MAX_SEEDS:,} distinct integers 0 <= seed < 2**31 (e.g. [0, 1, 2])")
     if _is_int(value) and 1 <= value <= MAX_SEEDS:
@@ -145,7 +105,7 @@ def _seeds(check: _Checker, value: Any, key: str = "suite.seeds") -> tuple[int, 
     raise check.fail(key, f"must be {allowed}; got {shown}")
 
 
-def _labelled(check: _Checker, items: list[dict[str, Any]], key: str, reserved: tuple[str, ...],
+def _labelled(check: Checker, items: list[dict[str, Any]], key: str, reserved: tuple[str, ...],
               indexed: bool) -> list[tuple[str, str, str, dict[str, Any], dict[str, Any]]]:
     """(where, name, label, params, raw item) per entry; labels default to names, unique."""
     out, seen = [], {}
@@ -154,9 +114,9 @@ def _labelled(check: _Checker, items: list[dict[str, Any]], key: str, reserved: 
         name = check.string(item, "name", where)
         label = item.get("label", name)
         if not isinstance(label, str) or not label:
-            raise check.fail(f"{where}.label", f"must be a non-empty string; got {_short(label)}")
+            raise check.fail(f"{where}.label", f"must be a non-empty string; got {short(label)}")
         if label in seen:
-            raise check.fail(f"{where}.label", f"{_short(label)} is already used by {seen[label]}; "
+            raise check.fail(f"{where}.label", f"{short(label)} is already used by {seen[label]}; "
                              "give each entry a distinct label = \"...\"")
         seen[label] = where
         params = {k: v for k, v in item.items() if k not in ("name", "label", *reserved)}
@@ -164,7 +124,7 @@ def _labelled(check: _Checker, items: list[dict[str, Any]], key: str, reserved: 
     return out
 
 
-def _check_plugin(check: _Checker, registry, kind: str, where: str, name: str,
+def _check_plugin(check: Checker, registry, kind: str, where: str, name: str,
                   params: dict[str, Any]) -> dict[str, Any]:
     """``params`` with the plugin's defaults filled in, so that writing a default out or
     leaving it implicit makes the same cell (and a changed default makes a new one)."""
@@ -196,7 +156,7 @@ def _broken(registry, kind: str, name: str, exc: Exception) -> str:
             f"parameters ({type(exc).__name__}: {exc}); fix or uninstall that plugin")
 
 
-def _eps(check: _Checker, key: str, value: Any, ds_name: str, ds_cls,
+def _eps(check: Checker, key: str, value: Any, ds_name: str, ds_cls,
          norm: Any) -> tuple[float, ...]:
     """Distinct finite eps values, at most the widest step the dataset's bounds allow: the
     width ``hi - lo`` for L-inf, the box's diagonal for any other norm."""
@@ -204,7 +164,7 @@ def _eps(check: _Checker, key: str, value: Any, ds_name: str, ds_cls,
     if (not isinstance(eps, list) or not eps or len(eps) > MAX_EPS
             or not all(_is_number(e) and e >= 0 for e in eps)):
         raise check.fail(key, f"required, a non-negative number or a list of at most {MAX_EPS:,} "
-                         f"(e.g. [0.05, 0.1]); got {_short(value)}")
+                         f"(e.g. [0.05, 0.1]); got {short(value)}")
     out = tuple(float(e) for e in eps)
     if len(set(out)) != len(out):
         twice = next(e for i, e in enumerate(out) if e in out[:i])
@@ -221,74 +181,12 @@ def _eps(check: _Checker, key: str, value: Any, ds_name: str, ds_cls,
     return out
 
 
-def _read(check: _Checker, path: Path) -> bytes:
-    """The file's bytes, refusing what is not a regular file or is over MAX_SUITE_BYTES."""
-    try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):  # a directory, or a FIFO that would block a read
-            what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            raise check.fail("", f"cannot read the suite file ({what}); pass the path of a "
-                             ".toml suite, e.g. suites/quick_digits.toml")
-        with path.open("rb") as f:
-            raw = f.read(MAX_SUITE_BYTES + 1)
-    except OSError as exc:
-        raise check.fail("", f"cannot read the suite file ({exc.strerror or exc}); pass the path "
-                         "of a .toml suite, e.g. suites/quick_digits.toml") from None
-    if len(raw) > MAX_SUITE_BYTES:
-        raise check.fail("", f"larger than the limit of {MAX_SUITE_BYTES:,} bytes for a suite "
-                         "file; a grid needs a few tables, not a long list")
-    return raw
-
-
-def _parse(check: _Checker, raw: bytes) -> tuple[dict[str, Any], str]:
-    """``(document, text)``: UTF-8 (a leading byte-order mark is dropped), then TOML."""
-    raw = raw.removeprefix(codecs.BOM_UTF8)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise check.fail("", f"not UTF-8 text: byte 0x{raw[exc.start]:02x} on line {line} cannot "
-                         "be decoded; save the file as UTF-8") from None
-    try:
-        return tomllib.loads(text), text
-    except tomllib.TOMLDecodeError as exc:
-        raise check.fail("", f"not valid TOML: {exc}") from None
-    except (RecursionError, MemoryError):
-        raise check.fail("", f"nested too deeply to read; at most {MAX_NESTING} levels of "
-                         "tables and arrays are allowed") from None
-    except ValueError as exc:  # e.g. an integer longer than Python converts (4,300 digits)
-        raise check.fail("", f"not valid TOML: {exc}") from None
-
-
-def _check_values(check: _Checker, data: dict[str, Any]) -> None:
-    """Refuse, anywhere in the document, what no key accepts: nesting deeper than MAX_NESTING,
-    non-finite numbers, integers beyond 64 bits, dates and times (no key takes one)."""
-    todo: list[tuple[str, Any, int]] = [(key, value, 1) for key, value in data.items()]
-    while todo:
-        key, value, depth = todo.pop()
-        if depth > MAX_NESTING:
-            raise check.fail(key, f"nested too deeply; at most {MAX_NESTING} levels of tables "
-                             "and arrays are allowed")
-        if isinstance(value, dict):
-            todo.extend((f"{key}.{k}", v, depth + 1) for k, v in value.items())
-        elif isinstance(value, list):
-            todo.extend((f"{key}[{i}]", v, depth + 1) for i, v in enumerate(value))
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise check.fail(key, f"{value} is not allowed; every number must be finite")
-        elif isinstance(value, int) and not -INT_LIMIT <= value < INT_LIMIT:
-            raise check.fail(key, "integer out of range; TOML integers are 64-bit "
-                             f"(-2**63 to 2**63 - 1); got one of {len(str(abs(value)))} digits")
-        elif isinstance(value, datetime.date | datetime.time):
-            raise check.fail(key, f"a date or time ({value.isoformat()}) is not allowed here; "
-                             "no suite key takes one")
-
-
 def load_suite(path: str | Path, registry) -> Suite:
     """Parse and validate ``path`` against the registered plugins."""
     path = Path(path)
-    check = _Checker(path)
-    data, text = _parse(check, _read(check, path))
-    _check_values(check, data)
+    check = Checker(path)
+    data, text = parse_suite(check, read_suite(check, path))
+    check_values(check, data)
     check_text(check, data, text)  # no control characters: they would reach terminals, reports
     for key in data:
         if key not in TOP_KEYS:
@@ -306,14 +204,14 @@ def load_suite(path: str | Path, registry) -> Suite:
             or len(suite_name) > MAX_NAME):
         raise check.fail("suite.name", f"it names the run directory: use up to {MAX_NAME} "
                          "letters, digits, '-', '_' or '.', not only dots; got "
-                         f"{_short(suite_name)}")
+                         f"{short(suite_name)}")
     seeds = _seeds(check, meta.get("seeds", 1))
     description = meta.get("description", "")
     timeout = _timeout(check, "suite.timeout", meta.get("timeout"),
                        "each cell (training and measuring; a stack of N seeds gets N times it)")
     if not isinstance(description, str):
         raise check.fail("suite.description", "must be a string (shown in the report); got "
-                         f"{type(description).__name__} {_short(description)}")
+                         f"{type(description).__name__} {short(description)}")
 
     ds = check.table(data["dataset"], "dataset")
     ds_name = check.string(ds, "name", "dataset")
@@ -393,7 +291,7 @@ def load_suite(path: str | Path, registry) -> Suite:
         split = raw.get("split", "test")
         if split not in ATTACK_SPLITS:
             raise check.fail(f"{where}.split", f"must be one of {', '.join(ATTACK_SPLITS)} "
-                             f"(the suite's dataset.train or dataset.test); got {_short(split)}")
+                             f"(the suite's dataset.train or dataset.test); got {short(split)}")
         if label == CLEAN:
             raise check.fail(f"{where}.label", f"{CLEAN!r} is reserved for the clean metrics; "
                              "give the attack another label")
@@ -401,11 +299,11 @@ def load_suite(path: str | Path, registry) -> Suite:
         if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool)
                                  or not 1 <= rows <= 10_000_000):
             raise check.fail(f"{where}.rows", "the number of the split's first rows to attack, "
-                             f"an integer from 1 to 10,000,000 (absent: all); got {_short(rows)}")
+                             f"an integer from 1 to 10,000,000 (absent: all); got {short(rows)}")
         at = raw.get("at", "all")
         if at not in ATTACK_AT:
             raise check.fail(f"{where}.at", f"which checkpoints to attack: one of "
-                             f"{', '.join(ATTACK_AT)}; got {_short(at)}")
+                             f"{', '.join(ATTACK_AT)}; got {short(at)}")
         limit = _timeout(check, f"{where}.timeout", raw.get("timeout"),
                          "this attack may take at one checkpoint, per cell")
         attacks.append(AttackRef(name, label, eps, split, params, rows=rows, at=at,

@@ -55,7 +55,8 @@ def parse_verifiers(check, registry, data: dict[str, Any], *, ds_name: str, ds_c
                     attacks) -> tuple[VerifierRef, ...]:
     """The suite's ``[[verifiers]]`` (``data`` is the whole document), or the one-line
     ``SuiteError`` naming the key; also refuses attack labels with a reserved prefix."""
-    from benchbench.suite.load import ATTACK_AT, CLEAN, _check_plugin, _eps, _labelled, _short
+    from benchbench.suite.document import short as _short
+    from benchbench.suite.load import ATTACK_AT, CLEAN, _check_plugin, _eps, _labelled
 
     for i, attack in enumerate(attacks):
         if attack.label.startswith(RESERVED[1:]):
