@@ -50,7 +50,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchbench.attacks.harness import attacking
-from benchbench.models.images import normalize
 from benchbench.models.small_cnn import SmallCNN
 from benchbench.models.wong_cnn import WongCNN
 
@@ -80,23 +79,11 @@ def median_ratio(times: dict, a, b) -> float:
     return statistics.median(tb / ta for ta, tb in zip(times[a], times[b], strict=True))
 
 
-class FlatSmallCNN(SmallCNN):
-    """SmallCNN with ``reshape`` for its ``view``: the same operations, but it also runs on a
-    ``channels_last`` model, whose feature maps ``view`` cannot flatten."""
-
-    def forward(self, x):
-        out = self.feature_extractor(normalize(self, x))
-        return self.classifier(out.reshape(len(x), -1))
-
-
 def build(name: str, seed: int = 0, channels_last: bool = False,
           device: str | None = None) -> nn.Module:
     """A fresh model, initialised on the CPU from ``seed``, on ``device`` (default DEVICE)."""
     torch.manual_seed(seed)
-    cls = MODELS[name][0]
-    if channels_last and cls is SmallCNN:
-        cls = FlatSmallCNN
-    model = cls(input_shape=SHAPE, num_classes=CLASSES).to(device or DEVICE)
+    model = MODELS[name][0](input_shape=SHAPE, num_classes=CLASSES).to(device or DEVICE)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
