@@ -5,6 +5,9 @@ model as a run does (``factory(input_shape=..., num_classes=..., **params)`` on 
 torch's RNG seeded, then ``.to(dtype)``), trains it a few steps on a fixed synthetic batch
 (pixels in [0, 1]) so its weights are typical, and checks what the harness relies on:
 
+* no keyword parameter of the factory is one of the names a suite's ``[model]`` table keeps
+  for itself (``MODEL_TABLE_KEYS``: ``name``, ``label``, ``weights``, ``zoo``, ...): such a
+  parameter could never be set from a suite;
 * it builds an ``nn.Module``; two builds with one seed have identical state dicts, and two
   seeds differ (else a study's seeds would all be one model); every tensor it holds is a
   parameter or a buffer (a plain tensor attribute would not follow ``.to(device, dtype)``);
@@ -30,6 +33,10 @@ torch's RNG seeded, then ``.to(dtype)``), trains it a few steps on a fixed synth
 
 from __future__ import annotations
 
+from benchbench.suite.given import MODEL_KEYS
+
+#: what a suite's ``[model]`` table keeps for itself: a factory parameter so named is never set
+MODEL_TABLE_KEYS = ("name", "label", *MODEL_KEYS)
 INPUT_SHAPE = (1, 8, 8)  # the digits' shape, as benchbench.testing's tiny data
 NUM_CLASSES = 10
 ROWS = 8
@@ -150,6 +157,10 @@ def _conformance(factory, input_shape, num_classes: int, params: dict) -> list:
     def failed(name: str, exc: Exception) -> list[Check]:
         return [*checks, Check(name, False, f"{type(exc).__name__}: {exc}")]
 
+    taken = _taken_keys(factory)
+    check("no parameter named as a key benchbench takes in [model]", not taken,
+          f"parameter(s) {', '.join(taken)} can never be set from a suite: [model] keeps "
+          f"{', '.join(MODEL_TABLE_KEYS)} for itself; rename them")
     try:
         model = build(factory, SEEDS[0], input_shape, num_classes, params)
     except Exception as exc:  # noqa: BLE001 - reported, not raised
@@ -288,6 +299,17 @@ def _through_safetensors(state: dict) -> dict:
     from safetensors.torch import load, save
 
     return load(save({k: v.detach().cpu().contiguous() for k, v in state.items()}))
+
+
+def _taken_keys(factory) -> list[str]:
+    """The factory's keyword parameters that a suite's ``[model]`` table keeps for itself."""
+    import inspect
+
+    try:
+        names = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to inspect
+        return []
+    return [n for n in names if n in MODEL_TABLE_KEYS]
 
 
 def _stack_checks(factory, input_shape, num_classes: int, params: dict) -> list:

@@ -18,7 +18,13 @@ import torch
 
 import benchbench
 from benchbench.datasets.digits import Digits
-from benchbench.errors import ArgumentError, RunDirError, SuiteError, VerifierError
+from benchbench.errors import (
+    ArgumentError,
+    BenchbenchError,
+    RunDirError,
+    SuiteError,
+    VerifierError,
+)
 from benchbench.testing import isolated_registry, tiny_model
 from benchbench.verify import ROBUST, UNKNOWN
 from benchbench.verify.verifiers import Verdicts
@@ -154,6 +160,30 @@ def test_run_again_does_nothing_and_bad_suites_fail_in_one_line(suite_run, regis
         benchbench.load_model(suite_run.run_dir, epoch=7, registry=registry)
     with pytest.raises(ArgumentError, match="no stored cell matches .*seed=3"):
         benchbench.load_model(suite_run.run_dir, seed=0, registry=registry)
+
+
+def test_run_update_keeps_the_cells_both_versions_have(suite_run, registry, tmp_path):
+    """``benchbench.run(..., update=True)`` is ``run --update``: a suite that gained a seed
+    keeps the stored cell (skipped, its numbers unchanged) and runs only the new one; without
+    ``update`` the changed suite is refused."""
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(suite_run.run_dir, out)
+    grown = tmp_path / "api.toml"
+    grown.write_text(SUITE.replace("seeds = [3]", "seeds = [3, 4]"))
+    with pytest.raises(BenchbenchError, match="--update"):
+        benchbench.run(grown, out=out, engine="sequential", registry=registry)
+    before = benchbench.load(out)
+    summary = benchbench.run(grown, out=out, engine="sequential", update=True,
+                             registry=registry)
+    assert summary.skipped == suite_run.ran and len(summary.ran) == 1
+    after = benchbench.load(out)
+    assert sorted(after.seed.unique()) == [3, 4]
+    kept = after[after.seed == 3].reset_index(drop=True)
+    assert kept.value.equals(before.value.reset_index(drop=True))
+    with pytest.raises(ArgumentError, match="update must be True or False"):
+        benchbench.run(grown, out=out, update="yes", registry=registry)
 
 
 @pytest.fixture(scope="module")

@@ -168,6 +168,23 @@ def test_the_python_api_measures_on_the_gpu_as_on_the_cpu():
     assert ((ta[acc] - tb[acc]).abs() <= 2 / len(x)).all()
 
 
+def test_the_python_api_leaves_every_cuda_generator_as_it_was():
+    """A model already on the GPU, device left to the model ("cuda:0"): the attack's seeded
+    draws (torch.manual_seed reseeds every CUDA generator) are forked, so the caller's CUDA
+    RNG states come back unchanged, on every visible GPU; the same bits as device="cuda"."""
+    import benchbench
+
+    model, x, y = _digits_mlp()
+    model, x, y = model.cuda(), x.cuda(), y.cuda()
+    torch.cuda.manual_seed_all(123)
+    before = [torch.cuda.get_rng_state(i) for i in range(torch.cuda.device_count())]
+    mine = benchbench.evaluate(model, x, y, attacks=["pgd"], eps=[0.05], device=None)
+    after = [torch.cuda.get_rng_state(i) for i in range(torch.cuda.device_count())]
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    named = benchbench.evaluate(model, x, y, attacks=["pgd"], eps=[0.05], device="cuda")
+    assert mine.examples.equals(named.examples)
+
+
 def test_verifiers_answer_the_same_for_a_model_on_the_gpu():
     """Verifiers compute on the CPU in float64 whatever the device: the same bounds, so the
     same verdicts exactly (the model's threshold logits come from the same CPU copy)."""

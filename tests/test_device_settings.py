@@ -7,7 +7,13 @@ from __future__ import annotations
 import torch
 
 from benchbench.engine.cell import memory_format
-from benchbench.engine.device import REPRODUCIBLE, _flag, cuda_settings, reproducible_cuda
+from benchbench.engine.device import (
+    REPRODUCIBLE,
+    _flag,
+    cuda_settings,
+    reproducible_cuda,
+    rng_devices,
+)
 from benchbench.engine.verdicts import cpu_copy, on_cpu
 from benchbench.suite.cells import ComponentRef
 from benchbench.testing import isolated_registry
@@ -68,3 +74,12 @@ def test_the_cpu_copy_has_its_own_tensors_and_the_same_numbers():
     with torch.no_grad():
         copy[3].bias.add_(1.0)
     assert not torch.equal(copy[3].bias, net[3].bias)
+
+
+def test_a_cpu_measurement_forks_no_cuda_generator_and_a_cuda_one_forks_them_all():
+    """``rng_devices``: none on the CPU; on CUDA every visible device, by index or not
+    (``torch.manual_seed`` reseeds them all). Exact: lists of indices."""
+    assert rng_devices("cpu") == []
+    everyone = list(range(torch.cuda.device_count()))
+    assert rng_devices("cuda") == everyone
+    assert rng_devices("cuda:0") == everyone

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from benchbench.cli import app
 from benchbench.engine.cell import build_model
 from benchbench.engine.runner import run_suite, validate_suite
-from benchbench.errors import RunDirError, SuiteError
+from benchbench.errors import ArgumentError, RunDirError, SuiteError
 from benchbench.models.weights import WeightsError, describe, load_weights, read_state
 from benchbench.plugins import DISABLE_ENV
 from benchbench.store.results import read_store
@@ -256,6 +256,32 @@ def test_weights_changed_after_the_suite_was_read_are_refused(registry, tmp_path
     save_file({k: v + 1 for k, v in mlp_state.items()}, weights)
     with pytest.raises(SuiteError, match="model.weights: .* changed since the suite was read"):
         validate_suite(suite, registry)
+
+
+def test_load_model_of_a_pretrained_cell_is_its_given_weights(registry, tmp_path, mlp_state):
+    """``benchbench.load_model`` on a pretrained cell: the weights file it evaluated (epoch 0;
+    bit for bit: a copy), in the regime's dtype; another epoch is refused naming epoch 0, and
+    a file overwritten since is refused (its sha256 is no longer the cell's)."""
+    import benchbench
+
+    weights = tmp_path / "w.safetensors"
+    save_file(mlp_state, weights)
+    path = write(tmp_path, "given", model_table("mlp", weights.name, hidden=[16]),
+                 PRETRAINED.format(dtype="float64"))
+    run_suite(load_suite(path, registry), registry=registry, out_dir=tmp_path / "run",
+              device="cpu")
+    for epoch in ("last", 0):
+        net = benchbench.load_model(tmp_path / "run", epoch=epoch, registry=registry)
+        assert not net.training
+        state = net.state_dict()
+        assert list(state) == list(mlp_state)
+        assert all(state[k].dtype == torch.float64 and torch.equal(state[k],
+                   mlp_state[k].double()) for k in mlp_state)
+    with pytest.raises(ArgumentError, match="epoch 1: .* evaluated given weights, its epoch 0"):
+        benchbench.load_model(tmp_path / "run", epoch=1, registry=registry)
+    save_file({k: v + 1 for k, v in mlp_state.items()}, weights)
+    with pytest.raises(WeightsError, match="changed since the suite was read"):
+        benchbench.load_model(tmp_path / "run", registry=registry)
 
 
 def test_moving_the_file_keeps_the_cell(registry, tmp_path, mlp_state):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchbench.api.entries import Entry, fail, is_number, parse_entries, short
+from benchbench.engine.device import rng_devices
 
 #: the columns of ``Evaluation.table``
 TABLE_COLUMNS = ("attack", "norm", "eps", "metric", "value", "n")
@@ -116,7 +117,7 @@ def _inputs(model, x: Any, y: Any, device: str, bounds: tuple[float, float]):
     was = model.training
     model.eval()
     try:
-        with torch.random.fork_rng(devices=_rng_devices(device)), torch.no_grad():
+        with torch.random.fork_rng(devices=rng_devices(device)), torch.no_grad():
             logits = model(x[:1])
     finally:
         model.train(was)
@@ -129,17 +130,6 @@ def _inputs(model, x: Any, y: Any, device: str, bounds: tuple[float, float]):
         raise fail("y", f"labels must be class indices 0 to {classes - 1} (the model has "
                    f"{classes} outputs); got {int(y.min())} to {int(y.max())}")
     return x, y
-
-
-def _rng_devices(device: str) -> list[int]:
-    """The CUDA device whose generator the attacks fork, as the engine forks it (none on the
-    CPU)."""
-    import torch
-
-    where = torch.device(device)
-    if where.type != "cuda":
-        return []
-    return [where.index if where.index is not None else torch.cuda.current_device()]
 
 
 def _bits(records) -> dict[float, Any]:
@@ -192,7 +182,7 @@ def _verify(entry: Entry, model, x, y, *, bounds, seed: int, epoch: int, device:
 
     if entry.rows is not None:
         x, y = x[:entry.rows], y[:entry.rows]
-    with torch.random.fork_rng(devices=_rng_devices(device)):
+    with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(seed * 100_003 + epoch)
         result = run_verifier(entry.obj, on_cpu(model), x.cpu(), y.cpu(), eps=entry.eps,
                               bounds=bounds, name=entry.label)

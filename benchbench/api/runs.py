@@ -16,14 +16,17 @@ def _fail(where: str, problem: str) -> ArgumentError:
 
 
 def run(suite: str | Path, *, out: str | Path | None = None, device: str = "auto",
-        data_dir: str | Path | None = None, force: bool = False, engine: str = "auto",
+        data_dir: str | Path | None = None, force: bool = False, update: bool = False,
+        engine: str = "auto",
         executor: str | None = None, workers: int | None = None, ray_address: str | None = None,
         cpus_per_unit: float | None = None, gpus_per_unit: float | None = None,
         retries: int = 2, progress: bool = False, verbose: bool = False,
         tensorboard: str | Path | None = None, mlflow: str | None = None, registry=None):
     """Run the suite file ``suite`` into ``out`` (default ``runs/<suite name>``) as ``benchbench
     run SUITE --out OUT ...`` does, with the same options (``progress``: the command's progress
-    lines on stderr, else none; ``verbose``: every epoch). Returns the ``RunSummary``:
+    lines on stderr, else none; ``verbose``: every epoch; ``update``: ``--update``, the suite
+    file changed since ``out``'s last run: keep the cells both versions have, archive those it
+    no longer has, run what is new). Returns the ``RunSummary``:
     ``run_dir``, the cells ``ran``, ``skipped`` (stored before) and ``failed`` (cell id ->
     error; each also warned about), ``wall_s``. Bad input raises the command's one-line
     ``BenchbenchError`` before anything is written."""
@@ -35,7 +38,8 @@ def run(suite: str | Path, *, out: str | Path | None = None, device: str = "auto
 
     data_dir = Path(data_dir) if data_dir is not None else None
     tensorboard = Path(tensorboard) if tensorboard is not None else None
-    for flag, value in (("progress", progress), ("verbose", verbose), ("force", force)):
+    for flag, value in (("progress", progress), ("verbose", verbose), ("force", force),
+                        ("update", update)):
         if not isinstance(value, bool):
             raise _fail("benchbench.run", f"{flag} must be True or False; got {value!r}")
     check_dir_option("--data-dir", data_dir)
@@ -55,7 +59,7 @@ def run(suite: str | Path, *, out: str | Path | None = None, device: str = "auto
         events = Tee(display, *trackers) if trackers else display
         summary = run_suite(
             spec, registry=registry, out_dir=run_dir, device=device, data_dir=data_dir,
-            force=force, events=events, engine=engine, retries=retries,
+            force=force, update=update, events=events, engine=engine, retries=retries,
             executor=executor or ("local" if workers is not None else "inline"),
             executor_options=dict(workers=workers, address=ray_address,
                                   cpus_per_unit=cpus_per_unit, gpus_per_unit=gpus_per_unit),
@@ -103,12 +107,10 @@ def load_model(run_dir: str | Path, *, model: str | None = None, regime: str | N
     select (each may be left out where only one cell fits), at ``epoch`` (``"last"``: its
     last checkpoint). The model is built from the cell's stored spec by the installed plugin,
     seeded with the cell's seed, then the weights are loaded (``benchbench.store.checkpoints``).
+    A ``pretrained`` cell's checkpoint is its given weights file (epoch 0), read again and
+    checked against the sha256 the cell was measured with.
     """
-    import torch
-
-    from benchbench.engine.cell import build_model
-    from benchbench.engine.data import build
-    from benchbench.engine.device import DEVICES
+    from benchbench.engine.device import DEVICES, resolve_device
     from benchbench.store.checkpoints import checkpoint_path, load_checkpoint
     from benchbench.store.results import read_store
     from benchbench.suite.cells import CellSpec
@@ -122,6 +124,15 @@ def load_model(run_dir: str | Path, *, model: str | None = None, regime: str | N
         cells = [(c["cell_id"], CellSpec.from_json(c["spec"])) for c in store.cells()
                  if c["cell_id"] in done and c["spec"]]
     cell_id, spec = _pick(cells, model=model, regime=regime, seed=seed)
+    if spec.model.weights is not None:  # pretrained: the given file is its only checkpoint
+        if epoch not in ("last", 0) or isinstance(epoch, bool):
+            raise _fail("benchbench.load_model", f"epoch {epoch!r}: cell {cell_id} "
+                        f"({spec.describe()}) evaluated given weights, its epoch 0 only")
+        from benchbench.models.weights import load_weights
+
+        net = _built(spec, registry)  # the file read again: WeightsError if it is another now
+        load_weights(net, spec.model.weights, model_name=spec.model.name)
+        return net.to(resolve_device(device)).eval()
     folder = run_dir / "checkpoints" / cell_id
     stored = sorted(int(p.stem.split("_")[1]) for p in folder.glob("epoch_*.safetensors")
                     if p.stem.split("_")[1].isdigit())
@@ -131,6 +142,19 @@ def load_model(run_dir: str | Path, *, model: str | None = None, regime: str | N
         raise _fail("benchbench.load_model", f"epoch {epoch!r}: cell {cell_id} "
                     f"({spec.describe()}) has checkpoints at epochs "
                     f"{', '.join(map(str, stored)) or 'none'} in {folder}")
+    net = _built(spec, registry)
+    load_checkpoint(checkpoint_path(run_dir / "checkpoints", cell_id, epoch), net)
+    return net.to(resolve_device(device)).eval()
+
+
+def _built(spec, registry) -> Any:
+    """``spec``'s model as its cell built it (the installed plugin, the cell's seed), in the
+    dtype its regime trained or measured in."""
+    import torch
+
+    from benchbench.engine.cell import build_model
+    from benchbench.engine.data import build
+
     if registry is None:
         from benchbench.plugins import load_registry
 
@@ -138,8 +162,4 @@ def load_model(run_dir: str | Path, *, model: str | None = None, regime: str | N
     dataset = build(registry, "dataset", spec.dataset.name, spec.dataset.params)
     net = build_model(registry, spec.model, spec.seed, dataset)
     regime = build(registry, "regime", spec.regime.name, spec.regime.params)
-    net = net.to(dtype=getattr(torch, regime.dtype))  # the dtype it trained (and was saved) in
-    load_checkpoint(checkpoint_path(run_dir / "checkpoints", cell_id, epoch), net)
-    from benchbench.engine.device import resolve_device
-
-    return net.to(resolve_device(device)).eval()
+    return net.to(dtype=getattr(torch, regime.dtype))

@@ -12,6 +12,7 @@ import torch
 
 from benchbench.engine import blas
 from benchbench.engine.data import DataCache, build
+from benchbench.engine.device import rng_devices
 from benchbench.engine.evaluate import Record, attack_records, clean_records, masking_records
 from benchbench.engine.timeouts import TimedOut, time_limit
 from benchbench.store.checkpoints import checkpoint_path, save_checkpoint
@@ -185,8 +186,7 @@ def measure_attack(net, attack, ref, x, y, *, epoch: int, bounds, members: int, 
     measures them: torch's RNG forked and seeded ``seed * 100_003 + epoch``, and each member's
     rows in chunks of ``ATTACK_ROWS``. ``benchbench.evaluate`` calls this too, so its numbers
     are a suite's."""
-    devices = [torch.cuda.current_device()] if device == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=rng_devices(device)):
         torch.manual_seed(seed * 100_003 + epoch)
         return attack_records(net, attack, ref, x, y, epoch=epoch, bounds=bounds,
                               batch_size=ATTACK_ROWS * members, members=members, examples=True)

@@ -70,3 +70,14 @@ def cuda_settings(device: str = "cuda"):
     finally:
         for name, value in before.items():
             _set(name, value)
+
+
+def rng_devices(device: str) -> list[int]:
+    """The CUDA devices whose generators a seeded measurement on ``device`` forks: every
+    visible one for a CUDA device (``torch.manual_seed`` reseeds them all, so each is restored
+    afterwards), none on the CPU."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return []
+    return list(range(torch.cuda.device_count()))

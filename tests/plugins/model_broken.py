@@ -178,6 +178,10 @@ def _reversed_stack(models):
 
 build_bad_stack.stack = _reversed_stack
 
+def build_reserved_key(*, input_shape, num_classes, weights: float = 1.0):
+    return _mlp(input_shape, num_classes)  # a suite's [model] weights is a file, never this
+
+
 BROKEN = {
     build_wrong_shape: "logits [N, num_classes] in float32",
     build_float32_inside: "logits [N, num_classes] in float64",
@@ -194,4 +198,5 @@ BROKEN = {
     build_no_input_gradient: "input gradient flows in eval mode (float32)",
     build_in_place: "input not modified (float64)",
     build_bad_stack: "stack: each member's logits on its rows",
+    build_reserved_key: "no parameter named as a key benchbench takes in [model]",
 }
