@@ -132,7 +132,11 @@ class ARTAttack:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
         self.norm, self.params = norm, params
         if self.art_name == "AutoAttack" and members is not None:  # iterative if APGD runs
-            self.iterative = bool(set(members) & set(GRADIENT_MEMBERS))
+            # [] runs all four (APGD among them); DeepFool and Square alone declare nothing
+            # (minimal-perturbation and random-search: no flag compares them, as built-in
+            # autoattack without an APGD member)
+            self.iterative = True if not members or set(members) & set(GRADIENT_MEMBERS) \
+                else None
 
     def effective_params(self, eps: float) -> dict:
         """What the adapter sets in ART's place when the suite does not (``param_rules``):

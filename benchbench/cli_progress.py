@@ -241,7 +241,17 @@ class PlainEvents(Events):
 
 
 class QuietEvents(Events):
-    """``run --quiet``: no progress at all (warnings and failures come in the final lines)."""
+    """``run --quiet``: no progress at all; a message that is a warning (``warning: ...``: a
+    resume file ignored, stale cells) still goes to stderr, plain; failures come in the final
+    lines."""
+
+    def __init__(self, *, stream=None) -> None:
+        self.stream = stream
+
+    def log(self, message: str) -> None:
+        if message.startswith("warning:"):
+            print(message, file=self.stream if self.stream is not None else sys.stderr,
+                  flush=True)
 
     def __enter__(self) -> QuietEvents:
         return self

@@ -94,6 +94,19 @@ def test_member_keys_are_checked(key):
         art_attacks.adapters()["art.autoattack"](**{key: 0})
 
 
+@pytest.mark.parametrize(("members", "iterative"), [
+    (None, True), ([], True),  # ART's ensemble: all four, APGD among them
+    (["apgd_dlr"], True), (["square", "apgd_ce"], True),
+    (["deepfool", "square"], None), (["square"], None),  # no gradient steps: no flag compares
+])
+def test_the_iterative_capability_follows_the_members(members, iterative):
+    """Flag I compares iterative attacks against single-step ones: an ensemble without an
+    APGD member is neither (DeepFool: minimal perturbation; Square: random search)."""
+    params = {} if members is None else {"attacks": members}
+    attack = art_attacks.adapters()["art.autoattack"](**params)
+    assert attack.iterative is iterative
+
+
 def test_the_report_shows_arts_values():
     auto = art_attacks.adapters()["art.autoattack"]
     table = effective_table(auto, {}, [EPS])

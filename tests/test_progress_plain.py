@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from benchbench.cli import app
-from benchbench.cli_progress import PlainEvents, duration, make_events
+from benchbench.cli_progress import PlainEvents, QuietEvents, duration, make_events
 from benchbench.engine.cell import CellOutcome
 from benchbench.suite.cells import CellSpec, ComponentRef, DatasetRef
 
@@ -112,6 +112,18 @@ def test_quiet_prints_no_progress_and_verbose_every_step(tmp_path, monkeypatch):
             assert sum(f"epoch {epoch}, evaluating {what}" in line for line in lines) == 1
     both = CliRunner().invoke(app, ["run", str(suite), "--quiet", "--verbose"])
     assert both.exit_code == 2 and "give one or the other" in both.stderr
+
+
+def test_quiet_still_says_warnings_and_nothing_else():
+    """``--quiet`` drops progress and routine messages, never a warning (a resume file ignored,
+    stale cells): those go to stderr as they are."""
+    out = io.StringIO()
+    events = QuietEvents(stream=out)
+    events.log("data: cache")
+    events.log("resuming mlp / standard / seed 0 after epoch 1")
+    events.log("warning: runs/x/checkpoints/resume/abc.pt: resume file ignored (torn)")
+    assert out.getvalue() == "warning: runs/x/checkpoints/resume/abc.pt: resume file ignored " \
+        "(torn)\n"
 
 
 def test_epoch_lines_come_at_most_every_interval_per_unit():

@@ -117,6 +117,8 @@ def test_models_that_cannot_be_read_are_refused(digits, model, message):
     ({"eps": [0.1], "method": "alpha_crown"}, "unknown verification method 'alpha_crown'"),
     ({"eps": [0.1], "bounds": (1, 0)}, "bounds must be"),
     ({"eps": [0.1], "norm": "l1"}, "norm must be one of linf, l2"),
+    ({"eps": [0.1], "method": "mip", "norm": "l2"}, "method 'mip' solves the L-inf box only"),
+    ({"eps": [0.1], "method": ["crown", "mip"], "norm": "l2"}, "'mip' solves the L-inf box"),
     ({"eps": [0.1], "bounds": (0.2, 1)}, "x lies outside the data bounds"),
 ])
 def test_bad_arguments_are_refused(digits, kwargs, message):

@@ -161,7 +161,7 @@ def load_resume(path: Path, specs: list[CellSpec], model, device: str, made_by: 
                            "versions of torch, benchbench or the plugins")
         return _check(state, specs)
     except _Ignored as why:
-        log(one_line(f"{path}: resume file ignored ({why}); training "
+        log(one_line(f"warning: {path}: resume file ignored ({why}); training "
                      f"{', '.join(s.describe() for s in specs)} from the first epoch"))
     except Exception as exc:  # noqa: BLE001 - from an older benchbench, say: start over
         log(one_line(f"{path}: resume file ignored (unreadable: {type(exc).__name__}: "

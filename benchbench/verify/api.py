@@ -131,6 +131,9 @@ def verdicts(model, x, y, *, eps, method="mip", bounds=(0.0, 1.0), norm: str = "
 
     eps = check_inputs(x, y, eps, bounds, norm)
     methods = _methods(method)
+    if "mip" in methods and norm != "linf":  # its program is the L-inf box, nothing else
+        raise VerifierError(f"method 'mip' solves the L-inf box only; got norm {norm!r} (use "
+                            "ibp, crown_ibp or crown for l2)")
     model, x, y = on_cpu(model), x.cpu(), y.cpu()  # bounds on the CPU whatever the device
     out = torch.zeros((len(eps), len(x)), dtype=torch.int8)
     with attacking(model):
