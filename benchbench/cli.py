@@ -313,8 +313,8 @@ def report(
 
     try:
         with read_store(run_dir) as store:
-            target = write_report(store, run_dir, out=out)
             stale = stale_cells(store)
+            target = write_report(store, run_dir, out=out, stale=stale)
             total = len(store.done_cells())
     except BenchbenchError as exc:
         raise fail(exc) from None

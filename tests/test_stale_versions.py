@@ -145,6 +145,17 @@ def test_the_report_command_says_which_cells_are_stale(stored, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "warning: 1 of 2 stored cell was measured with other versions" in result.stderr
     assert "attack:fgsm from benchbench 0.0.9" in result.stderr and "--force" in result.stderr
+    # the published report says so too, in its header (not only the terminal)
+    text = (run_dir / "report.md").read_text()
+    assert "- **stale: 1 of 2 stored cell was measured with other versions" in text
+    assert "attack:fgsm from benchbench 0.0.9 (installed: benchbench" in text
+
+
+def test_the_report_of_a_current_store_names_no_stale_cells(stored, monkeypatch):
+    _, run_dir, _ = stored
+    monkeypatch.setenv("BENCHBENCH_DISABLE_PLUGINS", "1")
+    assert CliRunner().invoke(app, ["report", str(run_dir)]).exit_code == 0
+    assert "stale" not in (run_dir / "report.md").read_text()
 
 
 def test_force_measures_stale_cells_again_and_archives_the_old_numbers(stored, registry):

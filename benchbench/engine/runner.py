@@ -206,7 +206,7 @@ def run_suite(suite: Suite, *, registry, out_dir: Path, device: str = "auto",
             if not summary.failed:  # every cell stored: left-overs (of another grouping, say
                 # a stack interrupted and then run with --engine sequential, or torn writes)
                 shutil.rmtree(out_dir / "checkpoints" / "resume", ignore_errors=True)
-            write_report(store, out_dir)
+            write_report(store, out_dir, stale=summary.stale)
     return summary
 
 

@@ -97,14 +97,27 @@ def _unfinished(meta: dict[str, str], cells: list[dict]) -> list[str]:
             f"{shown}{more}"]
 
 
-def render_report(store: ResultsStore) -> str:
+def render_report(store: ResultsStore, *, stale=()) -> str:
     """The whole report as markdown: tables, figures (linked, see ``render_with_figures``),
     the suite, the command, versions and machine."""
-    return render_with_figures(store)[0]
+    return render_with_figures(store, stale=stale)[0]
 
 
-def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
-    """The report's markdown and the figures it links (under ``figures_dir``), undrawn."""
+def _stale(stale, total: int) -> list[str]:
+    """The header line naming cells other versions measured (``stale_cells``' list)."""
+    if not stale:
+        return []
+    from benchbench.store.versions import describe_stale
+
+    return [f"- **stale: {md(describe_stale(list(stale), total=total))}**; their numbers are "
+            "what those versions measured (`benchbench run --force` measures them again)"]
+
+
+def render_with_figures(store: ResultsStore, *, stale=()) -> tuple[str, list[FigureSpec]]:
+    """The report's markdown and the figures it links (under ``figures_dir``), undrawn.
+    ``stale``: the stored cells other versions of benchbench, torch or a plugin measured
+    (``benchbench.store.versions.stale_cells`` against the installed code), named in the
+    header."""
     meta, runs, cells = store.meta(), store.runs(), store.cells()
     ok = [c for c in cells if c["status"] == "ok"]
     failed = [c for c in cells if c["status"] != "ok"]
@@ -119,7 +132,7 @@ def render_with_figures(store: ResultsStore) -> tuple[str, list[FigureSpec]]:
         f"- wall time: {format_seconds(wall)} over {len(runs)} invocation(s) of `benchbench run`"
         f" (cells' own time {format_seconds(compute)})",
         f"- cells finished: {len(ok)}, failed: {len(failed)}; numbers stored: "
-        f"{store.count_results()}", *_unfinished(meta, cells),
+        f"{store.count_results()}", *_unfinished(meta, cells), *_stale(stale, len(ok)),
         f"- machine: {md(last.get('machine', 'n/a'))}; device: {md(last.get('device', 'n/a'))}",
         f"- benchbench {md(last.get('benchbench_version', '?'))}, torch "
         f"{md(last.get('torch_version', '?'))}, Python {md(last.get('python_version', '?'))}, "

@@ -95,9 +95,11 @@ def _sibling(folder: Path, what: str) -> Path:
     return folder.with_name(f".{folder.name}.{os.getpid()}.{secrets.token_hex(4)}.{what}")
 
 
-def write_report(store: ResultsStore, run_dir: Path, *, out: Path | None = None) -> Path:
+def write_report(store: ResultsStore, run_dir: Path, *, out: Path | None = None,
+                 stale=()) -> Path:
     """Write the report of ``store`` to ``out`` (default ``run_dir/report.md``) and its
-    figures beside it (``figures/<suite name>/``); returns the report's path."""
+    figures beside it (``figures/<suite name>/``); returns the report's path. ``stale``: the
+    cells other versions measured, named in the report's header."""
     from benchbench.engine.files import write_atomic
     from benchbench.report.markdown import figures_dir, render_with_figures
     from benchbench.report.plots import draw
@@ -105,7 +107,7 @@ def write_report(store: ResultsStore, run_dir: Path, *, out: Path | None = None)
     target = Path(out) if out is not None else Path(run_dir) / "report.md"
     if out is None:
         refuse_links(target)
-    text, figures = render_with_figures(store)
+    text, figures = render_with_figures(store, stale=stale)
     replace_figures(target.parent / figures_dir(store.meta()), figures, draw)
     write_atomic(target, text)
     return target
