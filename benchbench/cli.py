@@ -216,8 +216,9 @@ def plugins(ctx: typer.Context,
 @plugins_app.command("show")
 def plugins_show(
     name: Annotated[str, typer.Argument(help="A registered name, e.g. pgd or trades.")],
-    kind: Annotated[str | None, typer.Option(help="model, dataset, attack, regime or executor "
-                                                  "[default: every kind with this name]")]
+    kind: Annotated[str | None, typer.Option(help="model, dataset, attack, regime, executor or "
+                                                  "verifier [default: every kind with this "
+                                                  "name]")]
     = None,
     json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:

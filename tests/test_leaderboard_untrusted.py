@@ -93,6 +93,20 @@ def board(good_board, tmp_path) -> Path:
     return tmp_path / "board"
 
 
+@pytest.mark.parametrize("flags", [["--eps", "0.1"], ["--norm", "l2"],
+                                   ["--checkpoint", "best"], ["--report-dir", "reports"]])
+def test_a_re_render_refuses_what_only_building_from_runs_takes(board, flags):
+    """No RUN: the board is drawn from its entries as they are, so a flag that chooses how
+    entries are built would do nothing: refused on one line, exit 2, nothing rewritten."""
+    before = {p: p.read_bytes() for p in board.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(app, ["leaderboard", "--out", str(board), *flags],
+                                env={"BENCHBENCH_DISABLE_PLUGINS": "1"})
+    assert result.exit_code == 2, result.output
+    assert f"{flags[0]} choose(s) how entries are built from runs" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in board.rglob("*") if p.is_file()} == before
+
+
 def tree(out: Path) -> dict[str, bytes | None]:
     return {p.relative_to(out).as_posix(): p.read_bytes() if p.is_file() else None
             for p in sorted(out.rglob("*"))}

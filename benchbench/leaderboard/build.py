@@ -176,6 +176,14 @@ def build_leaderboard(*, runs: list[Path], out: Path, eps: float | None = None,
                           "missing)")
     check_out(out)
     if not runs:
+        given = [flag for flag, set_ in (("--eps", eps is not None), ("--norm", norm is not None),
+                                         ("--checkpoint", checkpoint != "last"),
+                                         ("--report-dir", report_dir is not None)) if set_]
+        if given:  # they choose what entries are built from runs: here they would do nothing
+            raise LeaderboardError(f"{', '.join(given)} choose(s) how entries are built from "
+                                   "runs; with no RUN the board is rendered from "
+                                   f"{out / ENTRIES} as it is: pass the runs, or drop "
+                                   f"{', '.join(given)}")
         return write_outputs(out=out, files=render_files(out / ENTRIES, protocol=chosen,
                                                          warn=warn))
     check_entries(out / ENTRIES)
