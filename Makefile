@@ -46,7 +46,8 @@ lock: | $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml --all-extras --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --no-header --no-emit-index-url \
 		-c requirements.lock -o requirements.lock.new
-	head -5 requirements.lock | cat - requirements.lock.new > requirements.lock && rm requirements.lock.new
+	{ head -5 requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp  # the header kept
+	mv requirements.lock.tmp requirements.lock && rm requirements.lock.new
 
 clean-venv:
 	rm -rf $(VENV)

@@ -158,7 +158,9 @@ def run(
     from benchbench.suite.load import load_suite
     from benchbench.tracking import check_extras, make_trackers
 
+    run_dir: Path | None = None  # known once the suite is read
     try:
+        terminate_as_interrupt()  # kill, Slurm's preemption: as Ctrl-C, state kept
         check_dir_option("--data-dir", data_dir)
         check_dir_option("--tensorboard", tensorboard)
         check_extras(tensorboard=tensorboard, mlflow=mlflow, quiet=quiet, verbose=verbose)
@@ -179,11 +181,15 @@ def run(
                 command=" ".join(["benchbench", *sys.argv[1:]]))
     except BenchbenchError as exc:
         raise fail(exc) from None
-    except KeyboardInterrupt:
-        typer.echo(f"interrupted: finished cells are stored in {run_dir}; run the same command "
-                   "again to go on (unfinished cells resume from their last checkpoint)",
-                   err=True)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        if run_dir is None:
+            typer.echo(f"{how} before the run started: nothing was written", err=True)
+        else:
+            typer.echo(f"{how}: finished cells are stored in {run_dir}; run the same command "
+                       "again to go on (unfinished cells resume from their last checkpoint)",
+                       err=True)
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
     print_summary(summary, tables=not quiet)
     if summary.stale:
         from benchbench.store.versions import describe_stale
@@ -192,6 +198,25 @@ def run(
                             "them again (the old numbers are archived)"), err=True)
     if summary.failed:
         raise typer.Exit(1)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main process is, so a run stops as on Ctrl-C: the unit in
+    hand stops at once, finished cells stay stored, the run row says interrupted, and the next
+    run resumes from the last checkpoint."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated
+
+
+def terminate_as_interrupt() -> None:
+    """Take SIGTERM as an interrupt in this (main) process; worker processes keep the default."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
 
 
 plugins_app = typer.Typer(help="List and check plugins.", invoke_without_command=True)

@@ -150,3 +150,43 @@ def test_a_killed_parallel_run_loses_and_duplicates_nothing(tmp_path):
     assert dict(stored).items() <= {c["cell_id"]: c["finished"] for c in cells}.items()
     assert len(set(per_cell)) == 1  # every cell has the same rows: none lost, none twice
     assert [r["status"] for r in runs] == ["interrupted", "ok"]
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_and_the_next_run_goes_on(tmp_path):
+    """``kill`` (or a scheduler's preemption) is an interrupt, not a crash: exit 143 with the
+    line saying how to go on, the run row stored as interrupted, the lock given back, and the
+    same command again finishes what was left (the stored cell skipped)."""
+    path = suite(tmp_path, hidden=(8, 1300))  # one quick cell, then a slow one
+    run_dir = tmp_path / "run"
+    main = subprocess.Popen(
+        [str(Path(sys.executable).parent / "benchbench"), "run", str(path), "--out", str(run_dir),
+         "--device", "cpu", "--engine", "sequential"], cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "BENCHBENCH_DISABLE_PLUGINS": "1"})
+    stored = []
+    try:
+        deadline = time.monotonic() + 240
+        while not stored and time.monotonic() < deadline and main.poll() is None:
+            time.sleep(0.05)
+            try:
+                with sqlite3.connect(f"file:{run_dir / 'results.sqlite'}?mode=ro", uri=True,
+                                     timeout=10) as conn:
+                    stored = conn.execute("SELECT cell_id FROM cells WHERE status = 'ok'"
+                                          ).fetchall()
+            except sqlite3.Error:  # not created yet
+                continue
+        main.send_signal(signal.SIGTERM)
+        _, err = main.communicate(timeout=120)
+    finally:
+        if main.poll() is None:
+            main.kill()
+            main.wait()
+    assert len(stored) == 1, "the run ended before it could be stopped mid-way"
+    assert main.returncode == 143, err
+    assert f"terminated (SIGTERM): finished cells are stored in {run_dir}" in err
+    with read_store(run_dir) as store:
+        assert [r["status"] for r in store.runs()] == ["interrupted"]
+    result = cli("run", path, "--out", run_dir, "--device", "cpu", "--engine", "sequential")
+    assert result.exit_code == 0, result.output
+    assert "ran 1 cell(s), skipped 1 already stored" in result.output
+

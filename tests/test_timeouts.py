@@ -108,6 +108,29 @@ def test_a_limit_restores_the_handler_it_found_and_a_plugin_cannot_swallow_it():
         signal.signal(signal.SIGALRM, mine)
 
 
+def test_a_timer_the_caller_armed_goes_on_after_the_limits_and_fires_when_due():
+    """pytest-timeout's signal method, or an alarm() of the caller's: the blocks borrow the
+    timer and give back what was left of it, less their time; a caller's timer that came due
+    inside a block fires as soon as the block ends (not never)."""
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(time.monotonic()))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 5.0)
+        with time_limit(10.0, "a block"):
+            time.sleep(0.05)
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 4.0 < left < 5.0 and not fired  # what was left, less the block's time
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with time_limit(10.0, "a longer block"):
+            time.sleep(0.2)  # the caller's timer comes due in here: held, not lost
+        assert not fired
+        time.sleep(0.05)
+        assert len(fired) == 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_no_limit_arms_nothing_and_off_the_main_thread_a_limit_is_refused_not_ignored():
     with time_limit(None, "free"):
         assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

@@ -5,7 +5,9 @@ blocks here. They work like pytest-timeout's ``signal`` method: a ``SIGALRM`` ti
 (``signal.setitimer``) whose handler raises ``TimedOut`` in the running code, so a plugin stuck
 in a Python loop, in ``time.sleep`` or between torch calls is stopped and its cell fails with a
 message saying which limit it ran past. Limits nest (an attack's inside its unit's): the timer
-is always armed for the earliest deadline, and each block restores what it found.
+is always armed for the earliest deadline, and each block restores what it found: the
+``SIGALRM`` handler and a timer the caller had armed (what was left of it, less the time the
+blocks took; one that came due meanwhile fires as the last block ends).
 
 ``TimedOut`` derives from ``BaseException``, as ``KeyboardInterrupt`` does, so a plugin's own
 ``except Exception`` cannot swallow it; the engine catches it where the limit was set.
@@ -69,8 +71,9 @@ def time_limit(seconds: float | None, what: str) -> Iterator[object]:
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError(f"{what} has a timeout, which needs the main thread of its process "
                            "(a SIGALRM timer); run it there, or remove the timeout")
-    if not _ACTIVE:
-        _SAVED.append(signal.signal(signal.SIGALRM, _fire))
+    if not _ACTIVE:  # the caller's handler and timer (pytest-timeout's, an alarm()), kept
+        outer = signal.getitimer(signal.ITIMER_REAL)
+        _SAVED.append((signal.signal(signal.SIGALRM, _fire), outer, time.monotonic()))
     entry = (time.monotonic() + seconds, f"{what} ran past its timeout of {seconds:g} s", token)
     _ACTIVE.append(entry)
     try:
@@ -80,4 +83,8 @@ def time_limit(seconds: float | None, what: str) -> Iterator[object]:
         _ACTIVE.remove(entry)
         _arm()
         if not _ACTIVE:
-            signal.signal(signal.SIGALRM, _SAVED.pop())
+            handler, (left, interval), since = _SAVED.pop()
+            signal.signal(signal.SIGALRM, handler)
+            if left > 0:  # the caller's timer goes on (due meanwhile: it fires at once)
+                signal.setitimer(signal.ITIMER_REAL,
+                                 max(left - (time.monotonic() - since), 0.001), interval)

@@ -44,8 +44,9 @@ OWNED = (STORE, f"{STORE}-journal", "report.md", "checkpoints", "figures")
 LINKS = (*OWNED, f"{STORE}-wal", f"{STORE}-shm", "archive", MARKER)
 TREES = ("checkpoints", "figures")
 MARKER_TEXT = ("This directory was made by benchbench (benchbench run). benchbench writes only "
-               "results.sqlite, report.md, checkpoints/ and archive/ here; --force moves only "
-               "those into archive/<timestamp>/.\n")
+               "results.sqlite (and its journal), report.md, figures/, checkpoints/, archive/ "
+               "and its lock files here; --force and --update move only the first four into "
+               "archive/<timestamp>/.\n")
 
 
 def check_out_dir(run_dir: Path) -> None:
