@@ -273,3 +273,23 @@ def test_ray_missing_says_how_to_install_it(monkeypatch, tmp_path):
                                       str(tmp_path / "run"), "--executor", "ray"])
     assert result.exit_code == 2 and ray_tasks.MISSING in result.output
     assert "pip install 'benchbench[ray]'" in result.output
+
+
+@pytest.mark.parametrize(("device", "env", "count", "expect"), [
+    ("cpu", {"CUDA_VISIBLE_DEVICES": "0,1"}, 2, []),  # a CPU run pins nothing
+    ("cuda", {}, 1, []),  # one GPU: every worker shares it, nothing to spread
+    ("cuda", {}, 3, ["0", "1", "2"]),
+    ("cuda", {"CUDA_VISIBLE_DEVICES": "3, 5"}, 8, ["3", "5"]),  # as the user narrowed them
+    ("cuda", {"CUDA_VISIBLE_DEVICES": "2"}, 8, []),
+])
+def test_local_workers_spread_over_the_visible_gpus(device, env, count, expect):
+    """``--workers N --device cuda`` on several GPUs: worker i (in start order, replacements
+    counted on) sees GPU i mod count alone. Exact: lists of ids; no GPU is needed to check the
+    assignment (the CUDA runs themselves: tests/test_cuda.py)."""
+    from benchbench.engine.executors.local import gpu_for, visible_gpus
+
+    gpus = visible_gpus(device, env=env, count=count)
+    assert gpus == expect
+    if gpus:
+        seen = [gpu_for(i, gpus) for i in range(2 * len(gpus) + 1)]
+        assert seen == (gpus * 3)[:len(seen)]

@@ -44,10 +44,34 @@ def _init(queue, threads: int, gpus: list[str], counter) -> None:
         index = counter.value
         counter.value += 1
     if gpus:  # before torch loads: this worker sees one GPU
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu_for(index, gpus)
     import torch
 
     torch.set_num_threads(threads)
+
+
+def gpu_for(index: int, gpus: list[str]) -> str:
+    """The one GPU worker ``index`` (0, 1, ... in start order, replacements counted on) sees:
+    round robin over the visible ones."""
+    return gpus[index % len(gpus)]
+
+
+def visible_gpus(device: str, env: dict | None = None, count=None) -> list[str]:
+    """The GPU ids workers are spread over: ``CUDA_VISIBLE_DEVICES``'s (as the user narrowed
+    them) or every device torch counts; none on the CPU or with a single GPU (nothing to
+    spread)."""
+    if device != "cuda":
+        return []
+    visible = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [v.strip() for v in visible.split(",") if v.strip()]
+    else:
+        if count is None:
+            import torch
+
+            count = torch.cuda.device_count()
+        ids = [str(i) for i in range(count)]
+    return ids if len(ids) > 1 else []
 
 
 def _emit(progress) -> None:
@@ -69,14 +93,7 @@ class LocalPool:
         self.workers = workers or os.cpu_count() or 1
 
     def _gpus(self, units) -> list[str]:
-        if not units or units[0].device != "cuda":
-            return []
-        import torch
-
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        ids = ([v.strip() for v in visible.split(",") if v.strip()] if visible is not None
-               else [str(i) for i in range(torch.cuda.device_count())])
-        return ids if len(ids) > 1 else []
+        return visible_gpus(units[0].device) if units else []
 
     def run(self, units, *, emit, retries: int):
         import multiprocessing
