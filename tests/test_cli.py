@@ -152,12 +152,13 @@ def test_a_raising_plugin_fails_its_cells_and_the_run_exits_1(write_suite, tmp_p
     assert "## mlp · standard · digits" in report
 
 
+def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
 def test_ctrl_c_before_the_run_starts_says_nothing_was_written(cli, write_suite, tmp_path,
                                                                 monkeypatch):
     """Ctrl-C while plugins load or the suite is read: one line, exit 130, no traceback."""
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
     monkeypatch.setattr("benchbench.suite.load.load_suite", interrupted)
     result = cli("run", write_suite(), "--out", tmp_path / "run", "--device", "cpu")
     assert result.exit_code == 130
@@ -168,9 +169,6 @@ def test_ctrl_c_before_the_run_starts_says_nothing_was_written(cli, write_suite,
 def test_ctrl_c_exits_130_saying_how_to_go_on(cli, write_suite, tmp_path, monkeypatch):
     """Ctrl-C during a run: one line on what is kept and how to resume (tests/test_resume.py
     covers the resuming itself)."""
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
     monkeypatch.setattr("benchbench.engine.runner.run_suite", interrupted)
     result = cli("run", write_suite(), "--out", tmp_path / "run", "--device", "cpu")
     assert result.exit_code == 130

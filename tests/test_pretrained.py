@@ -222,17 +222,24 @@ def test_a_wrong_architecture_is_refused_naming_missing_and_unexpected_keys(
     assert "shapes differ for 1.weight (file [16, 64], model [32, 64])" in err.value.problem
 
 
+def run_given(registry, tmp_path: Path, state: dict, name: str, dtype: str):
+    """Save ``state`` as ``w.safetensors``, evaluate it with ``pretrained`` into ``run/``:
+    (the weights file, the suite file)."""
+    weights = tmp_path / "w.safetensors"
+    save_file(state, weights)
+    path = write(tmp_path, name, model_table("mlp", weights.name, hidden=[16]),
+                 PRETRAINED.format(dtype=dtype))
+    run_suite(load_suite(path, registry), registry=registry, out_dir=tmp_path / "run",
+              device="cpu")
+    return weights, path
+
+
 def test_overwritten_weights_make_a_new_cell_and_are_measured_again(
         registry, tmp_path, mlp_state):
     """The file's sha256 is the cell's identity: overwriting it changes the suite's hash, so
     the old run directory is refused (not 'skipped 1 already stored'); --force archives the old
     numbers and measures the new weights as a new cell."""
-    weights = tmp_path / "w.safetensors"
-    save_file(mlp_state, weights)
-    path = write(tmp_path, "over", model_table("mlp", weights.name, hidden=[16]),
-                 PRETRAINED.format(dtype="float32"))
-    run_suite(load_suite(path, registry), registry=registry, out_dir=tmp_path / "run",
-              device="cpu")
+    weights, path = run_given(registry, tmp_path, mlp_state, "over", "float32")
     first = numbers(tmp_path / "run")[("mlp", 0)]
     save_file({k: v * 0.5 for k, v in mlp_state.items()}, weights)
     changed = load_suite(path, registry)
@@ -264,12 +271,7 @@ def test_load_model_of_a_pretrained_cell_is_its_given_weights(registry, tmp_path
     a file overwritten since is refused (its sha256 is no longer the cell's)."""
     import benchbench
 
-    weights = tmp_path / "w.safetensors"
-    save_file(mlp_state, weights)
-    path = write(tmp_path, "given", model_table("mlp", weights.name, hidden=[16]),
-                 PRETRAINED.format(dtype="float64"))
-    run_suite(load_suite(path, registry), registry=registry, out_dir=tmp_path / "run",
-              device="cpu")
+    weights, _ = run_given(registry, tmp_path, mlp_state, "given", "float64")
     for epoch in ("last", 0):
         net = benchbench.load_model(tmp_path / "run", epoch=epoch, registry=registry)
         assert not net.training

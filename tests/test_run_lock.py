@@ -58,6 +58,23 @@ def cli(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+def first_stored(main: subprocess.Popen, run_dir: Path) -> list:
+    """Poll the store (read-only) while ``main`` runs: the (cell_id, finished) rows of the
+    finished cells, as soon as there is one (or [] when ``main`` ended or 240 s passed)."""
+    stored: list = []
+    deadline = time.monotonic() + 240
+    while not stored and time.monotonic() < deadline and main.poll() is None:
+        time.sleep(0.05)
+        try:
+            with sqlite3.connect(f"file:{run_dir / 'results.sqlite'}?mode=ro", uri=True,
+                                 timeout=10) as conn:
+                stored = conn.execute("SELECT cell_id, finished FROM cells "
+                                      "WHERE status = 'ok'").fetchall()
+        except sqlite3.Error:  # not created yet
+            continue
+    return stored
+
+
 def test_a_second_run_is_refused_naming_the_first_and_a_killed_holder_does_not_block(tmp_path):
     run_dir = tmp_path / "run"
     holder = python(f"from benchbench.store.lock import hold_run_dir\nimport time\n"
@@ -123,18 +140,8 @@ def test_a_killed_parallel_run_loses_and_duplicates_nothing(tmp_path):
         [str(Path(sys.executable).parent / "benchbench"), "run", str(path), "--out", str(run_dir),
          "--device", "cpu", "--workers", "2"], cwd=ROOT, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, env={**os.environ, "BENCHBENCH_DISABLE_PLUGINS": "1"})
-    stored = []
     try:
-        deadline = time.monotonic() + 240
-        while not stored and time.monotonic() < deadline and main.poll() is None:
-            time.sleep(0.05)
-            try:
-                with sqlite3.connect(f"file:{run_dir / 'results.sqlite'}?mode=ro", uri=True,
-                                     timeout=10) as conn:
-                    stored = conn.execute("SELECT cell_id, finished FROM cells "
-                                          "WHERE status = 'ok'").fetchall()
-            except sqlite3.Error:  # not created yet
-                continue
+        stored = first_stored(main, run_dir)
     finally:
         main.send_signal(signal.SIGKILL)
         main.wait()
@@ -163,18 +170,8 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_and_the_next_run_goes_on(tmp_path):
          "--device", "cpu", "--engine", "sequential"], cwd=ROOT, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True,
         env={**os.environ, "BENCHBENCH_DISABLE_PLUGINS": "1"})
-    stored = []
     try:
-        deadline = time.monotonic() + 240
-        while not stored and time.monotonic() < deadline and main.poll() is None:
-            time.sleep(0.05)
-            try:
-                with sqlite3.connect(f"file:{run_dir / 'results.sqlite'}?mode=ro", uri=True,
-                                     timeout=10) as conn:
-                    stored = conn.execute("SELECT cell_id FROM cells WHERE status = 'ok'"
-                                          ).fetchall()
-            except sqlite3.Error:  # not created yet
-                continue
+        stored = first_stored(main, run_dir)
         main.send_signal(signal.SIGTERM)
         _, err = main.communicate(timeout=120)
     finally:

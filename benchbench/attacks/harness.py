@@ -58,12 +58,13 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str,
 
 
 @contextmanager
-def attacking(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """``model`` in eval mode with its parameters frozen (attacks need input gradients only;
-    custom backward passes cannot tell which gradients ``autograd.grad`` asked for)."""
+def frozen_in(model: torch.nn.Module, *, train: bool) -> Iterator[torch.nn.Module]:
+    """``model`` with its parameters frozen (input gradients only; custom backward passes
+    cannot tell which gradients ``autograd.grad`` asked for), in training mode or eval mode;
+    its mode and ``requires_grad`` come back afterwards."""
     was_training = model.training
     params = [p for p in model.parameters() if p.requires_grad]
-    model.eval()
+    model.train(train)
     for p in params:
         p.requires_grad_(False)
     try:
@@ -72,6 +73,11 @@ def attacking(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
         for p in params:
             p.requires_grad_(True)
         model.train(was_training)
+
+
+def attacking(model: torch.nn.Module):
+    """``model`` in eval mode with its parameters frozen: how every attack sees it."""
+    return frozen_in(model, train=False)
 
 
 def attack_batch(attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,

@@ -24,17 +24,10 @@ def crafting(ctx: TrainContext, model, mode: str = "eval") -> Iterator[torch.nn.
         with ctx.frozen(model) as m:
             yield m
         return
-    was = model.training
-    params = [p for p in model.parameters() if p.requires_grad]
-    model.train()
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-        model.train(was)
+    from benchbench.attacks.harness import frozen_in
+
+    with frozen_in(model, train=True) as m:
+        yield m
 
 
 def mode_dependent(model) -> bool:
