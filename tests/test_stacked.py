@@ -277,3 +277,67 @@ def test_a_member_has_the_same_bits_in_any_stack_and_on_one_or_two_threads(input
     for seeds, threads in [((1,), 1), ((0, 1, 2), 2), ((0, 1, 2), 1), ((2, 1), 2)]:
         got = train(seeds, threads)
         assert all(torch.equal(a, b) for a, b in zip(got, alone, strict=True)), (seeds, threads)
+
+
+def test_a_cpu_whose_batched_product_rounds_members_otherwise_falls_back_member_by_member(
+        monkeypatch):
+    """The stack's promise (every member has the bits of the member alone) rests on MKL's
+    batched product computing each member as the member alone; Intel does not document it, so
+    the first product of each shape is checked. A CPU where it fails (simulated: the batched
+    product's last bit changed) gets the members computed one by one, bit for bit the ones
+    alone, with one warning per shape, and the stack still trains and attacks. Exact: the
+    fallback runs the very products the members alone run."""
+    import warnings
+
+    from benchbench.models import stacked_mlp
+    from benchbench.models.mlp import build_mlp
+
+    real = stacked_mlp._product
+
+    def skewed(a, b, bias, out):  # a batched product that differs in the last bit
+        result = real(a, b, bias, out)
+        if a.dim() == 3 and a.shape[0] > 1:
+            result.copy_(torch.nextafter(result, torch.full_like(result, float("inf"))))
+        return result
+
+    monkeypatch.setattr(stacked_mlp, "_product", skewed)
+    monkeypatch.setattr(stacked_mlp, "_BATCHED_EXACT", {})
+    models = []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        models.append(build_mlp(input_shape=(1, 8, 8), num_classes=10, hidden=[16]))
+    stack, alone = stack_mlps(models), [stack_mlps([m]) for m in models]
+    x = torch.rand(3 * 20, 1, 8, 8)
+    y = torch.randint(0, 10, (60,))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with torch.no_grad():
+            logits = stack(x)
+        grad = stack.cross_entropy_input_grad(x, y)
+        again = stack.cross_entropy_input_grad(x, y)  # known shapes: no second warning
+    said = [str(w.message) for w in caught if "rounds stack members" in str(w.message)]
+    assert said and len(said) == len(set(said))  # once per shape
+    assert torch.equal(grad, again)
+    for i, (member, xi, yi) in enumerate(zip(alone, x.chunk(3), y.chunk(3), strict=True)):
+        with torch.no_grad():
+            assert torch.equal(logits[20 * i:20 * (i + 1)], member(xi))
+        assert torch.equal(grad[20 * i:20 * (i + 1)], member.cross_entropy_input_grad(xi, yi))
+    assert not any(stacked_mlp._BATCHED_EXACT.values())
+
+
+def test_the_batched_product_is_checked_once_per_shape_not_per_call():
+    """The check costs one member-by-member product per shape, layout, dtype and thread count
+    (its verdict, whatever this CPU's, is kept for the run's process)."""
+    from benchbench.models import stacked_mlp
+    from benchbench.models.mlp import build_mlp
+
+    stacked_mlp._BATCHED_EXACT.clear()
+    torch.manual_seed(0)
+    models = [build_mlp(input_shape=(1, 8, 8), num_classes=10, hidden=[16]) for _ in range(2)]
+    with torch.no_grad():
+        stack_mlps(models)(torch.rand(40, 1, 8, 8))
+    assert stacked_mlp._BATCHED_EXACT  # every product shape was checked
+    checked = dict(stacked_mlp._BATCHED_EXACT)
+    with torch.no_grad():
+        stack_mlps(models)(torch.rand(40, 1, 8, 8))
+    assert checked == stacked_mlp._BATCHED_EXACT  # once per shape, not per call

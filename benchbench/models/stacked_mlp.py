@@ -45,24 +45,66 @@ def _product(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None,
     return torch.mm(a, b, out=out) if bias is None else torch.addmm(bias, a, b, out=out)
 
 
+#: (shapes, strides, dtype, bias, threads) -> whether MKL's batched product gives every member
+#: the bits of the member alone on this CPU (checked on the first product of that key)
+_BATCHED_EXACT: dict[tuple, bool] = {}
+
+
 def _bmm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None,
          out: torch.Tensor | None = None) -> torch.Tensor:
     """``bias + a @ b`` for stacked ``a`` [S, m, k] and ``b`` [S, k, n] (into ``out`` if given).
 
-    Every member's product is computed on one thread, whatever the stack and the thread
-    count, so a member has the bits of the same model alone. A stack of two or more is one
-    ``bmm``: MKL's batched product gives each thread whole members, each computed exactly as a
-    one-thread ``mm`` (measured for every layout and shape of the digits and founding MLPs, in
-    float32 and float64). A stack of one is a single product, which MKL may split over threads:
-    it runs on one thread where that changes its bits (``ONE_THREAD_OUTPUT``, float64) and on
-    every thread elsewhere. On CUDA the stack is one ``bmm``.
+    Every member gets the bits of the same model alone (a stack of one), whatever the stack and
+    the thread count. A stack of two or more is one ``bmm``: MKL's batched product gives each
+    thread whole members, each computed exactly as a one-thread ``mm`` (measured for every
+    layout and shape of the digits and founding MLPs, in float32 and float64, on AMD Zen 4 and
+    Intel Xeon). Intel does not document that for its batched product, so the first product
+    of each shape, layout, dtype and thread count is checked against the members computed
+    alone (``_BATCHED_EXACT``); where a CPU rounds them otherwise, that product is computed
+    member by member from then on (slower, and said once), never with other bits. A stack of
+    one is a single product, which MKL may split over threads: it runs on one thread where
+    that changes its bits (``ONE_THREAD_OUTPUT``, float64) and on every thread elsewhere. On
+    CUDA the stack is one ``bmm``.
     """
-    if a.shape[0] > 1 or a.device.type != "cpu":
+    if a.device.type != "cpu":
         return _product(a, b, bias, out)
+    if a.shape[0] > 1:
+        key = (tuple(a.shape), a.stride(), tuple(b.shape), b.stride(), a.dtype,
+               None if bias is None else bias.stride(), torch.get_num_threads())
+        exact = _BATCHED_EXACT.get(key)
+        if exact is None:
+            batched, alone = _product(a, b, bias, None), _members(a, b, bias, None)
+            exact = _BATCHED_EXACT[key] = _same_bits(batched, alone)
+            if not exact:
+                import warnings
+
+                warnings.warn(f"this CPU's batched product rounds stack members otherwise than "
+                              f"alone ({a.dtype}, {list(a.shape)} @ {list(b.shape)}, "
+                              f"{key[-1]} threads): those products run member by member "
+                              "(the same bits, slower)", stacklevel=2)
+            chosen = batched if exact else alone
+            return chosen if out is None else out.copy_(chosen)
+        return _product(a, b, bias, out) if exact else _members(a, b, bias, out)
     if a.dtype == torch.float64 or a.shape[1] * b.shape[2] < ONE_THREAD_OUTPUT:
         with blas.one_thread():
             return _product(a, b, bias, out)
     return _product(a, b, bias, out)
+
+
+def _members(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None,
+             out: torch.Tensor | None) -> torch.Tensor:
+    """Each member's product as the member alone computes it (a stack of one), into ``out``."""
+    if out is None:
+        out = a.new_empty((a.shape[0], a.shape[1], b.shape[2]))
+    for j in range(a.shape[0]):
+        _bmm(a[j:j + 1], b[j:j + 1], None if bias is None else bias[j:j + 1],
+             out=out[j:j + 1])
+    return out
+
+
+def _same_bits(x: torch.Tensor, y: torch.Tensor) -> bool:
+    """Equal bit for bit (a NaN where the other has one counts as equal)."""
+    return bool(((x == y) | (x.isnan() & y.isnan())).all())
 
 
 def _forward(x, act, weights, biases) -> list[torch.Tensor]:
