@@ -142,10 +142,13 @@ def test_builtins_declare_the_capability_like_any_plugin():
     assert art["art.cw_l2"].iterative is None and art["art.square"].iterative is None
 
 
-def test_autoattack_without_gradient_members_is_not_iterative():
+def test_autoattack_without_gradient_members_declares_nothing_as_art_square_does():
+    """Square alone is random search, not one gradient step: undeclared (None), as
+    ``art.square`` is, so flag I never takes it for a single-step reference (it was False)."""
     pytest.importorskip("art")
     cls = adapters()["art.autoattack"]
-    assert cls(attacks=["square"]).iterative is False
+    assert cls(attacks=["square"]).iterative is None
+    assert cls(attacks=["square"]).iterative is adapters()["art.square"].iterative
     assert cls(attacks=["apgd_ce", "square"]).iterative is True
 
 
