@@ -38,10 +38,14 @@ def test_stacked_equals_sequential(write_suite, registry, tmp_path, dtype, tol):
     assert set(stacked.engine) == {"stacked x3"}
     assert set(alone.engine) == {"sequential: --engine sequential"}
     assert stacked[COLS].equals(alone[COLS])
-    assert (stacked.value - alone.value).abs().max() <= tol
-    acc = stacked.metric == "accuracy"
+    # two computation paths (batched products against nn.Linear with autograd): losses within
+    # float rounding; counts (accuracies, fractions) may differ by one test example in float32,
+    # where a logit within rounding of a tie can fall either way, and must agree in float64
+    counts = stacked.metric != "loss"
+    diff = (stacked.value - alone.value).abs()
+    assert diff[~counts].max() <= tol
     n_test = 297
-    assert (stacked.value[acc] - alone.value[acc]).abs().max() <= 1 / n_test + 1e-12
+    assert diff[counts].max() <= (1 / n_test + 1e-12 if dtype == "float32" else tol)
     for cell in suite.cells():
         for epoch in (1, 3, 6):
             name = f"{cell.cell_id}/epoch_{epoch:04d}.safetensors"
